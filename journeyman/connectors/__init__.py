@@ -1,0 +1,1 @@
+"""Destinations and the sync engine that delivers decisions to them (no decisioning imports)."""

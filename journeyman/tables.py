@@ -1,0 +1,94 @@
+"""DDL of the tables that arrive from outside dbt: the raw sources an ETL tool loads, and the
+tables journeyman itself writes (decisions, delivery ledger). dbt declares both as sources.
+
+All timestamps are UTC, stored as TIMESTAMP without time zone.
+"""
+
+from __future__ import annotations
+
+from journeyman.warehouse import Warehouse
+
+RAW_SCHEMA = "raw"
+JOURNEYMAN_SCHEMA = "journeyman"
+
+RAW_TABLES_DDL = """
+create schema if not exists raw;
+create table if not exists raw.customers (
+    customer_id varchar,          -- may arrive NULL: excluded in staging
+    email varchar,
+    phone varchar,                -- E.164, e.g. +14155550123
+    push_token varchar,
+    time_zone varchar,            -- IANA name, e.g. Europe/Berlin
+    country varchar,              -- ISO 3166-1 alpha-2
+    signup_at timestamp,
+    _loaded_at timestamp
+);
+create table if not exists raw.orders (
+    order_id varchar,
+    customer_id varchar,
+    ordered_at timestamp,
+    amount double,
+    category varchar,
+    _loaded_at timestamp
+);
+create table if not exists raw.consents (
+    customer_id varchar,
+    channel varchar,              -- email | sms | push
+    status varchar,               -- opted_in | opted_out
+    recorded_at timestamp,
+    _loaded_at timestamp
+);
+create table if not exists raw.message_events (
+    event_id varchar,             -- the vendor's event id; duplicates are dropped in staging
+    decision_id varchar,
+    customer_id varchar,
+    channel varchar,
+    event_type varchar,           -- delivered | open | click | bounce | unsubscribe | complaint
+    occurred_at timestamp,
+    _loaded_at timestamp
+);
+"""
+
+JOURNEYMAN_TABLES_DDL = """
+create schema if not exists journeyman;
+create table if not exists journeyman.decisions (
+    decision_id varchar not null,     -- deterministic: hash of (agent, decision_date, customer)
+    agent varchar not null,
+    decision_date date not null,      -- the run's logical date (daily partition key)
+    customer_id varchar not null,
+    policy varchar not null,
+    policy_version varchar not null,
+    experiment_group varchar not null, -- treatment | holdout
+    action_id varchar,                -- NULL when excluded
+    message_id varchar,               -- NULL for "send nothing" and exclusions
+    channel varchar,
+    local_hour integer,
+    send_at timestamp,                -- UTC; NULL when nothing is sent
+    propensity double,                -- probability the policy chose this action (given allowed set)
+    exclusion_reason varchar,         -- NULL when the policy acted; else why no message
+    goal_metric varchar not null,     -- conversion | revenue
+    attribution_window_days integer not null,
+    created_at timestamp not null
+);
+create table if not exists journeyman.deliveries (
+    decision_id varchar not null,
+    destination varchar not null,
+    status varchar not null,          -- in_flight | delivered | failed_retryable | failed_permanent
+    idempotency_key varchar not null,
+    attempts integer not null,
+    error varchar,
+    provider_message_id varchar,
+    updated_at timestamp not null,
+    delivered_at timestamp
+);
+"""
+
+
+def ensure_raw_tables(warehouse: Warehouse) -> None:
+    """Create the raw source tables if absent (what an ETL tool's first load would do)."""
+    warehouse.execute(RAW_TABLES_DDL)
+
+
+def ensure_journeyman_tables(warehouse: Warehouse) -> None:
+    """Create journeyman's own tables if absent; safe to call on every run."""
+    warehouse.execute(JOURNEYMAN_TABLES_DDL)

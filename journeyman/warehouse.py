@@ -1,0 +1,171 @@
+"""The small warehouse interface every layer reads and writes through.
+
+SQL goes through SQLAlchemy so another warehouse can stand in for DuckDB; bulk data moves as
+Arrow. On DuckDB, Arrow reads and writes use the driver's zero-copy path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be opened or used; the message says what to do."""
+
+
+_LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked")
+
+
+def _explain(path: Path, error: Exception) -> WarehouseError:
+    text = str(error)
+    if any(p in text for p in _LOCK_PATTERNS):
+        return WarehouseError(
+            f"The warehouse file {path} is locked by another process (DuckDB allows one writer "
+            "at a time). Stop the other journeyman, dbt or Dagster process using it, or point "
+            "JOURNEYMAN_WAREHOUSE at another file."
+        )
+    if "Permission denied" in text or "Read-only file system" in text:
+        return WarehouseError(
+            f"The warehouse file {path} cannot be written ({text.splitlines()[0]}). "
+            "Make the folder writable or set JOURNEYMAN_WAREHOUSE to a writable path."
+        )
+    return WarehouseError(f"Cannot open the warehouse {path}: {text.splitlines()[0]}")
+
+
+class Warehouse:
+    """A DuckDB (or other SQLAlchemy) warehouse, opened briefly for each unit of work."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.read_only = read_only
+        self._engine: sa.Engine | None = None
+
+    @property
+    def url(self) -> str:
+        return f"duckdb:///{self.path}"
+
+    def check_writable(self) -> None:
+        """Raise WarehouseError unless the file can be created/opened for writing right now."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _explain(self.path, exc) from exc
+        with self.connect():
+            pass
+
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = sa.create_engine(
+                self.url,
+                connect_args={"read_only": self.read_only},
+                poolclass=sa.pool.NullPool,  # connections close promptly: one writer per file
+            )
+        return self._engine
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A transaction on a short-lived connection; commits on success, rolls back on error."""
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _explain(self.path, exc) from exc
+        try:
+            conn = self.engine().connect()
+        except Exception as exc:  # duckdb raises IOException / PermissionError variants
+            raise _explain(self.path, exc) from exc
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.close()
+
+    # -- convenience ---------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one or more ';'-separated statements in a transaction."""
+        with self.connect() as conn:
+            for statement in split_statements(sql):
+                conn.execute(sa.text(statement), dict(params or {}))
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        with self.connect() as conn:
+            return conn.execute(sa.text(sql), dict(params or {})).scalar()
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[sa.Row]:
+        with self.connect() as conn:
+            return list(conn.execute(sa.text(sql), dict(params or {})))
+
+    def table_exists(self, schema: str, name: str) -> bool:
+        with self.connect() as conn:
+            return sa.inspect(conn).has_table(name, schema=schema)
+
+    def read_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a query and return the whole result as an Arrow table."""
+        with self.connect() as conn:
+            return read_arrow(conn, sql, params)
+
+    def append_arrow(self, table_name: str, data: pa.Table) -> None:
+        """Append an Arrow table to an existing warehouse table (columns matched by name)."""
+        with self.connect() as conn:
+            append_arrow(conn, table_name, data)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script on ';' line ends (no ';' inside literals in our DDL)."""
+    return [s.strip() for s in re.split(r";\s*(?:\n|$)", sql) if s.strip()]
+
+
+def _driver(conn: sa.Connection) -> Any | None:
+    raw = conn.connection.driver_connection
+    return raw if hasattr(raw, "register") and hasattr(raw, "sql") else None
+
+
+def read_arrow(
+    conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """Query → Arrow table on an open connection (DuckDB fast path, generic fallback)."""
+    raw = _driver(conn)
+    if raw is not None and not params:
+        return raw.sql(sql).to_arrow_table()
+    result = conn.execute(sa.text(sql), dict(params or {}))
+    names = list(result.keys())
+    rows = result.fetchall()
+    return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+
+def stream_arrow(conn: sa.Connection, sql: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Query → Arrow record batches of at most batch_size rows, memory independent of size."""
+    raw = _driver(conn)
+    if raw is None:
+        yield from read_arrow(conn, sql).to_batches(batch_size)
+        return
+    reader = raw.sql(sql).to_arrow_reader(batch_size)
+    yield from reader
+
+
+def append_arrow(conn: sa.Connection, table_name: str, data: pa.Table) -> None:
+    """Append an Arrow table to table_name on an open connection."""
+    if data.num_rows == 0:
+        return
+    raw = _driver(conn)
+    cols = ", ".join(f'"{c}"' for c in data.column_names)
+    if raw is not None:
+        view = f"_jm_append_{id(data)}"
+        raw.register(view, data)
+        try:
+            raw.execute(f"insert into {table_name} ({cols}) select {cols} from {view}")
+        finally:
+            raw.unregister(view)
+        return
+    placeholders = ", ".join(f":{c}" for c in data.column_names)
+    conn.execute(
+        sa.text(f"insert into {table_name} ({cols}) values ({placeholders})"), data.to_pylist()
+    )
