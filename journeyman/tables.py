@@ -52,7 +52,7 @@ create table if not exists raw.message_events (
 JOURNEYMAN_TABLES_DDL = """
 create schema if not exists journeyman;
 create table if not exists journeyman.decisions (
-    decision_id varchar not null,     -- deterministic: hash of (agent, decision_date, customer)
+    decision_id varchar not null,     -- deterministic: <agent>-<yyyymmdd>-<customer_id>
     agent varchar not null,
     decision_date date not null,      -- the run's logical date (daily partition key)
     customer_id varchar not null,
@@ -64,7 +64,7 @@ create table if not exists journeyman.decisions (
     channel varchar,
     local_hour integer,
     send_at timestamp,                -- UTC; NULL when nothing is sent
-    propensity double,                -- probability the policy chose this action (given allowed set)
+    propensity double,                -- P(policy chose this action | allowed set)
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
     goal_metric varchar not null,     -- conversion | revenue
     attribution_window_days integer not null,

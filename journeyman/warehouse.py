@@ -128,9 +128,7 @@ def _driver(conn: sa.Connection) -> Any | None:
     return raw if hasattr(raw, "register") and hasattr(raw, "sql") else None
 
 
-def read_arrow(
-    conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None
-) -> pa.Table:
+def read_arrow(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
     """Query → Arrow table on an open connection (DuckDB fast path, generic fallback)."""
     raw = _driver(conn)
     if raw is not None and not params:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -73,3 +73,11 @@ class Destination(abc.ABC):
     @abc.abstractmethod
     def send(self, batch: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """Deliver one batch (≤ max_batch_size); return exactly one result per record."""
+
+    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
+        """Settle records a crashed run left in flight, by asking the destination what it holds.
+
+        Returns a status for each id the destination can vouch for; ids it cannot are left in
+        flight (never blindly re-sent). The default vouches for none.
+        """
+        return {}

@@ -1,0 +1,1 @@
+"""Agent configuration, policies, guardrails and holdouts: plain Python and numpy, no Dagster."""

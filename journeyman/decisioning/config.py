@@ -1,0 +1,255 @@
+"""The agent file: goal, audience, dimensions, guardrails, inputs, policy and destinations.
+
+One YAML file per use case in `agents/`. Loading validates everything before anything runs; an
+invalid file raises `AgentConfigError` naming the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CHANNELS = ("email", "sms", "push")
+Channel = Literal["email", "sms", "push"]
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class AgentConfigError(ValueError):
+    """An agent file is invalid; the message names file, field and fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Goal(_Strict):
+    """What the agent maximises, and how long after a message an outcome still counts."""
+
+    metric: Literal["conversion", "revenue"]
+    attribution_window_days: int = Field(7, ge=1, le=90)
+    penalties: dict[Literal["unsubscribe", "complaint"], float] = Field(default_factory=dict)
+
+
+class ChannelContent(_Strict):
+    """The creative for one channel: Jinja templates, or the destination's own template id."""
+
+    subject: str | None = None
+    title: str | None = None
+    body: str | None = None
+    template_id: str | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> ChannelContent:
+        if not (self.body or self.template_id):
+            raise ValueError("give a `body` template or a destination `template_id`")
+        return self
+
+
+class Message(_Strict):
+    """One message (template / offer) with its tags and per-channel content."""
+
+    id: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    email: ChannelContent | None = None
+    sms: ChannelContent | None = None
+    push: ChannelContent | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use lower_snake_case letters, digits and underscores")
+        return v
+
+    def content(self, channel: str) -> ChannelContent | None:
+        return getattr(self, channel)
+
+
+class Dimensions(_Strict):
+    """What the agent may vary."""
+
+    channels: list[Channel] = Field(min_length=1)
+    send_hours: list[int] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    allow_no_send: bool = True
+
+    @field_validator("send_hours")
+    @classmethod
+    def _hours(cls, v: list[int]) -> list[int]:
+        if any(h < 0 or h > 23 for h in v):
+            raise ValueError("local hours are whole numbers 0..23")
+        if len(set(v)) != len(v):
+            raise ValueError("list each hour once")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Dimensions:
+        ids = [m.id for m in self.messages]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"message ids must be unique; repeated: {dupes}")
+        for ch in self.channels:
+            if not any(m.content(ch) for m in self.messages):
+                raise ValueError(f"channel `{ch}` is listed but no message has `{ch}` content")
+        return self
+
+
+class QuietHours(_Strict):
+    """Local hours in [start, end) (wrapping midnight) when nothing may be sent."""
+
+    start: int = Field(ge=0, le=23)
+    end: int = Field(ge=0, le=23)
+
+    def contains(self, hour: int) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= hour < self.end
+        return hour >= self.start or hour < self.end
+
+
+class Guardrails(_Strict):
+    """Hard rules no decision may break."""
+
+    consent_required: bool = True
+    quiet_hours: QuietHours | None = None
+    max_per_day: int = Field(1, ge=0)
+    max_per_week: int = Field(3, ge=0)
+    max_per_channel_per_week: dict[Channel, int] = Field(default_factory=dict)
+    min_gap_hours: float = Field(0, ge=0)
+    holdout_share: float = Field(0.1, ge=0, lt=1)
+
+    @field_validator("consent_required")
+    @classmethod
+    def _consent(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("consent cannot be switched off: journeyman never sends without it")
+        return v
+
+
+class PolicySpec(_Strict):
+    """A learning or baseline policy and its hyperparameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Baseline(PolicySpec):
+    """A comparison policy that serves a fixed share of the non-holdout audience."""
+
+    share: float = Field(gt=0, lt=1)
+
+
+class AgentConfig(_Strict):
+    """One agent (use case): the whole YAML file."""
+
+    name: str
+    description: str = ""
+    salt: str | None = None
+    goal: Goal
+    audience: str = "true"
+    features: list[str] | None = None
+    dimensions: Dimensions
+    guardrails: Guardrails = Guardrails()
+    policy: PolicySpec
+    baselines: list[Baseline] = Field(default_factory=list)
+    destinations: dict[Channel, str]
+    _source: str = PrivateAttr("")
+
+    @property
+    def source(self) -> str:
+        """The file this agent was loaded from (for error messages)."""
+        return self._source or f"agent {self.name}"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use lower_snake_case, e.g. `winback`")
+        return v
+
+    @property
+    def holdout_salt(self) -> str:
+        return self.salt or self.name
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AgentConfig:
+        missing = [c for c in self.dimensions.channels if c not in self.destinations]
+        if missing:
+            raise ValueError(f"`destinations` has no entry for channel(s) {missing}")
+        if sum(b.share for b in self.baselines) >= 1:
+            raise ValueError("`baselines` shares must add up to less than 1")
+        qh = self.guardrails.quiet_hours
+        if qh and all(qh.contains(h) for h in self.dimensions.send_hours):
+            raise ValueError(
+                "every `dimensions.send_hours` falls inside `guardrails.quiet_hours`; "
+                "add an hour outside them"
+            )
+        return self
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if p not in ("function-after",)) or "(top level)"
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown field; check its spelling against docs/agents.md"
+    elif error["type"] == "missing":
+        msg = "required field is missing; add it"
+    return f"  - {loc}: {msg}"
+
+
+def load_agent(path: str | Path) -> AgentConfig:
+    """Read and validate one agent file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise AgentConfigError(f"{path}: cannot read the agent file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise AgentConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentConfigError(f"{path}: expected a mapping of agent settings at the top level")
+    try:
+        agent = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n".join(_describe(e) for e in exc.errors())
+        raise AgentConfigError(f"{path}: invalid agent configuration:\n{lines}") from None
+    from journeyman.decisioning.policies import REGISTRY
+
+    specs = [("policy.name", agent.policy)] + [
+        (f"baselines.{i}.name", b) for i, b in enumerate(agent.baselines)
+    ]
+    for field, spec in specs:
+        if spec.name not in REGISTRY:
+            raise AgentConfigError(
+                f"{path}: invalid agent configuration:\n  - {field}: unknown policy "
+                f"{spec.name!r}; use one of: {', '.join(sorted(REGISTRY))}"
+            )
+    if agent.name != path.stem:
+        raise AgentConfigError(
+            f"{path}: field `name` is {agent.name!r} but the file is {path.name}; "
+            f"rename the file to {agent.name}.yml or set name: {path.stem}"
+        )
+    agent._source = str(path)
+    return agent
+
+
+def load_agents(directory: str | Path) -> list[AgentConfig]:
+    """Load every `*.yml` / `*.yaml` agent in a folder, sorted by name."""
+    directory = Path(directory)
+    files = sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
+    if not files:
+        raise AgentConfigError(f"{directory}: no agent files (*.yml) found")
+    return sorted((load_agent(f) for f in files), key=lambda a: a.name)

@@ -1,0 +1,203 @@
+"""Decide, for one agent and one batch of customers, what each receives today — or why not.
+
+Order of checks per customer: audience → usable features → holdout → guardrails → policy.
+Every customer gets a decision row; rows that send nothing say why in `exclusion_reason`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from journeyman.decisioning import guardrails
+from journeyman.decisioning.actions import ActionSpace
+from journeyman.decisioning.assignment import HOLDOUT, assign
+from journeyman.decisioning.config import CHANNELS, AgentConfig
+from journeyman.decisioning.hashing import unit_uniform
+from journeyman.decisioning.policies import DecisionContext, Policy, build_policy
+from journeyman.decisioning.send_time import send_instants
+
+NOT_ELIGIBLE = "not_eligible"
+NULL_FEATURE = "null_feature"
+
+DECISIONS_SCHEMA = pa.schema(
+    [
+        ("decision_id", pa.string()),
+        ("agent", pa.string()),
+        ("decision_date", pa.date32()),
+        ("customer_id", pa.string()),
+        ("policy", pa.string()),
+        ("policy_version", pa.string()),
+        ("experiment_group", pa.string()),
+        ("action_id", pa.string()),
+        ("message_id", pa.string()),
+        ("channel", pa.string()),
+        ("local_hour", pa.int32()),
+        ("send_at", pa.timestamp("s")),
+        ("propensity", pa.float64()),
+        ("exclusion_reason", pa.string()),
+        ("goal_metric", pa.string()),
+        ("attribution_window_days", pa.int32()),
+        ("created_at", pa.timestamp("s")),
+    ]
+)
+
+
+def audience_column(agent: AgentConfig) -> str:
+    """Name of the boolean column holding the agent's audience predicate."""
+    return f"_audience_{agent.name}"
+
+
+@dataclass
+class AgentDecider:
+    """An agent with its action space and policies, ready to decide batches."""
+
+    agent: AgentConfig
+    feature_names: list[str]
+    policies: list[Policy]
+    actions: ActionSpace
+
+    @classmethod
+    def build(cls, agent: AgentConfig, feature_names: list[str]) -> AgentDecider:
+        policies = [build_policy(agent.policy), *(build_policy(b) for b in agent.baselines)]
+        return cls(agent, list(feature_names), policies, ActionSpace.for_agent(agent))
+
+
+def contact_history(batch: pa.Table) -> guardrails.ContactHistory:
+    """Past-message counters for a batch of customer_features rows."""
+    col = _column_getter(batch)
+    return guardrails.ContactHistory(
+        messages_last_7d=col("messages_last_7d", np.int64),
+        channel_last_7d={c: col(f"{c}_messages_last_7d", np.int64) for c in CHANNELS},
+        last_message_at=batch.column("last_message_at")
+        .to_numpy(zero_copy_only=False)
+        .astype("datetime64[s]"),
+    )
+
+
+def _column_getter(batch: pa.Table):  # noqa: ANN202 - small local accessor
+    def col(name: str, dtype: type) -> np.ndarray:
+        arr = batch.column(name)
+        if dtype is np.int64:
+            return arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return arr.to_numpy(zero_copy_only=False)
+
+    return col
+
+
+def decide_batch(
+    decider: AgentDecider, batch: pa.Table, day: date, history: guardrails.ContactHistory
+) -> pa.Table:
+    """Decision rows for one batch of customer_features rows; records planned sends in history."""
+    agent, space = decider.agent, decider.actions
+    n = batch.num_rows
+    ids = batch.column("customer_id").to_numpy(zero_copy_only=False).astype(str)
+    reason = np.full(n, "", dtype=object)
+
+    audience = batch.column(audience_column(agent)).fill_null(False).to_numpy(zero_copy_only=False)
+    reason[~audience.astype(bool)] = NOT_ELIGIBLE
+
+    if decider.feature_names:
+        x = np.column_stack(
+            [
+                batch.column(f).cast(pa.float64()).fill_null(np.nan).to_numpy()
+                for f in decider.feature_names
+            ]
+        )
+    else:
+        x = np.zeros((n, 0))
+    bad = ~np.isfinite(x).all(axis=1) if x.shape[1] else np.zeros(n, dtype=bool)
+    reason[(reason == "") & bad] = NULL_FEATURE
+
+    assignment = assign(agent, ids)
+    reason[(reason == "") & (assignment.group == HOLDOUT)] = HOLDOUT
+
+    active = np.flatnonzero(reason == "")
+    instants = send_instants(batch.column("time_zone").to_numpy(zero_copy_only=False)[active], day)
+    consent = {
+        c: batch.column(f"consent_{c}").fill_null(False).to_numpy(zero_copy_only=False)[active]
+        for c in CHANNELS
+    }
+    verdict = guardrails.evaluate(agent.guardrails, space, consent, history.take(active), instants)
+    # Customers who can receive nothing today are excluded with the guardrail's reason.
+    send_blocked = verdict.send_block_reason(space)
+    reason[active[send_blocked != ""]] = send_blocked[send_blocked != ""]
+    choosing = reason[active] == ""
+
+    action = np.full(n, -1, dtype=np.int64)
+    propensity = np.full(n, np.nan)
+    policy_index = assignment.policy_index
+    columns = {
+        name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.column_names
+    }
+    u = unit_uniform(ids, f"{agent.name}:{day.isoformat()}:choice")
+    for p_i, policy in enumerate(decider.policies):
+        local = np.flatnonzero(choosing & (policy_index[active] == p_i))
+        if len(local) == 0:
+            continue
+        rows = active[local]
+        ctx = DecisionContext(
+            day=day,
+            actions=space,
+            features=x[rows],
+            feature_names=decider.feature_names,
+            columns={k: v[rows] for k, v in columns.items()},
+        )
+        choice = policy.choose(ctx, verdict.allowed[local], u[rows])
+        wished = choice.action
+        is_action = wished >= 0
+        refused = np.zeros(len(local), dtype=bool)
+        refused[is_action] = ~verdict.allowed[local[is_action], wished[is_action]]
+        # Safety net: a wished-for action a guardrail blocks is never sent; the row says why.
+        reason[rows[refused]] = verdict.blocked_reason(local[refused], wished[refused])
+        ok = ~refused
+        action[rows[ok]] = wished[ok]
+        propensity[rows[ok]] = choice.propensity[ok]
+
+    # Materialise the rows.
+    chosen = action >= 0
+    sends = np.zeros(n, dtype=bool)
+    sends[chosen] = space.is_send[action[chosen]]
+    send_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    active_pos = np.full(n, -1, dtype=np.int64)
+    active_pos[active] = np.arange(len(active))
+    send_rows = np.flatnonzero(sends)
+    send_at[send_rows] = instants[active_pos[send_rows], space.hour[action[send_rows]]]
+    history.record(send_rows, space.channel[action[send_rows]], send_at[send_rows])
+
+    acted = chosen
+    group = assignment.group
+    policy_names = np.array([p.name for p in decider.policies], dtype=object)[policy_index]
+    versions = np.array([p.version for p in decider.policies], dtype=object)[policy_index]
+    safe_action = np.where(acted, action, 0)
+    created = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(tzinfo=None)
+    day_key = day.strftime("%Y%m%d")
+
+    def pick(values: np.ndarray, mask: np.ndarray) -> list:
+        return [v if m else None for v, m in zip(values.tolist(), mask.tolist(), strict=True)]
+
+    return pa.table(
+        {
+            "decision_id": [f"{agent.name}-{day_key}-{c}" for c in ids],
+            "agent": [agent.name] * n,
+            "decision_date": [day] * n,
+            "customer_id": ids.tolist(),
+            "policy": policy_names.tolist(),
+            "policy_version": versions.tolist(),
+            "experiment_group": group.tolist(),
+            "action_id": pick(space.action_id[safe_action], acted),
+            "message_id": pick(space.message_id[safe_action], sends),
+            "channel": pick(space.channel[safe_action], sends),
+            "local_hour": pick(space.hour[safe_action], sends),
+            "send_at": pa.array(send_at, type=pa.timestamp("s")),
+            "propensity": pick(propensity, acted),
+            "exclusion_reason": [r or None for r in reason.tolist()],
+            "goal_metric": [agent.goal.metric] * n,
+            "attribution_window_days": [agent.goal.attribution_window_days] * n,
+            "created_at": [created] * n,
+        },
+        schema=DECISIONS_SCHEMA,
+    )

@@ -1,0 +1,65 @@
+"""The policy interface: given customers, their allowed actions and a uniform draw each, choose."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from journeyman.decisioning.actions import ActionSpace
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """Everything a policy may look at for one batch of customers."""
+
+    day: date
+    actions: ActionSpace
+    features: np.ndarray  # float (n, d)
+    feature_names: list[str]
+    columns: Mapping[str, np.ndarray]  # every customer_features column, (n,)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Chosen action index per customer (-1 = send nothing) and its probability."""
+
+    action: np.ndarray  # int (n,)
+    propensity: np.ndarray  # float (n,)
+
+
+class Policy(abc.ABC):
+    """A decision policy. Implementations must choose only allowed actions, except the rule-based
+    baseline, whose wished-for action is checked (and refused with a reason) by the caller."""
+
+    name: str
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = dict(params or {})
+
+    @property
+    def version(self) -> str:
+        """Name plus a short digest of the hyperparameters (and, for learners, the state)."""
+        digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
+        return f"{self.name}@{digest[:8]}"
+
+    @abc.abstractmethod
+    def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
+        """allowed: bool (n, K); u: deterministic uniforms in [0, 1), one per customer."""
+
+
+def pick_among(allowed: np.ndarray, weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw per row from weights restricted to allowed actions (-1 if none)."""
+    w = np.where(allowed, weights, 0.0)
+    total = w.sum(axis=1)
+    cdf = np.cumsum(w, axis=1)
+    target = (u * total)[:, None]
+    idx = (cdf <= target).sum(axis=1)
+    idx = np.minimum(idx, allowed.shape[1] - 1)
+    return np.where(total > 0, idx, -1)

@@ -1,0 +1,80 @@
+"""Read customers for deciding and write decisions: the decisioner's warehouse interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from journeyman.decisioning.config import AgentConfig, AgentConfigError
+from journeyman.decisioning.decide import audience_column
+from journeyman.warehouse import Warehouse, append_arrow, stream_arrow
+
+FEATURES_TABLE = "marts.customer_features"
+DECISIONS_TABLE = "journeyman.decisions"
+LEDGER_TABLE = "journeyman.deliveries"
+
+
+def _audience_select(agents: Sequence[AgentConfig]) -> str:
+    return ", ".join(f'coalesce(({a.audience}), false) as "{audience_column(a)}"' for a in agents)
+
+
+def check_audiences(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> None:
+    """Fail with the agent file and field when an audience predicate is not valid SQL on the
+    feature table."""
+    with warehouse.connect() as conn:
+        columns = [c["name"] for c in sa.inspect(conn).get_columns("customer_features", "marts")]
+        for agent in agents:
+            try:
+                conn.execute(sa.text(f"select ({agent.audience}) from {FEATURES_TABLE} limit 0"))
+            except sa.exc.DBAPIError as exc:
+                detail = str(exc.orig).splitlines()[0]
+                raise AgentConfigError(
+                    f"{agent.source}: field `audience` is not a valid predicate on "
+                    f"customer_features ({detail}). Write a SQL boolean expression over its "
+                    f"columns: {', '.join(columns)}"
+                ) from None
+
+
+def stream_customers(
+    warehouse: Warehouse, agents: Sequence[AgentConfig], batch_size: int = 100_000
+) -> Iterator[pa.Table]:
+    """customer_features rows in customer order, each with one audience column per agent."""
+    sql = f"select *, {_audience_select(agents)} from {FEATURES_TABLE} order by customer_id"
+    with warehouse.connect() as conn:
+        for batch in stream_arrow(conn, sql, batch_size):
+            yield pa.Table.from_batches([batch])
+
+
+def write_decisions(
+    warehouse: Warehouse, day: date, agents: Sequence[str], decisions: pa.Table
+) -> int:
+    """Replace the day's decisions for these agents atomically, keeping any decision that a
+    destination has already seen (in the ledger): re-running a day never changes what was sent.
+    Returns the number of rows written."""
+    params = {"day": day, "agents": list(agents)}
+    with warehouse.connect() as conn:
+        conn.execute(
+            sa.text(
+                f"delete from {DECISIONS_TABLE} where decision_date = :day and agent in :agents "
+                f"and decision_id not in (select decision_id from {LEDGER_TABLE})"
+            ).bindparams(sa.bindparam("agents", expanding=True)),
+            params,
+        )
+        kept = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    f"select decision_id from {DECISIONS_TABLE} "
+                    "where decision_date = :day and agent in :agents"
+                ).bindparams(sa.bindparam("agents", expanding=True)),
+                params,
+            )
+        }
+        if kept:
+            mask = pa.array([d not in kept for d in decisions["decision_id"].to_pylist()])
+            decisions = decisions.filter(mask)
+        append_arrow(conn, DECISIONS_TABLE, decisions)
+    return decisions.num_rows

@@ -1,0 +1,1 @@
+"""Dagster definitions composing dbt, decisioning and connectors; nothing imports this."""

@@ -1,0 +1,158 @@
+"""The `journeyman` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from journeyman import settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+class _Date(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
+
+
+@click.group()
+@click.version_option(package_name="journeyman")
+def main() -> None:
+    """journeyman: warehouse-native AI decisioning for customer journeys."""
+
+
+@main.command()
+@click.option(
+    "--customers",
+    type=click.IntRange(100, 2_000_000),
+    default=5000,
+    show_default=True,
+    help="Size of the synthetic customer population.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 365),
+    default=14,
+    show_default=True,
+    help="Number of daily decision cycles to simulate.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the sandbox world.")
+@click.option(
+    "--start",
+    type=_Date(),
+    default="2026-03-02",
+    show_default=True,
+    help="Logical date of the first simulated day (UTC).",
+)
+def demo(customers: int, days: int, seed: int, start: date) -> None:
+    """Run the whole loop on embedded DuckDB: a sandbox world, D daily cycles of the Dagster
+    job (dbt → decisions → deliveries), then a per agent / policy / group summary."""
+    from datetime import timedelta
+
+    from journeyman.decisioning.config import AgentConfigError, load_agents
+    from journeyman.orchestration.project import DbtUnavailableError, dbt_executable
+    from journeyman.warehouse import WarehouseError
+
+    last = start + timedelta(days=days)
+    if last > date.today():
+        raise click.BadParameter(
+            f"the demo would run to {last}, after today; choose an earlier --start",
+            param_hint="--start",
+        )
+    started = time.perf_counter()
+    path = settings.warehouse_path()
+    os.environ[settings.WAREHOUSE_ENV] = str(path)
+    outbox = path.parent / "outbox"
+    try:
+        dbt_executable()
+        load_agents(settings.AGENTS_DIR)
+        from journeyman.orchestration.demo import (
+            DemoError,
+            DemoOptions,
+            prepare_warehouse,
+            run_demo,
+        )
+
+        warehouse = prepare_warehouse(path, outbox)
+        from journeyman.orchestration.definitions import defs
+
+        options = DemoOptions(customers=customers, days=days, seed=seed, start=start)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[step]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("simulated days", total=days + 1, step="")
+            seen: set[date] = set()
+
+            def on_step(day: date, step: str) -> None:
+                if day not in seen and seen:
+                    progress.advance(task)
+                seen.add(day)
+                progress.update(task, step=f"{day}  {step}")
+
+            run_demo(options, defs(), warehouse, outbox, on_step)
+            progress.update(task, completed=days + 1, step="done")
+        from journeyman.orchestration.demo import summary_rows
+
+        rows = summary_rows(warehouse)
+    except (AgentConfigError, DbtUnavailableError, WarehouseError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except Exception as exc:
+        from journeyman.orchestration.demo import DemoError
+
+        if isinstance(exc, DemoError):
+            console.print(f"[red]error:[/red] {exc}")
+            sys.exit(1)
+        raise
+    _print_summary(rows, customers, days, seed, path)
+    console.print(f"finished in {time.perf_counter() - started:.1f} s")
+
+
+def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path: Path) -> None:
+    table = Table(title=f"journeyman demo: {customers} customers, {days} days, seed {seed}")
+    for name in (
+        "agent",
+        "policy",
+        "group",
+        "customers",
+        "messages sent",
+        "conversions",
+        "revenue / customer",
+        "unsubscribes",
+    ):
+        table.add_column(name, justify="left" if name in ("agent", "policy", "group") else "right")
+    for r in rows:
+        table.add_row(
+            r["agent"],
+            r["policy"],
+            r["experiment_group"],
+            f"{r['customers']:,}",
+            f"{r['messages_sent']:,}",
+            f"{r['conversions']:,}",
+            f"{r['revenue_per_customer']:.2f}",
+            f"{r['unsubscribes']:,}",
+        )
+    out.print(table)
+    out.print(f"warehouse: {path}  (explore: `dagster dev`, or duckdb {path})")
