@@ -17,9 +17,9 @@ ANY_CATEGORY = len(CATEGORIES)  # code of `any` (and of unknown categories)
 #: offer -> (share of the order value the customer pays, base conversion lift)
 OFFERS: dict[str, tuple[float, float]] = {
     "none": (1.0, 0.0),
-    "discount_10": (0.90, 0.35),
-    "discount_20": (0.80, 0.75),
-    "free_shipping": (0.93, 0.25),  # shipping the merchant absorbs, netted from revenue
+    "discount_10": (0.90, 0.15),
+    "discount_20": (0.80, 0.35),
+    "free_shipping": (0.93, 0.12),  # shipping the merchant absorbs, netted from revenue
 }
 OFFER_NAMES: tuple[str, ...] = tuple(OFFERS)
 OFFER_PAY = np.array([v[0] for v in OFFERS.values()])

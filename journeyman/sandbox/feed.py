@@ -19,36 +19,126 @@ from journeyman.sandbox.regions import COUNTRIES, PHONE_CODES, PHONE_DIGITS, TIM
 DUPLICATE_RATE = 0.005
 UNKNOWN_TIME_ZONE = "Mars/Olympus_Mons"
 FIRST = np.array(
-    ["jane", "john", "maria", "wei", "aiko", "liam", "emma", "noah", "olivia", "lucas", "mia", "arjun", "priya", "sofia", "mateo", "yuki", "chloe", "omar", "fatima", "lena", "jonas", "amara", "kofi", "ana", "diego", "hana", "ravi", "zoe", "leo", "nina"]
+    [
+        "jane",
+        "john",
+        "maria",
+        "wei",
+        "aiko",
+        "liam",
+        "emma",
+        "noah",
+        "olivia",
+        "lucas",
+        "mia",
+        "arjun",
+        "priya",
+        "sofia",
+        "mateo",
+        "yuki",
+        "chloe",
+        "omar",
+        "fatima",
+        "lena",
+        "jonas",
+        "amara",
+        "kofi",
+        "ana",
+        "diego",
+        "hana",
+        "ravi",
+        "zoe",
+        "leo",
+        "nina",
+    ]
 )
 LAST = np.array(
-    ["doe", "smith", "garcia", "wang", "tanaka", "brown", "mueller", "silva", "rossi", "khan", "patel", "kim", "nguyen", "lopez", "schmidt", "martin", "okafor", "dubois", "sato", "cohen", "novak", "santos", "jones", "ito", "singh"]
+    [
+        "doe",
+        "smith",
+        "garcia",
+        "wang",
+        "tanaka",
+        "brown",
+        "mueller",
+        "silva",
+        "rossi",
+        "khan",
+        "patel",
+        "kim",
+        "nguyen",
+        "lopez",
+        "schmidt",
+        "martin",
+        "okafor",
+        "dubois",
+        "sato",
+        "cohen",
+        "novak",
+        "santos",
+        "jones",
+        "ito",
+        "singh",
+    ]
 )
-DOMAINS = np.array(["gmail.com", "yahoo.com", "outlook.com", "icloud.com", "hotmail.com",
-                    "proton.me", "example.org", "mail.com"])
+DOMAINS = np.array(
+    [
+        "gmail.com",
+        "yahoo.com",
+        "outlook.com",
+        "icloud.com",
+        "hotmail.com",
+        "proton.me",
+        "example.org",
+        "mail.com",
+    ]
+)
 MALFORMED_EMAIL = np.array(["{}@", "{}.gmail.com", "{}@@gmail.com", "{} @outlook.com"])
 MALFORMED_PHONE = np.array(["555-0100", "(212) 555-0199", "0171 23", "+1-555", "12345"])
 
 RAW_SCHEMAS = {
-    "customers": pa.schema([
-        ("customer_id", pa.string()), ("email", pa.string()), ("phone", pa.string()),
-        ("push_token", pa.string()), ("time_zone", pa.string()), ("country", pa.string()),
-        ("signup_at", pa.timestamp("us")), ("_loaded_at", pa.timestamp("us")),
-    ]),
-    "orders": pa.schema([
-        ("order_id", pa.string()), ("customer_id", pa.string()),
-        ("ordered_at", pa.timestamp("us")), ("amount", pa.float64()),
-        ("category", pa.string()), ("_loaded_at", pa.timestamp("us")),
-    ]),
-    "consents": pa.schema([
-        ("customer_id", pa.string()), ("channel", pa.string()), ("status", pa.string()),
-        ("recorded_at", pa.timestamp("us")), ("_loaded_at", pa.timestamp("us")),
-    ]),
-    "message_events": pa.schema([
-        ("event_id", pa.string()), ("decision_id", pa.string()), ("customer_id", pa.string()),
-        ("channel", pa.string()), ("event_type", pa.string()),
-        ("occurred_at", pa.timestamp("us")), ("_loaded_at", pa.timestamp("us")),
-    ]),
+    "customers": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("email", pa.string()),
+            ("phone", pa.string()),
+            ("push_token", pa.string()),
+            ("time_zone", pa.string()),
+            ("country", pa.string()),
+            ("signup_at", pa.timestamp("us")),
+            ("_loaded_at", pa.timestamp("us")),
+        ]
+    ),
+    "orders": pa.schema(
+        [
+            ("order_id", pa.string()),
+            ("customer_id", pa.string()),
+            ("ordered_at", pa.timestamp("us")),
+            ("amount", pa.float64()),
+            ("category", pa.string()),
+            ("_loaded_at", pa.timestamp("us")),
+        ]
+    ),
+    "consents": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("channel", pa.string()),
+            ("status", pa.string()),
+            ("recorded_at", pa.timestamp("us")),
+            ("_loaded_at", pa.timestamp("us")),
+        ]
+    ),
+    "message_events": pa.schema(
+        [
+            ("event_id", pa.string()),
+            ("decision_id", pa.string()),
+            ("customer_id", pa.string()),
+            ("channel", pa.string()),
+            ("event_type", pa.string()),
+            ("occurred_at", pa.timestamp("us")),
+            ("_loaded_at", pa.timestamp("us")),
+        ]
+    ),
 }
 
 EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
@@ -60,6 +150,13 @@ def day_time(day_numbers: np.ndarray) -> np.ndarray:
     return EPOCH + micros.astype("timedelta64[us]")
 
 
+def numbered(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """Ids like `ord-h00000042`: prefix + zero-padded numbers (works for empty arrays)."""
+    if len(numbers) == 0:
+        return np.array([], dtype=str)
+    return np.char.add(prefix, np.char.zfill(np.asarray(numbers).astype(str), width))
+
+
 def loaded_at(day: date) -> datetime:
     """When the nightly ETL loads what happened on `day` (02:00 UTC the next day)."""
     return datetime.combine(day + timedelta(days=1), time(2))
@@ -69,9 +166,7 @@ def _digits(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
     return np.array([str(v).zfill(width) for v in rng.integers(0, 10**width, size=n)])
 
 
-def customers_table(
-    rng: np.random.Generator, traits: Traits, signup_at: np.ndarray
-) -> pa.Table:
+def customers_table(rng: np.random.Generator, traits: Traits, signup_at: np.ndarray) -> pa.Table:
     """raw.customers rows for the population, with the feed's bad rows mixed in."""
     n = traits.n
     first, last = rng.choice(FIRST, n), rng.choice(LAST, n)
@@ -80,8 +175,9 @@ def customers_table(
     email = np.char.add(np.char.add(local, "@"), rng.choice(DOMAINS, n)).astype(object)
     bad_email = traits.defect == 1
     patterns = rng.choice(MALFORMED_EMAIL, n)
-    email[bad_email] = [p.format(x) for p, x in zip(patterns[bad_email], local[bad_email],
-                                                     strict=True)]
+    email[bad_email] = [
+        p.format(x) for p, x in zip(patterns[bad_email], local[bad_email], strict=True)
+    ]
     email[~traits.reachable[:, 0]] = None
 
     region = traits.region.astype(np.int64)
@@ -117,8 +213,7 @@ def customers_table(
     n_dup = rng.binomial(n, DUPLICATE_RATE)
     null_src = rng.choice(n, n_bad, replace=False)
     dup_src = rng.choice(n, n_dup, replace=False)
-    extra_ids = np.concatenate([np.full(n_bad, None, dtype=object),
-                                rows["customer_id"][dup_src]])
+    extra_ids = np.concatenate([np.full(n_bad, None, dtype=object), rows["customer_id"][dup_src]])
     src = np.concatenate([null_src, dup_src])
     cols = {}
     for name, values in rows.items():
@@ -140,13 +235,16 @@ def initial_consents_table(traits: Traits, signup_at: np.ndarray) -> pa.Table:
     status = np.where(traits.consent0[idx, ch], "opted_in", "opted_out")
     recorded = signup_at[idx]
     loaded = recorded.astype("datetime64[D]") + np.timedelta64(26, "h")
-    return pa.table({
-        "customer_id": traits.customer_id[idx],
-        "channel": np.array(CHANNELS)[ch],
-        "status": status,
-        "recorded_at": recorded,
-        "_loaded_at": loaded.astype("datetime64[us]"),
-    }, schema=RAW_SCHEMAS["consents"])
+    return pa.table(
+        {
+            "customer_id": traits.customer_id[idx],
+            "channel": np.array(CHANNELS)[ch],
+            "status": status,
+            "recorded_at": recorded,
+            "_loaded_at": loaded.astype("datetime64[us]"),
+        },
+        schema=RAW_SCHEMAS["consents"],
+    )
 
 
 def orders_table(
@@ -161,14 +259,17 @@ def orders_table(
     n = len(order_ids)
     if isinstance(loaded, datetime):
         loaded = np.full(n, np.datetime64(loaded, "us"))
-    return pa.table({
-        "order_id": order_ids,
-        "customer_id": customer_ids,
-        "ordered_at": ordered_at.astype("datetime64[us]"),
-        "amount": amounts.astype(np.float64),
-        "category": np.array(CATEGORIES)[categories.astype(np.int64)],
-        "_loaded_at": loaded.astype("datetime64[us]"),
-    }, schema=RAW_SCHEMAS["orders"])
+    return pa.table(
+        {
+            "order_id": order_ids,
+            "customer_id": customer_ids,
+            "ordered_at": ordered_at.astype("datetime64[us]"),
+            "amount": amounts.astype(np.float64),
+            "category": np.array(CATEGORIES)[categories.astype(np.int64)],
+            "_loaded_at": loaded.astype("datetime64[us]"),
+        },
+        schema=RAW_SCHEMAS["orders"],
+    )
 
 
 def with_resent_events(rng: np.random.Generator, events: pa.Table) -> pa.Table:
@@ -178,6 +279,9 @@ def with_resent_events(rng: np.random.Generator, events: pa.Table) -> pa.Table:
     pick = np.flatnonzero(rng.random(events.num_rows) < DUPLICATE_RATE)
     again = events.take(pa.array(pick))
     later = again.column("_loaded_at").to_numpy() + np.timedelta64(1, "h")
-    again = again.set_column(again.schema.get_field_index("_loaded_at"), "_loaded_at",
-                             pa.array(later, pa.timestamp("us")))
+    again = again.set_column(
+        again.schema.get_field_index("_loaded_at"),
+        "_loaded_at",
+        pa.array(later, pa.timestamp("us")),
+    )
     return pa.concat_tables([events, again])

@@ -36,10 +36,19 @@ DEFECT_RATE = 0.005  # per defect kind: malformed e-mail, malformed phone, unkno
 DEFECTS: tuple[str, ...] = ("none", "malformed_email", "malformed_phone", "unknown_time_zone")
 HISTORY_DAYS = 730
 CHRONOTYPES = ((0.35, 8.0, 1.0), (0.25, 12.5, 1.0), (0.40, 19.5, 1.2))  # share, mean hour, sd
-PURCHASE_RATE_SHAPE, PURCHASE_RATE_MEAN_PER_YEAR = 0.8, 1.0
+PURCHASE_RATE_SHAPE, PURCHASE_RATE_MEAN_PER_YEAR = 0.8, 0.45
 DROPOUT_BETA = (1.2, 3.0)
 ORDER_AT_SIGNUP = 0.55
 VALUE_MEDIAN, VALUE_SIGMA = 85.0, 0.45
+
+
+def channel_codes(names: np.ndarray) -> np.ndarray:
+    """Channel names → 0 email, 1 sms, 2 push, -1 for anything else."""
+    names = np.asarray(names, dtype=object)
+    codes = np.full(len(names), -1, dtype=np.int64)
+    for j, channel in enumerate(CHANNELS):
+        codes[names == channel] = j
+    return codes
 
 
 def customer_ids(n: int) -> np.ndarray:
@@ -147,7 +156,7 @@ def draw_population(seed: int, n: int, start: date) -> Traits:
     dropout = rng.beta(*DROPOUT_BETA, size=n)
     order_at_signup = rng.random(n) < ORDER_AT_SIGNUP
     value_median = np.exp(rng.normal(np.log(VALUE_MEDIAN), VALUE_SIGMA, size=n))
-    price_sensitivity = np.exp(rng.normal(-0.5 * 0.7**2, 0.7, size=n))
+    price_sensitivity = np.exp(rng.normal(-0.5 * 0.9**2, 0.9, size=n))
 
     return Traits(
         customer_id=customer_ids(n),

@@ -47,9 +47,9 @@ ORDER_HOUR_WEIGHTS = np.array(
 )
 
 
-def cycle_rate(traits: Traits, n_orders: np.ndarray) -> np.ndarray:
+def cycle_rate(purchase_rate: np.ndarray, n_orders: np.ndarray) -> np.ndarray:
     """μ = 2λ of the Erlang-2 gap (λ lowered for prospects without orders)."""
-    lam = np.where(n_orders > 0, traits.purchase_rate, traits.purchase_rate * PROSPECT_FACTOR)
+    lam = np.where(n_orders > 0, purchase_rate, purchase_rate * PROSPECT_FACTOR)
     return 2.0 * lam
 
 
@@ -119,7 +119,7 @@ def draw_history(
     record(traits.order_at_signup)
     active = alive.copy()
     while active.any():
-        mu = cycle_rate(traits, n_orders)
+        mu = cycle_rate(traits.purchase_rate, n_orders)
         gap = rng.gamma(2.0, 1.0 / mu)
         t_next = np.where(active, t + gap, t)
         bought = active & (t_next < start_day)

@@ -35,15 +35,15 @@ from journeyman.sandbox.state import CustomerState
 # per channel: email, sms, push
 SOFT_BOUNCE = np.array([0.0061, 0.004, 0.01])
 SEEN_BASE = np.array([1.0, 0.90, 0.45])
-CLICK_BASE = np.array([0.13, 0.07, 0.12])
-Q_CLICK = np.array([0.075, 0.06, 0.05])
-Q_SEEN = np.array([0.011, 0.003, 0.003])
+CLICK_BASE = np.array([0.11, 0.07, 0.12])
+Q_CLICK = np.array([0.13, 0.07, 0.085])
+Q_SEEN = np.array([0.019, 0.003, 0.005])
 UNSUB_BASE = np.array([0.0021, 0.006, 0.001])
-COMPLAINT_BASE = np.array([0.0002, 0.0005, 0.0])
+COMPLAINT_BASE = np.array([0.0001, 0.0004, 0.0])
 
 FATIGUE_SEEN, FATIGUE_CONV, FATIGUE_UNSUB, FATIGUE_COMPLAINT = 0.18, 0.15, 0.6, 0.8
 DROPPED_OUT_CONVERSION = 0.25
-WIN_BACK_DISCOUNT_BOOST = 1.5
+WIN_BACK_DISCOUNT_BOOST = 1.0
 # tone -> (conversion intercept, conversion × readiness slope, unsubscribe multiplier)
 TONE_EFFECTS = np.array([[1.0, 0.0, 1.0], [0.8, 0.4, 1.4], [0.95, 0.0, 0.9], [1.0, 0.0, 1.1]])
 ATTRIBUTION_DELAY = ((0.6, 4.0 / 24), (0.4, 3.0))  # (weight, mean days) of exponential delays
@@ -82,6 +82,12 @@ class Response:
     def delivered(self) -> np.ndarray:
         """P(delivered)."""
         return np.where(self.suppressed | self.hard_bounce, 0.0, 1.0 - self.soft_bounce)
+
+    @property
+    def opt_out(self) -> np.ndarray:
+        """P(the message makes the customer unsubscribe or complain)."""
+        quit_ = 1 - (1 - self.unsubscribe) * (1 - self.complaint)
+        return self.delivered * quit_
 
     @property
     def conversion(self) -> np.ndarray:
@@ -136,12 +142,13 @@ def respond(
     cat = actions.category.astype(np.int64)
     specific = cat != ANY_CATEGORY
     aff = np.where(specific, traits.affinity[i, np.minimum(cat, ANY_CATEGORY - 1)], 0.2)
-    interest = (5.0 * aff) ** 0.3
+    match = 0.3 + 3.5 * aff  # 1.0 at an average affinity (0.2)
+    interest = match**0.3
     offer = actions.offer.astype(np.int64)
     click = CLICK_BASE[ch] * interest * (1 + 0.5 * OFFER_LIFT[offer]) * np.sqrt(pref)
     click = np.clip(click / np.sqrt(1 + FATIGUE_SEEN * k), 0.0, 0.9)
 
-    mu = cycle_rate(traits, state.n_orders[i])
+    mu = cycle_rate(traits.purchase_rate[i], state.n_orders[i])
     t = today - state.last_order_day[i]
     ready, lapsed = readiness(mu, t), lapse(mu, t)
     alive = state.alive[i]
@@ -164,7 +171,7 @@ def respond(
         1.0,
     )
     m = (
-        (5.0 * aff) ** 0.5
+        np.sqrt(match)
         * offer_effect
         * phase
         * tone_effect

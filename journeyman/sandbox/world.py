@@ -1,0 +1,751 @@
+"""The sandbox world: a seeded customer population living in the warehouse, one day at a time.
+
+`create` draws the population (see population), two years of order history (see purchases) and
+writes raw.customers / raw.consents / raw.orders as an ETL tool would, plus the ground truth in
+schema `sandbox`. `simulate_day` loads into raw.* everything that happens on one UTC day:
+organic orders, events and orders that earlier messages scheduled for that day, and the
+responses to the messages delivered that day (see responses). Responses that fall on later days
+wait in `sandbox.pending_events`. All randomness of a day derives from (seed, day), so running
+days in separate processes gives the same tables; a day already simulated is not simulated again.
+
+Within a day, messages are answered from the state at the start of the day (before that day's
+organic orders); state changes (orders, opt-outs, hard bounces, coupons) apply at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+
+from journeyman.connectors.destination import OutboundMessage
+from journeyman.sandbox import creative
+from journeyman.sandbox.feed import (
+    RAW_SCHEMAS,
+    customers_table,
+    day_time,
+    initial_consents_table,
+    loaded_at,
+    numbered,
+    orders_table,
+    with_resent_events,
+)
+from journeyman.sandbox.population import CHANNELS, Traits, channel_codes, draw_population
+from journeyman.sandbox.purchases import (
+    buy_probability,
+    cycle_rate,
+    draw_history,
+    order_amounts,
+    order_categories,
+    order_seconds,
+)
+from journeyman.sandbox.randomness import day_number, stream
+from journeyman.sandbox.regions import local_hours, utc_offsets_hours
+from journeyman.sandbox.responses import Actions, draw_delays, respond
+from journeyman.sandbox.state import SANDBOX_DDL, CustomerState
+from journeyman.sandbox.truth import GroundTruth, Reward
+from journeyman.tables import ensure_raw_tables
+from journeyman.warehouse import Warehouse, append_arrow, read_arrow
+
+FATIGUE_DAYS = 7
+COUPON_DAYS = 7
+SEEN_DELAY_HOURS = np.array([1.5, 0.05, 0.2])  # median hours from delivery to seen, per channel
+PENDING_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("id", pa.string()),
+        ("decision_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("channel", pa.string()),
+        ("event_type", pa.string()),
+        ("occurred_at", pa.timestamp("us")),
+        ("amount", pa.float64()),
+        ("category", pa.string()),
+        ("due_day", pa.int32()),
+    ]
+)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox world cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    """What one simulated day loaded into the raw tables."""
+
+    day: date
+    organic_orders: int = 0
+    attributed_orders: int = 0  # orders caused by messages, loaded today (any send day)
+    revenue: float = 0.0  # all orders loaded today
+    messages: int = 0  # delivered messages with send_at on this day, processed now
+    ignored: int = 0  # other days' send_at, unknown customer or channel, repeated decision_id
+    suppressed: int = 0  # opted out / never consented: the ESP dropped them
+    events: dict[str, int] = field(default_factory=dict)  # unique message events by type
+    opt_outs: int = 0  # raw.consents opted_out rows written (unsubscribes and complaints)
+    pending: int = 0  # responses waiting for later days after this one
+    replayed: bool = False  # the day had been simulated already: nothing was written
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["day"] = self.day.isoformat()
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DaySummary:
+        data = json.loads(text)
+        data["day"] = date.fromisoformat(data["day"])
+        return cls(**data)
+
+
+@dataclass
+class _Loads:
+    """Raw rows and state changes gathered for one day."""
+
+    orders: list[pa.Table] = field(default_factory=list)
+    events: list[pa.Table] = field(default_factory=list)
+    consents: list[pa.Table] = field(default_factory=list)
+    pending: list[pa.Table] = field(default_factory=list)
+    sends: list[pa.Table] = field(default_factory=list)
+    ordered_idx: list[np.ndarray] = field(default_factory=list)
+
+
+def _timestamps(values: Sequence[str]) -> np.ndarray:
+    """ISO 8601 UTC strings (`…Z` or `+00:00`) → naive UTC datetime64[us]; NaT if unparseable."""
+    try:
+        parsed = pa.array(list(values), pa.string()).cast(pa.timestamp("us", tz="UTC"))
+        return parsed.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out = np.full(len(values), np.datetime64("NaT", "us"))
+    for j, v in enumerate(values):
+        try:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except (ValueError, AttributeError):
+            continue
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(UTC).replace(tzinfo=None)
+        out[j] = np.datetime64(dt, "us")
+    return out
+
+
+def _events_table(
+    ids: np.ndarray,
+    decision: np.ndarray,
+    customer: np.ndarray,
+    channel: np.ndarray,
+    kind: str,
+    at: np.ndarray,
+    loaded: datetime,
+) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "event_id": np.char.add(np.char.add("evt-", ids.astype(str)), "-" + kind),
+            "decision_id": decision,
+            "customer_id": customer,
+            "channel": channel,
+            "event_type": np.full(n, kind),
+            "occurred_at": at.astype("datetime64[us]"),
+            "_loaded_at": np.full(n, np.datetime64(loaded, "us")),
+        },
+        schema=RAW_SCHEMAS["message_events"],
+    )
+
+
+class SandboxWorld:
+    """A deterministic synthetic customer world kept in a warehouse (schema `sandbox` + raw.*)."""
+
+    _traits_cache: ClassVar[dict[tuple[str, int, int, date], Traits]] = {}
+
+    def __init__(self, warehouse: Warehouse, seed: int = 1) -> None:
+        self.warehouse = warehouse
+        self.seed = int(seed)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def create(self, n_customers: int = 5000, start: date = date(2026, 1, 1)) -> None:
+        """Write the population, its order history before `start` and the ground truth.
+
+        A no-op if this world already exists with the same seed, size and start; a SandboxError
+        if the warehouse holds another world or raw customers from elsewhere.
+        """
+        if n_customers < 1:
+            raise SandboxError("n_customers must be at least 1")
+        ensure_raw_tables(self.warehouse)
+        self.warehouse.execute(SANDBOX_DDL)
+        existing = self.warehouse.rows("select seed, n_customers, start from sandbox.world")
+        if existing:
+            seed, n, first = existing[0]
+            if (seed, n, first) == (self.seed, n_customers, start):
+                return
+            raise SandboxError(
+                f"{self.warehouse.path} already holds a sandbox world (seed={seed}, "
+                f"n_customers={n}, start={first}); use a fresh warehouse file for another world."
+            )
+        if self.warehouse.scalar("select count(*) from raw.customers"):
+            raise SandboxError(
+                f"raw.customers in {self.warehouse.path} already holds rows that the sandbox "
+                "did not write; use a fresh warehouse file for the sandbox world."
+            )
+        traits = draw_population(self.seed, n_customers, start)
+        rng = stream(self.seed, "history")
+        start_day = day_number(start)
+        signup_at = day_time(traits.signup_day + rng.random(n_customers) * 0.999)
+        idx, times, alive, last_day, n_orders = draw_history(rng, traits, start_day)
+        order = np.lexsort((idx, times))
+        idx, times = idx[order], times[order]
+        ordered_at = day_time(times)
+        history = orders_table(
+            numbered("ord-h", np.arange(1, len(idx) + 1), 8),
+            traits.customer_id[idx],
+            ordered_at,
+            order_amounts(rng, traits, idx),
+            order_categories(rng, traits, idx),
+            ordered_at.astype("datetime64[D]") + np.timedelta64(26, "h"),
+        )
+        state = CustomerState(
+            customer_id=traits.customer_id,
+            alive=alive,
+            last_order_day=last_day,
+            n_orders=n_orders,
+            consent=traits.consent0.copy(),
+            hard_bounced=np.zeros((n_customers, 3), dtype=bool),
+            coupon_pay=np.ones(n_customers),
+            coupon_until=np.full(n_customers, -1, dtype=np.int32),
+        )
+        with self.warehouse.connect() as conn:
+            append_arrow(conn, "raw.customers", customers_table(rng, traits, signup_at))
+            append_arrow(conn, "raw.consents", initial_consents_table(traits, signup_at))
+            append_arrow(conn, "raw.orders", history)
+            append_arrow(conn, "sandbox.customer_traits", traits.to_arrow())
+            append_arrow(conn, "sandbox.customer_state", state.to_arrow())
+            conn.execute(
+                sa.text("insert into sandbox.world values (:seed, :n, :start, null)"),
+                {"seed": self.seed, "n": n_customers, "start": start},
+            )
+        self._traits_cache[self._cache_key(n_customers, start)] = traits
+
+    # -- reading the world ---------------------------------------------------------------
+
+    def _world(self) -> tuple[int, date, date | None]:
+        if not self.warehouse.table_exists("sandbox", "world"):
+            raise SandboxError("No sandbox world here yet: call SandboxWorld.create(...) first.")
+        rows = self.warehouse.rows("select seed, n_customers, start, last_day from sandbox.world")
+        if not rows:
+            raise SandboxError("No sandbox world here yet: call SandboxWorld.create(...) first.")
+        seed, n, start, last = rows[0]
+        if seed != self.seed:
+            raise SandboxError(f"This warehouse holds the world of seed {seed}, not {self.seed}.")
+        return int(n), start, last
+
+    def _cache_key(self, n: int, start: date) -> tuple[str, int, int, date]:
+        return (str(self.warehouse.path), self.seed, n, start)
+
+    def _traits(self, conn: sa.Connection, n: int, start: date) -> Traits:
+        key = self._cache_key(n, start)
+        if key not in self._traits_cache:
+            table = read_arrow(conn, "select * from sandbox.customer_traits order by customer_id")
+            self._traits_cache[key] = Traits.from_arrow(table)
+        return self._traits_cache[key]
+
+    @staticmethod
+    def _state(conn: sa.Connection) -> CustomerState:
+        table = read_arrow(conn, "select * from sandbox.customer_state order by customer_id")
+        return CustomerState.from_arrow(table)
+
+    @staticmethod
+    def _fatigue(conn: sa.Connection, traits: Traits, today: int) -> np.ndarray:
+        table = read_arrow(
+            conn,
+            "select customer_id, count(*)::integer as k from sandbox.sends where delivered "
+            f"and send_day between {today - FATIGUE_DAYS} and {today - 1} group by customer_id",
+        )
+        k = np.zeros(traits.n, dtype=np.int64)
+        if table.num_rows:
+            pos = traits.index_of(table.column("customer_id").to_numpy(zero_copy_only=False))
+            k[pos[pos >= 0]] = table.column("k").to_numpy()[pos >= 0]
+        return k
+
+    @property
+    def n_customers(self) -> int:
+        return self._world()[0]
+
+    @property
+    def start(self) -> date:
+        return self._world()[1]
+
+    @property
+    def last_day(self) -> date | None:
+        """The last simulated day (None before the first)."""
+        return self._world()[2]
+
+    @property
+    def next_day(self) -> date:
+        """The first day not yet simulated."""
+        _, start, last = self._world()
+        return start if last is None else last + timedelta(days=1)
+
+    @property
+    def truth(self) -> GroundTruth:
+        """The ground truth as of the start of the next day to simulate."""
+        n, start, last = self._world()
+        day = start if last is None else last + timedelta(days=1)
+        with self.warehouse.connect() as conn:
+            traits = self._traits(conn, n, start)
+            state = self._state(conn)
+            fatigue = self._fatigue(conn, traits, day_number(day))
+        return GroundTruth(traits, state, fatigue, day)
+
+    def expected_reward(
+        self,
+        customer_ids: Sequence[str] | np.ndarray,
+        channel: str | None | Sequence[str | None] | np.ndarray,
+        local_hour: int | Sequence[int] | np.ndarray = 10,
+        tags: Mapping[str, str | Sequence[str] | np.ndarray] | None = None,
+        *,
+        window_days: int = 7,
+    ) -> Reward:
+        """GroundTruth.expected_reward for the next day to simulate (see truth)."""
+        return self.truth.expected_reward(
+            customer_ids, channel, local_hour, tags, window_days=window_days
+        )
+
+    def summaries(self) -> list[DaySummary]:
+        """The summaries of every simulated day, in order."""
+        rows = self.warehouse.rows("select summary from sandbox.days order by day")
+        return [DaySummary.from_json(r[0]) for r in rows]
+
+    # -- simulation ----------------------------------------------------------------------
+
+    def simulate_day(self, day: date, delivered: Sequence[OutboundMessage] = ()) -> DaySummary:
+        """Load everything that happens on UTC `day` into raw.*; see the module docstring.
+
+        Days skipped since the last simulated one are simulated first without messages. A day
+        already simulated is not touched again: its stored summary is returned (replayed=True).
+        """
+        n, start, last = self._world()
+        if day < start:
+            raise SandboxError(f"{day} is before the world's start {start}; history is fixed.")
+        if last is not None and day <= last:
+            text = self.warehouse.scalar(
+                "select summary from sandbox.days where day = :d", {"d": day}
+            )
+            summary = DaySummary.from_json(text)
+            return DaySummary(**{**asdict(summary), "replayed": True})
+        current = start if last is None else last + timedelta(days=1)
+        while current < day:
+            self._simulate(current, (), n, start)
+            current += timedelta(days=1)
+        return self._simulate(day, delivered, n, start)
+
+    def _simulate(
+        self, day: date, delivered: Sequence[OutboundMessage], n: int, start: date
+    ) -> DaySummary:
+        today = day_number(day)
+        loaded = loaded_at(day)
+        with self.warehouse.connect() as conn:
+            traits = self._traits(conn, n, start)
+            state = self._state(conn)
+            fatigue = self._fatigue(conn, traits, today)
+            due = read_arrow(
+                conn,
+                f"select * from sandbox.pending_events where due_day <= {today} order by kind, id",
+            )
+            loads = _Loads()
+            counts: dict[str, Any] = {"day": day}
+            old_consent = state.consent.copy()
+            new_state = CustomerState(**{k: v.copy() for k, v in vars(state).items()})
+
+            counts["organic_orders"] = self._organic(day, traits, state, loads, loaded)
+            counts["attributed_orders"] = self._release_pending(
+                due, traits, new_state, loads, loaded
+            )
+            counts.update(
+                self._respond(day, delivered, traits, state, new_state, fatigue, loads, loaded)
+            )
+            counts["attributed_orders"] += counts.pop("attributed_now", 0)
+            ordered = (
+                np.concatenate(loads.ordered_idx)
+                if loads.ordered_idx
+                else np.zeros(0, dtype=np.int64)
+            )
+            self._after_orders(day, traits, new_state, ordered)
+
+            opted_out = np.argwhere(old_consent & ~new_state.consent)
+            orders = (
+                pa.concat_tables(loads.orders, promote_options="none")
+                if loads.orders
+                else RAW_SCHEMAS["orders"].empty_table()
+            )
+            events = (
+                pa.concat_tables(loads.events)
+                if loads.events
+                else RAW_SCHEMAS["message_events"].empty_table()
+            )
+            unique_events = events
+            events = with_resent_events(stream(self.seed, "resent", day), events)
+            pending = (
+                pa.concat_tables(loads.pending) if loads.pending else PENDING_SCHEMA.empty_table()
+            )
+            types = unique_events.column("event_type").to_numpy(zero_copy_only=False)
+            kinds, freq = np.unique(types, return_counts=True)
+            summary = DaySummary(
+                **counts,
+                revenue=round(float(np.sum(orders.column("amount").to_numpy())), 2),
+                events={str(k): int(v) for k, v in zip(kinds, freq, strict=True)},
+                opt_outs=len(opted_out),
+                pending=0,
+            )
+            append_arrow(conn, "raw.orders", orders)
+            append_arrow(conn, "raw.message_events", events)
+            for table in loads.consents:
+                append_arrow(conn, "raw.consents", table)
+            conn.execute(sa.text(f"delete from sandbox.pending_events where due_day <= {today}"))
+            append_arrow(conn, "sandbox.pending_events", pending)
+            for table in loads.sends:
+                append_arrow(conn, "sandbox.sends", table)
+            n_pending = conn.execute(sa.text("select count(*) from sandbox.pending_events"))
+            summary = DaySummary(**{**asdict(summary), "pending": int(n_pending.scalar() or 0)})
+            conn.execute(sa.text("delete from sandbox.customer_state"))
+            append_arrow(conn, "sandbox.customer_state", new_state.to_arrow())
+            conn.execute(
+                sa.text("insert into sandbox.days values (:d, :s)"),
+                {"d": day, "s": summary.to_json()},
+            )
+            conn.execute(sa.text("update sandbox.world set last_day = :d"), {"d": day})
+        return summary
+
+    def _organic(
+        self, day: date, traits: Traits, state: CustomerState, loads: _Loads, loaded: datetime
+    ) -> int:
+        """Organic orders of the day (Erlang-2 hazard of alive customers)."""
+        today = day_number(day)
+        rng = stream(self.seed, "organic", day)
+        u = rng.random(traits.n)
+        mu = cycle_rate(traits.purchase_rate, state.n_orders)
+        p = np.where(state.alive, buy_probability(mu, today - state.last_order_day, 1.0), 0.0)
+        idx = np.flatnonzero(u < p)
+        pay = np.where(state.coupon_until[idx] >= today, state.coupon_pay[idx], 1.0)
+        seconds = order_seconds(rng, traits, idx, utc_offsets_hours(day))
+        at = np.datetime64(day, "us") + (seconds * 1_000_000).astype("timedelta64[us]")
+        ids = numbered(f"ord-{day:%Y%m%d}-", idx, 7)
+        loads.orders.append(
+            orders_table(
+                ids,
+                traits.customer_id[idx],
+                at,
+                order_amounts(rng, traits, idx, pay),
+                order_categories(rng, traits, idx),
+                loaded,
+            )
+        )
+        loads.ordered_idx.append(idx)
+        return len(idx)
+
+    def _release_pending(
+        self,
+        due: pa.Table,
+        traits: Traits,
+        new_state: CustomerState,
+        loads: _Loads,
+        loaded: datetime,
+    ) -> int:
+        """Move responses scheduled for today from sandbox.pending_events into raw.*."""
+        if due.num_rows == 0:
+            return 0
+        kind = due.column("kind").to_numpy(zero_copy_only=False)
+        load = pa.array(np.full(due.num_rows, np.datetime64(loaded, "us")), pa.timestamp("us"))
+        orders = due.filter(pa.array(kind == "order"))
+        if orders.num_rows:
+            loads.orders.append(
+                pa.table(
+                    {
+                        "order_id": orders.column("id"),
+                        "customer_id": orders.column("customer_id"),
+                        "ordered_at": orders.column("occurred_at"),
+                        "amount": orders.column("amount"),
+                        "category": orders.column("category"),
+                        "_loaded_at": load[: orders.num_rows],
+                    },
+                    schema=RAW_SCHEMAS["orders"],
+                )
+            )
+            ids = orders.column("customer_id").to_numpy(zero_copy_only=False)
+            loads.ordered_idx.append(traits.index_of(ids))
+        events = due.filter(pa.array(kind == "event"))
+        if events.num_rows:
+            loads.events.append(
+                pa.table(
+                    {
+                        "event_id": events.column("id"),
+                        "decision_id": events.column("decision_id"),
+                        "customer_id": events.column("customer_id"),
+                        "channel": events.column("channel"),
+                        "event_type": events.column("event_type"),
+                        "occurred_at": events.column("occurred_at"),
+                        "_loaded_at": load[: events.num_rows],
+                    },
+                    schema=RAW_SCHEMAS["message_events"],
+                )
+            )
+            types = events.column("event_type").to_numpy(zero_copy_only=False)
+            quits = events.filter(pa.array(np.isin(types, ["unsubscribe", "complaint"])))
+            self._opt_out(
+                quits.column("customer_id").to_numpy(zero_copy_only=False),
+                quits.column("channel").to_numpy(zero_copy_only=False),
+                quits.column("occurred_at").to_numpy(),
+                traits,
+                new_state,
+                loads,
+                loaded,
+            )
+        return orders.num_rows
+
+    @staticmethod
+    def _opt_out(
+        customer_ids: np.ndarray,
+        channels: np.ndarray,
+        at: np.ndarray,
+        traits: Traits,
+        new_state: CustomerState,
+        loads: _Loads,
+        loaded: datetime,
+    ) -> None:
+        """Unsubscribes and complaints: opt the channel out and sync a raw.consents row."""
+        if len(customer_ids) == 0:
+            return
+        idx = traits.index_of(customer_ids)
+        ch = channel_codes(channels)
+        keep = new_state.consent[idx, ch]
+        # one row per (customer, channel): the first quit of the day
+        order = np.lexsort((at, ch, idx))
+        idx, ch, at, keep = idx[order], ch[order], at[order], keep[order]
+        first = np.ones(len(idx), dtype=bool)
+        first[1:] = (idx[1:] != idx[:-1]) | (ch[1:] != ch[:-1])
+        keep &= first
+        new_state.consent[idx[keep], ch[keep]] = False
+        loads.consents.append(
+            pa.table(
+                {
+                    "customer_id": traits.customer_id[idx[keep]],
+                    "channel": np.array(CHANNELS)[ch[keep]],
+                    "status": np.full(int(keep.sum()), "opted_out"),
+                    "recorded_at": at[keep].astype("datetime64[us]"),
+                    "_loaded_at": np.full(int(keep.sum()), np.datetime64(loaded, "us")),
+                },
+                schema=RAW_SCHEMAS["consents"],
+            )
+        )
+
+    def _after_orders(
+        self, day: date, traits: Traits, new_state: CustomerState, ordered: np.ndarray
+    ) -> None:
+        """Everyone who ordered today: cycle restarts, then BG/NBD dropout is drawn."""
+        u = stream(self.seed, "dropout", day).random(traits.n)
+        who = np.unique(ordered[ordered >= 0])
+        np.add.at(new_state.n_orders, ordered[ordered >= 0], 1)
+        new_state.last_order_day[who] = day_number(day)
+        new_state.alive[who] = u[who] >= traits.dropout[who]
+
+    def _respond(
+        self,
+        day: date,
+        delivered: Sequence[OutboundMessage],
+        traits: Traits,
+        state: CustomerState,
+        new_state: CustomerState,
+        fatigue: np.ndarray,
+        loads: _Loads,
+        loaded: datetime,
+    ) -> dict[str, int]:
+        """Draw every response to the messages delivered today; schedule the later ones."""
+        total = len(delivered)
+        if total == 0:
+            return {"messages": 0, "ignored": 0, "suppressed": 0}
+        today = day_number(day)
+        decision = np.array([m.decision_id for m in delivered], dtype=str)
+        send_at = _timestamps([m.send_at for m in delivered])
+        in_day = (send_at >= np.datetime64(day, "us")) & (
+            send_at < np.datetime64(day + timedelta(days=1), "us")
+        )
+        idx = traits.index_of(np.array([m.customer_id for m in delivered], dtype=str))
+        channel_names = np.array([m.channel for m in delivered], dtype=str)
+        ch = channel_codes(channel_names)
+        known = ch >= 0
+        order = np.argsort(decision, kind="stable")
+        first = np.ones(total, dtype=bool)
+        first[1:] = decision[order][1:] != decision[order][:-1]
+        keep_sorted = first & in_day[order] & (idx[order] >= 0) & known[order]
+        sel = order[keep_sorted]
+        m = len(sel)
+        if m == 0:
+            return {"messages": 0, "ignored": total, "suppressed": 0}
+        decision, send_at, idx, ch = decision[sel], send_at[sel], idx[sel], ch[sel]
+        tags = [delivered[j].tags for j in sel]
+        actions = Actions(
+            idx=idx,
+            channel=ch,
+            local_hour=local_hours(traits.region[idx].astype(np.int64), send_at, day),
+            category=creative.category_codes(t.get("category") for t in tags),
+            offer=creative.offer_codes(t.get("offer") for t in tags),
+            tone=creative.tone_codes(t.get("tone") for t in tags),
+            value_prop=creative.value_prop_codes(t.get("value_prop") for t in tags),
+        )
+        # messages already sent to the same customer earlier today add to fatigue
+        by_customer = np.lexsort((decision, send_at, idx))
+        rank = np.zeros(m, dtype=np.int64)
+        sorted_idx = idx[by_customer]
+        starts = np.r_[0, np.flatnonzero(sorted_idx[1:] != sorted_idx[:-1]) + 1]
+        run_start = np.repeat(starts, np.diff(np.r_[starts, m]))
+        rank[by_customer] = np.arange(m) - run_start
+        resp = respond(traits, state, actions, fatigue[idx] + rank, today)
+
+        rng = stream(self.seed, "responses", day)
+        u = rng.random((7, m))
+        hard = resp.hard_bounce
+        soft = ~resp.suppressed & ~hard & (u[0] < resp.soft_bounce)
+        got = ~resp.suppressed & ~hard & ~soft
+        seen = got & (u[1] < resp.seen)
+        click = seen & (u[2] < resp.click)
+        conv = seen & (u[3] < np.where(click, resp.conv_click, resp.conv_seen))
+        unsub = got & (u[4] < resp.unsubscribe)
+        complaint = got & (ch == 0) & (u[5] < resp.complaint)
+
+        hour = np.timedelta64(3_600_000_000, "us")
+        t_delivered = send_at + (rng.uniform(2, 60, m) * 1e6).astype("timedelta64[us]")
+        seen_h = SEEN_DELAY_HOURS[ch] * np.exp(rng.normal(0, 1.1, m))
+        t_seen = t_delivered + (seen_h * 3.6e9).astype("timedelta64[us]")
+        t_click = t_seen + (np.exp(rng.normal(np.log(90), 0.8, m)) * 1e6).astype("timedelta64[us]")
+        t_quit = np.where(seen, t_seen, t_delivered + 2 * hour) + np.timedelta64(45, "s")
+        delay_days = draw_delays(rng, m)
+        t_order = np.where(click, t_click, t_seen) + (delay_days * 86_400e6).astype(
+            "timedelta64[us]"
+        )
+        amounts = order_amounts(rng, traits, idx, resp.pay)
+        affine = order_categories(rng, traits, idx)
+        category = np.where(actions.category == creative.ANY_CATEGORY, affine, actions.category)
+
+        cust = traits.customer_id[idx]
+        chan = np.array(CHANNELS)[ch]
+        day_end = np.datetime64(day + timedelta(days=1), "us")
+        push = ch == 2
+        emitted = [
+            ("delivered", got, t_delivered),
+            ("bounce", hard | soft, t_delivered),
+            ("open", np.where(push, click, seen & (ch == 0)), np.where(push, t_click, t_seen)),
+            ("click", click & ~push, t_click),
+            ("unsubscribe", unsub, t_quit),
+            ("complaint", complaint, t_quit + np.timedelta64(30, "s")),
+        ]
+        for kind, mask, at in emitted:
+            now, later = mask & (at < day_end), mask & (at >= day_end)
+            loads.events.append(
+                _events_table(
+                    decision[now], decision[now], cust[now], chan[now], kind, at[now], loaded
+                )
+            )
+            if later.any():
+                loads.pending.append(
+                    self._pending(
+                        "event",
+                        np.char.add(np.char.add("evt-", decision[later]), "-" + kind),
+                        decision[later],
+                        cust[later],
+                        chan[later],
+                        kind,
+                        at[later],
+                        None,
+                        None,
+                    )
+                )
+        quit_now = (unsub | complaint) & (t_quit < day_end)
+        self._opt_out(
+            cust[quit_now], chan[quit_now], t_quit[quit_now], traits, new_state, loads, loaded
+        )
+
+        order_ids = numbered(f"ord-{day:%Y%m%d}-m", np.arange(m), 7)
+        now, later = conv & (t_order < day_end), conv & (t_order >= day_end)
+        loads.orders.append(
+            orders_table(
+                order_ids[now], cust[now], t_order[now], amounts[now], category[now], loaded
+            )
+        )
+        loads.ordered_idx.append(idx[now])
+        if later.any():
+            loads.pending.append(
+                self._pending(
+                    "order",
+                    order_ids[later],
+                    decision[later],
+                    cust[later],
+                    chan[later],
+                    None,
+                    t_order[later],
+                    amounts[later],
+                    np.array(creative.CATEGORIES)[category[later]],
+                )
+            )
+
+        new_state.hard_bounced[idx[hard], ch[hard]] = True
+        loads.sends.append(
+            pa.table(
+                {
+                    "decision_id": decision,
+                    "customer_id": cust,
+                    "channel": chan,
+                    "send_at": send_at.astype("datetime64[us]"),
+                    "send_day": np.full(m, today, np.int32),
+                    "delivered": got,
+                }
+            )
+        )
+        coupon = seen & (resp.pay < 1.0)
+        active = new_state.coupon_until[idx] >= today
+        best = np.where(active, np.minimum(new_state.coupon_pay[idx], resp.pay), resp.pay)
+        new_state.coupon_pay[idx[coupon]] = best[coupon]
+        new_state.coupon_until[idx[coupon]] = today + COUPON_DAYS
+        return {
+            "messages": m,
+            "ignored": total - m,
+            "suppressed": int(resp.suppressed.sum()),
+            "attributed_now": int(now.sum()),
+        }
+
+    @staticmethod
+    def _pending(
+        kind: str,
+        ids: np.ndarray,
+        decision: np.ndarray,
+        customer: np.ndarray,
+        channel: np.ndarray,
+        event_type: str | None,
+        at: np.ndarray,
+        amount: np.ndarray | None,
+        category: np.ndarray | None,
+    ) -> pa.Table:
+        n = len(ids)
+        due = (at.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int32)
+        return pa.table(
+            {
+                "kind": np.full(n, kind),
+                "id": ids,
+                "decision_id": decision,
+                "customer_id": customer,
+                "channel": channel,
+                "event_type": pa.nulls(n, pa.string())
+                if event_type is None
+                else np.full(n, event_type),
+                "occurred_at": at.astype("datetime64[us]"),
+                "amount": pa.nulls(n, pa.float64()) if amount is None else amount,
+                "category": pa.nulls(n, pa.string()) if category is None else category,
+                "due_day": due,
+            },
+            schema=PENDING_SCHEMA,
+        )
