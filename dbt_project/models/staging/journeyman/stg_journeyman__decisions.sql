@@ -1,0 +1,34 @@
+with
+
+source as (
+
+    select * from {{ source('journeyman', 'decisions') }}
+
+),
+
+renamed as (
+
+    select
+        decision_id,
+        agent,
+        decision_date,
+        customer_id,
+        policy,
+        policy_version,
+        lower(experiment_group) as experiment_group,
+        action_id,
+        message_id,
+        lower(channel) as channel,
+        local_hour,
+        send_at,
+        propensity,
+        exclusion_reason,
+        lower(goal_metric) as goal_metric,
+        attribution_window_days,
+        created_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,75 @@
+-- Every raw order row, renamed and checked: exclusion_reason says why a row is dropped
+-- (the first loaded copy of an order wins; later copies are duplicates).
+with
+
+source as (
+
+    select * from {{ source('raw', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        nullif(trim(order_id), '') as order_id,
+        nullif(trim(customer_id), '') as customer_id,
+        ordered_at,
+        cast(amount as double precision) as amount,
+        nullif(lower(trim(category)), '') as category,
+        _loaded_at as loaded_at
+
+    from source
+
+),
+
+ranked as (
+
+    select
+        renamed.*,
+        row_number() over (
+            partition by order_id
+            order by
+                loaded_at asc nulls last,
+                ordered_at asc nulls last,
+                customer_id nulls last,
+                amount nulls last,
+                category nulls last
+        ) as load_rank
+
+    from renamed
+
+),
+
+categories as (
+
+    select category from {{ ref('product_categories') }}
+
+),
+
+checked as (
+
+    select
+        ranked.order_id,
+        ranked.customer_id,
+        ranked.ordered_at,
+        ranked.amount,
+        ranked.category,
+        ranked.loaded_at,
+        case
+            when ranked.order_id is null then 'null_order_id'
+            when ranked.load_rank > 1 then 'duplicate_order_id'
+            when ranked.customer_id is null then 'null_customer_id'
+            when ranked.ordered_at is null then 'null_ordered_at'
+            when ranked.amount is null then 'null_amount'
+            when not {{ is_finite('ranked.amount') }} then 'invalid_amount'
+            when ranked.amount < 0 then 'negative_amount'
+            when categories.category is null then 'unknown_category'
+        end as exclusion_reason
+
+    from ranked
+    left join categories
+        on ranked.category = categories.category
+
+)
+
+select * from checked

@@ -1,0 +1,607 @@
+"""The dbt project end to end: a real `dbt build` on a fresh DuckDB file with hand-made raw data.
+
+One module-scoped build (as of 2024-03-01) feeds every test; the expected values below are
+computed by hand from the fixture rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from journeyman.tables import ensure_journeyman_tables, ensure_raw_tables
+from journeyman.warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+RUN_DATE = "2024-03-01"
+
+LOADED = "2024-01-01 00:00:00"
+
+# fmt: off  (fixture tables read best one row per line)
+
+# customer_id, email, phone, push_token, time_zone, country, signup_at, _loaded_at
+CUSTOMERS = [
+    (
+        "c1",
+        " Alice@Example.com ",
+        "+14155550123",
+        "tok1",
+        "America/New_York",
+        "us",
+        "2024-01-01 12:00:00",
+        LOADED,
+    ),
+    (
+        "c2",
+        "not-an-email",
+        "+4915112345678",
+        None,
+        "Europe/Berlin",
+        "DE",
+        "2024-02-01 08:00:00",
+        LOADED,
+    ),
+    ("c3", "carol@example.org", "12345", None, "UTC", "GB", "2023-06-01 00:00:00", LOADED),
+    (None, "ghost@example.com", None, None, "UTC", "US", "2024-01-01 00:00:00", LOADED),
+    (
+        "c4",
+        "dave@example.com",
+        None,
+        None,
+        "Mars/Olympus_Mons",
+        "US",
+        "2024-01-01 00:00:00",
+        LOADED,
+    ),
+    # c5 is loaded twice: the latest load (valid time zone, new e-mail) wins
+    ("c5", "old@example.com", None, None, "Mars/Base", "JP", "2024-01-01 00:00:00", LOADED),
+    (
+        "c5",
+        "new@example.com",
+        None,
+        None,
+        "Asia/Tokyo",
+        "JP",
+        "2024-01-01 00:00:00",
+        "2024-01-02 00:00:00",
+    ),
+    # signs up after the as-of instant: not a customer yet, not a data-quality problem
+    ("c6", "future@example.com", None, None, "UTC", "US", "2024-03-05 00:00:00", LOADED),
+]
+
+# order_id, customer_id, ordered_at, amount, category, _loaded_at
+ORDERS = [
+    ("o1", "c1", "2024-01-10 10:00:00", 50.0, "apparel", LOADED),
+    ("o2", "c1", "2024-02-10 10:00:00", 30.0, "beauty", "2024-02-11 00:00:00"),
+    ("o2", "c1", "2024-02-10 10:00:00", 999.0, "beauty", "2024-02-12 00:00:00"),  # duplicate
+    ("o3", "c1", "2024-02-25 10:00:00", 20.0, "Apparel", LOADED),
+    ("o4", "c1", "2024-03-01 00:00:00", 100.0, "home", LOADED),  # at the as-of instant
+    ("o5", "c3", "2024-02-28 20:00:00", 10.0, "home", LOADED),
+    (None, "c1", "2024-02-01 00:00:00", 5.0, "home", LOADED),
+    ("o_neg", "c1", "2024-02-01 00:00:00", -5.0, "home", LOADED),
+    ("o_null_amount", "c1", "2024-02-01 00:00:00", None, "home", LOADED),
+    ("o_nan", "c1", "2024-02-01 00:00:00", float("nan"), "home", LOADED),
+    ("o_toys", "c1", "2024-02-01 00:00:00", 5.0, "toys", LOADED),
+    ("o_no_customer", None, "2024-02-01 00:00:00", 5.0, "home", LOADED),
+]
+
+# customer_id, channel, status, recorded_at, _loaded_at
+CONSENTS = [
+    ("c1", "email", "opted_in", "2024-01-01 12:00:00", LOADED),
+    ("c1", "SMS", "opted_in", "2024-01-01 12:00:00", LOADED),
+    ("c1", "sms", "opted_out", "2024-02-01 00:00:00", LOADED),
+    ("c1", "push", "opted_in", "2024-01-05 00:00:00", LOADED),
+    ("c2", "email", "opted_in", "2024-02-01 08:00:00", LOADED),
+    ("c2", "sms", "opted_in", "2024-02-01 08:00:00", LOADED),
+    ("c3", "sms", "opted_in", "2023-06-01 00:00:00", LOADED),
+    ("c3", "email", "opted_in", "2024-03-02 00:00:00", LOADED),  # after the as-of instant
+    ("c1", "fax", "opted_in", "2024-01-01 12:00:00", LOADED),
+    ("c2", "email", "maybe", "2024-01-01 12:00:00", LOADED),
+]
+
+# decision_id, agent, decision_date, customer_id, policy, policy_version, experiment_group,
+# action_id, message_id, channel, local_hour, send_at, propensity, exclusion_reason,
+# goal_metric, attribution_window_days, created_at
+DECISIONS = [
+    # window ends 2024-03-01 15:00, after the as-of instant: no reward yet
+    (
+        "dA",
+        "winback",
+        "2024-02-27",
+        "c1",
+        "thompson",
+        "v1",
+        "treatment",
+        "a_email",
+        "m1",
+        "email",
+        10,
+        "2024-02-27 15:00:00",
+        0.5,
+        None,
+        "conversion",
+        3,
+        "2024-02-27 00:00:00",
+    ),
+    (
+        "dB",
+        "winback",
+        "2024-02-20",
+        "c1",
+        "thompson",
+        "v1",
+        "treatment",
+        "a_email",
+        "m1",
+        "email",
+        10,
+        "2024-02-20 15:00:00",
+        0.5,
+        None,
+        "conversion",
+        3,
+        "2024-02-20 00:00:00",
+    ),
+    # delivery failed: not a sent message
+    (
+        "dC",
+        "winback",
+        "2024-02-29",
+        "c1",
+        "thompson",
+        "v1",
+        "treatment",
+        "a_sms",
+        "m2",
+        "sms",
+        13,
+        "2024-02-29 18:00:00",
+        0.25,
+        None,
+        "conversion",
+        3,
+        "2024-02-29 00:00:00",
+    ),
+    (
+        "dD",
+        "winback",
+        "2024-02-10",
+        "c2",
+        "thompson",
+        "v1",
+        "holdout",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "holdout",
+        "conversion",
+        7,
+        "2024-02-10 00:00:00",
+    ),
+    (
+        "dE",
+        "winback",
+        "2024-02-28",
+        "c3",
+        "thompson",
+        "v1",
+        "treatment",
+        "a_sms",
+        "m2",
+        "sms",
+        9,
+        "2024-02-28 09:00:00",
+        0.4,
+        None,
+        "revenue",
+        1,
+        "2024-02-28 00:00:00",
+    ),
+    (
+        "dG",
+        "winback",
+        "2024-02-25",
+        "c2",
+        "thompson",
+        "v1",
+        "treatment",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "not_eligible",
+        "conversion",
+        7,
+        "2024-02-25 00:00:00",
+    ),
+]
+
+# decision_id, destination, status, idempotency_key, attempts, error, provider_message_id,
+# updated_at, delivered_at
+DELIVERIES = [
+    (
+        "dA",
+        "esp",
+        "delivered",
+        "k-dA",
+        1,
+        None,
+        "p-dA",
+        "2024-02-27 15:00:01",
+        "2024-02-27 15:00:01",
+    ),
+    (
+        "dB",
+        "esp",
+        "delivered",
+        "k-dB",
+        1,
+        None,
+        "p-dB",
+        "2024-02-20 15:00:01",
+        "2024-02-20 15:00:01",
+    ),
+    (
+        "dC",
+        "sms",
+        "failed_permanent",
+        "k-dC",
+        3,
+        "invalid number",
+        None,
+        "2024-02-29 18:00:05",
+        None,
+    ),
+    (
+        "dE",
+        "sms",
+        "delivered",
+        "k-dE",
+        1,
+        None,
+        "p-dE",
+        "2024-02-28 09:00:01",
+        "2024-02-28 09:00:01",
+    ),
+]
+
+# event_id, decision_id, customer_id, channel, event_type, occurred_at, _loaded_at
+EVENTS = [
+    ("ev1", "dB", "c1", "email", "open", "2024-02-20 16:00:00", "2024-02-20 17:00:00"),
+    ("ev1", "dB", "c1", "email", "open", "2024-02-20 16:00:00", "2024-02-21 17:00:00"),
+    ("ev2", "dB", "c1", "Email", "CLICK", "2024-02-20 16:05:00", "2024-02-20 17:00:00"),
+    ("ev3", "dA", "c1", "email", "open", "2024-02-27 16:00:00", "2024-02-27 17:00:00"),
+    ("ev4", "dE", "c3", "sms", "unsubscribe", "2024-02-28 10:00:00", "2024-02-28 11:00:00"),
+    (None, "dB", "c1", "email", "open", "2024-02-20 16:00:00", LOADED),
+    ("ev_bad", "dB", "c1", "email", "teleport", "2024-02-20 16:00:00", LOADED),
+]
+
+FEATURE_COLUMNS = {
+    "tenure_days",
+    "order_count",
+    "orders_last_90d",
+    "total_revenue",
+    "avg_order_value",
+    "days_since_last_order",
+    "has_ordered",
+    "ipi_mean_days",
+    "ipi_std_days",
+    "affinity_apparel",
+    "affinity_beauty",
+    "affinity_electronics",
+    "affinity_home",
+    "affinity_sports",
+    "email_open_rate",
+    "email_click_rate",
+    "sms_click_rate",
+    "push_open_rate",
+    "messages_last_1d",
+    "messages_last_7d",
+    "messages_last_30d",
+    "email_messages_last_7d",
+    "sms_messages_last_7d",
+    "push_messages_last_7d",
+    "hours_since_last_message",
+}
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Build:
+    """The outcome of one `dbt build`: the warehouse file, dbt's target folder and output."""
+
+    warehouse: Path
+    target: Path
+    result: subprocess.CompletedProcess[str]
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
+            cursor = conn.execute(sql)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def run_dbt(
+    args: list[str], warehouse: Path, workdir: Path, run_date_env: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run dbt against the project with its own warehouse, target and log folders."""
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEYMAN_RUN_DATE"}
+    env["JOURNEYMAN_WAREHOUSE"] = str(warehouse)
+    if run_date_env is not None:
+        env["JOURNEYMAN_RUN_DATE"] = run_date_env
+    command = [
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(workdir / "target"),
+        "--log-path",
+        str(workdir / "logs"),
+    ]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def load_fixture(path: Path) -> None:
+    """Create the source tables the way journeyman does and insert the fixture rows."""
+    warehouse = Warehouse(path)
+    ensure_raw_tables(warehouse)
+    ensure_journeyman_tables(warehouse)
+    with duckdb.connect(str(path)) as conn:
+        conn.executemany("insert into raw.customers values (?, ?, ?, ?, ?, ?, ?, ?)", CUSTOMERS)
+        conn.executemany("insert into raw.orders values (?, ?, ?, ?, ?, ?)", ORDERS)
+        conn.executemany("insert into raw.consents values (?, ?, ?, ?, ?)", CONSENTS)
+        conn.executemany("insert into raw.message_events values (?, ?, ?, ?, ?, ?, ?)", EVENTS)
+        conn.executemany(
+            "insert into journeyman.decisions values "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            DECISIONS,
+        )
+        conn.executemany(
+            "insert into journeyman.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?)", DELIVERIES
+        )
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    workdir = tmp_path_factory.mktemp("dbt_build")
+    warehouse = workdir / "warehouse.duckdb"
+    load_fixture(warehouse)
+    result = run_dbt(["build", "--vars", json.dumps({"run_date": RUN_DATE})], warehouse, workdir)
+    return Build(warehouse=warehouse, target=workdir / "target", result=result)
+
+
+def features(build: Build) -> dict[str, dict[str, Any]]:
+    rows = build.rows("select * from marts.customer_features")
+    return {row["customer_id"]: row for row in rows}
+
+
+def test_dbt_build_passes_on_fresh_warehouse(build: Build) -> None:
+    assert build.result.returncode == 0, build.result.stdout[-5000:] + build.result.stderr
+    assert "Completed successfully" in build.result.stdout
+    for deprecation in ("Deprecat", "deprecat"):
+        assert deprecation not in build.result.stdout, build.result.stdout
+    results = json.loads((build.target / "run_results.json").read_text())["results"]
+    statuses = {r["status"] for r in results}
+    assert statuses <= {"success", "pass", "no-op"}, statuses  # no-op: the exposure
+
+
+def test_marts_land_in_schema_marts(build: Build) -> None:
+    tables = build.rows(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_schema in ('staging', 'intermediate', 'marts', 'seeds')"
+    )
+    marts = {t["table_name"] for t in tables if t["table_schema"] == "marts"}
+    assert {
+        "customer_features",
+        "decision_rewards",
+        "agent_group_outcomes",
+        "dq_excluded_rows",
+        "dq_exclusion_counts",
+    } <= marts
+    assert "stg_raw__customers" in {
+        t["table_name"] for t in tables if t["table_schema"] == "staging"
+    }
+
+
+def test_excluded_rows_are_listed_with_reason_codes(build: Build) -> None:
+    rows = build.rows(
+        "select source_table, row_key, reason_code, action from marts.dq_excluded_rows"
+    )
+    listed = {(r["source_table"], r["row_key"], r["reason_code"], r["action"]) for r in rows}
+    assert listed == {
+        ("raw.customers", "(null)", "null_customer_id", "row_excluded"),
+        ("raw.customers", "c4", "unknown_time_zone", "row_excluded"),
+        ("raw.customers", "c5", "duplicate_customer_id", "row_excluded"),
+        ("raw.customers", "c2", "malformed_email", "value_nulled"),
+        ("raw.customers", "c3", "malformed_phone", "value_nulled"),
+        ("raw.orders", "(null)", "null_order_id", "row_excluded"),
+        ("raw.orders", "o2", "duplicate_order_id", "row_excluded"),
+        ("raw.orders", "o_neg", "negative_amount", "row_excluded"),
+        ("raw.orders", "o_null_amount", "null_amount", "row_excluded"),
+        ("raw.orders", "o_nan", "invalid_amount", "row_excluded"),
+        ("raw.orders", "o_toys", "unknown_category", "row_excluded"),
+        ("raw.orders", "o_no_customer", "null_customer_id", "row_excluded"),
+        ("raw.consents", "c1|fax|2024-01-01 12:00:00", "unknown_channel", "row_excluded"),
+        ("raw.consents", "c2|email|2024-01-01 12:00:00", "unknown_status", "row_excluded"),
+        ("raw.message_events", "(null)", "null_event_id", "row_excluded"),
+        ("raw.message_events", "ev1", "duplicate_event_id", "row_excluded"),
+        ("raw.message_events", "ev_bad", "unknown_event_type", "row_excluded"),
+    }
+    counts = build.rows("select * from marts.dq_exclusion_counts")
+    by_reason = {(c["source_table"], c["reason_code"]): c["row_count"] for c in counts}
+    assert by_reason[("raw.orders", "null_customer_id")] == 1
+    assert sum(by_reason.values()) == len(rows)
+
+
+def test_bad_customers_are_absent_or_have_contact_nulled(build: Build) -> None:
+    by_id = features(build)
+    assert set(by_id) == {"c1", "c2", "c3", "c5"}  # c4 bad time zone, c6 not signed up yet
+    assert by_id["c2"]["email"] is None and by_id["c2"]["phone"] == "+4915112345678"
+    assert by_id["c3"]["phone"] is None and by_id["c3"]["email"] == "carol@example.org"
+    assert by_id["c5"]["email"] == "new@example.com"
+    assert by_id["c5"]["time_zone"] == "Asia/Tokyo"
+    assert by_id["c1"]["email"] == "alice@example.com"
+    assert by_id["c1"]["country"] == "US"
+
+
+def test_customer_features_hand_computed(build: Build) -> None:
+    c1 = features(build)["c1"]
+    # orders o1 (Jan 10), o2 (Feb 10, its 999 duplicate dropped), o3 (Feb 25); o4 is at as-of
+    assert c1["order_count"] == 3
+    assert c1["orders_last_90d"] == 3
+    assert c1["total_revenue"] == pytest.approx(100.0)
+    assert c1["avg_order_value"] == pytest.approx(100.0 / 3)
+    assert c1["days_since_last_order"] == 5  # 2024-02-25 -> 2024-03-01 (leap year)
+    assert c1["has_ordered"] == 1
+    assert c1["tenure_days"] == 60
+    assert c1["ipi_mean_days"] == pytest.approx(23.0)  # intervals 31 and 15 days
+    assert c1["ipi_std_days"] == pytest.approx(math.sqrt(128.0))
+    # consent: e-mail opted in; SMS opted out later; push opted in with a token
+    assert (c1["consent_email"], c1["consent_sms"], c1["consent_push"]) == (True, False, True)
+    # messages: dA (Feb 27 15:00) in the last 7 days, dB (Feb 20) in 30 days, dC failed
+    assert c1["messages_last_1d"] == 0
+    assert c1["messages_last_7d"] == 1
+    assert c1["messages_last_30d"] == 2
+    assert c1["email_messages_last_7d"] == 1 and c1["sms_messages_last_7d"] == 0
+    assert c1["last_message_at"] == datetime(2024, 2, 27, 15, 0)
+    assert c1["hours_since_last_message"] == pytest.approx(57.0)  # Feb 27 15:00 -> Mar 1
+    # affinities: 2 of 3 orders apparel, smoothed with 2 pseudo-orders at the population share
+    population_apparel = 2 / 4  # valid orders before as-of: o1, o2, o3 (c1) and o5 (c3)
+    assert c1["affinity_apparel"] == pytest.approx((2 + 2 * population_apparel) / (3 + 2))
+    # e-mail opens: both of c1's two e-mails opened; the prior is the smoothed population rate
+    prior = (2 + 0.16 * 100) / (2 + 100)
+    assert c1["email_open_rate"] == pytest.approx((2 + 10 * prior) / (2 + 10))
+
+
+def test_customer_without_history_gets_defaults(build: Build) -> None:
+    by_id = features(build)
+    c2, c3 = by_id["c2"], by_id["c3"]
+    assert (c2["consent_email"], c2["consent_sms"], c2["consent_push"]) == (False, True, False)
+    # c3: SMS opted in but the phone is malformed; the e-mail opt-in is after as-of
+    assert (c3["consent_email"], c3["consent_sms"]) == (False, False)
+    assert c3["unsubscribed_sms"] is True
+    assert c2["order_count"] == 0 and c2["has_ordered"] == 0
+    assert c2["days_since_last_order"] == c2["tenure_days"] == 29
+    assert c2["hours_since_last_message"] == 8760.0
+    assert c2["last_message_at"] is None
+    assert c2["email_open_rate"] == pytest.approx((2 + 0.16 * 100) / (2 + 100))
+    assert c2["ipi_mean_days"] == pytest.approx(23.0)  # population mean (only c1 has 2+ orders)
+    for column in FEATURE_COLUMNS:
+        assert c2[column] is not None, column
+
+
+def test_manifest_marks_feature_columns(build: Build) -> None:
+    manifest = json.loads((build.target / "manifest.json").read_text())
+    columns = manifest["nodes"]["model.journeyman.customer_features"]["columns"]
+    marked = {
+        name for name, column in columns.items() if column["config"]["meta"].get("feature") is True
+    }
+    assert marked == FEATURE_COLUMNS
+    assert {n for n, c in columns.items() if c["meta"].get("feature") is True} == marked
+    for name in ("customer_id", "email", "consent_email", "signup_at", "last_message_at"):
+        assert name in columns and name not in marked
+
+
+def test_every_model_and_column_is_documented(build: Build) -> None:
+    manifest = json.loads((build.target / "manifest.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert len(models) >= 20
+    for node in models:
+        assert node["description"].strip(), node["unique_id"]
+        documented = {
+            name for name, column in node["columns"].items() if column["description"].strip()
+        }
+        in_warehouse = {
+            row["column_name"]
+            for row in build.rows(
+                "select column_name from information_schema.columns "
+                f"where table_schema = '{node['schema']}' and table_name = '{node['alias']}'"
+            )
+        }
+        assert in_warehouse, node["unique_id"]
+        assert in_warehouse == documented, (node["unique_id"], in_warehouse ^ documented)
+
+
+def test_unit_tests_ran_and_passed(build: Build) -> None:
+    results = json.loads((build.target / "run_results.json").read_text())["results"]
+    unit = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("unit_test.")}
+    assert len(unit) >= 5
+    assert set(unit.values()) == {"pass"}
+
+
+def test_decision_rewards_only_closed_windows(build: Build) -> None:
+    rows = {r["decision_id"]: r for r in build.rows("select * from marts.decision_rewards")}
+    # dA's window ends 2024-03-01 15:00 and dC's 2024-03-03 18:00: both still open
+    assert set(rows) == {"dB", "dD", "dE"}
+    assert rows["dB"]["converted"] == 0  # o3 on Feb 25 is after dB's window (Feb 23 15:00)
+    assert rows["dD"]["reference_at"] == datetime(2024, 2, 10)
+    assert rows["dD"]["window_end"] == datetime(2024, 2, 17)
+    assert rows["dE"]["orders"] == 1 and rows["dE"]["reward"] == pytest.approx(10.0)
+    assert rows["dE"]["unsubscribed"] == 1
+
+
+def test_agent_group_outcomes_intention_to_treat(build: Build) -> None:
+    rows = build.rows("select * from marts.agent_group_outcomes")
+    groups = {(r["agent"], r["policy"], r["experiment_group"]): r for r in rows}
+    assert set(groups) == {("winback", "thompson", "treatment"), ("winback", "thompson", "holdout")}
+    treatment = groups[("winback", "thompson", "treatment")]
+    assert treatment["customers"] == 2  # c1, c3 (c2's only treatment decision is not_eligible)
+    assert treatment["decisions"] == 4
+    assert treatment["messages_sent"] == 3
+    assert treatment["conversions"] == 2  # o3 (c1, Feb 25) and o5 (c3, Feb 28)
+    assert treatment["revenue"] == pytest.approx(30.0)
+    assert treatment["revenue_per_customer"] == pytest.approx(15.0)
+    assert treatment["unsubscribes"] == 1
+    holdout = groups[("winback", "thompson", "holdout")]
+    assert (holdout["customers"], holdout["conversions"], holdout["messages_sent"]) == (1, 0, 0)
+
+
+def test_run_date_defaults_to_today_utc(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = run_dbt(["compile", "--inline", "select {{ as_of() }} as as_of"], warehouse, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert f"cast('{today} 00:00:00' as timestamp)" in result.stdout
+
+
+def test_run_date_env_var_is_the_fallback(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = run_dbt(
+        ["compile", "--inline", "select {{ as_of() }} as as_of"],
+        warehouse,
+        tmp_path,
+        run_date_env="2024-02-29",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cast('2024-02-29 00:00:00' as timestamp)" in result.stdout
+
+
+def test_malformed_run_date_is_a_clear_error(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = run_dbt(
+        ["compile", "--inline", "select {{ as_of() }}", "--vars", '{"run_date": "03/01/2024"}'],
+        warehouse,
+        tmp_path,
+    )
+    assert result.returncode != 0
+    assert "run_date must be a date 'YYYY-MM-DD'" in result.stdout + result.stderr
