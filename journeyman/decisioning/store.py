@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from journeyman.decisioning.config import AgentConfig, AgentConfigError
 from journeyman.decisioning.decide import audience_column
-from journeyman.warehouse import Warehouse, append_arrow, stream_arrow
+from journeyman.warehouse import Warehouse, WarehouseError, append_arrow, stream_arrow
 
 FEATURES_TABLE = "marts.customer_features"
 DECISIONS_TABLE = "journeyman.decisions"
@@ -25,7 +25,21 @@ def check_audiences(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> None
     """Fail with the agent file and field when an audience predicate is not valid SQL on the
     feature table."""
     with warehouse.connect() as conn:
-        columns = [c["name"] for c in sa.inspect(conn).get_columns("customer_features", "marts")]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = 'marts' and table_name = 'customer_features' "
+                    "order by ordinal_position"
+                )
+            )
+        ]
+        if not columns:
+            raise WarehouseError(
+                f"{FEATURES_TABLE} does not exist in {warehouse.path}: build the dbt project "
+                "first (the Dagster job does; by hand: dbt build --project-dir dbt_project)"
+            )
         for agent in agents:
             try:
                 conn.execute(sa.text(f"select ({agent.audience}) from {FEATURES_TABLE} limit 0"))

@@ -16,7 +16,7 @@ from rich.table import Table
 from journeyman import settings
 
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)
 
 
 class _Date(click.ParamType):
@@ -81,7 +81,8 @@ def demo(customers: int, days: int, seed: int, start: date) -> None:
     outbox = path.parent / "outbox"
     try:
         dbt_executable()
-        load_agents(settings.AGENTS_DIR)
+        load_agents(settings.agents_dir())
+        from journeyman.orchestration.definitions import defs
         from journeyman.orchestration.demo import (
             DemoError,
             DemoOptions,
@@ -89,8 +90,8 @@ def demo(customers: int, days: int, seed: int, start: date) -> None:
             run_demo,
         )
 
+        loaded = defs()  # parses the dbt project if needed: fails before anything is touched
         warehouse = prepare_warehouse(path, outbox)
-        from journeyman.orchestration.definitions import defs
 
         options = DemoOptions(customers=customers, days=days, seed=seed, start=start)
         with Progress(
@@ -111,7 +112,7 @@ def demo(customers: int, days: int, seed: int, start: date) -> None:
                 seen.add(day)
                 progress.update(task, step=f"{day}  {step}")
 
-            run_demo(options, defs(), warehouse, outbox, on_step)
+            run_demo(options, loaded, warehouse, outbox, on_step)
             progress.update(task, completed=days + 1, step="done")
         from journeyman.orchestration.demo import summary_rows
 

@@ -7,6 +7,8 @@ delivered). A final dbt build as of the day after the last one settles the outco
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from journeyman.sandbox import SandboxWorld, read_outbox
 from journeyman.tables import JOURNEYMAN_SCHEMA
 from journeyman.warehouse import Warehouse, WarehouseError
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class DemoError(RuntimeError):
@@ -86,11 +88,15 @@ def run_demo(
 
 
 def _execute(job: dg.JobDefinition, day: date, **kwargs) -> None:  # noqa: ANN003
-    result = job.execute_in_process(
-        partition_key=day.isoformat(), run_config=QUIET_LOGS, raise_on_error=False, **kwargs
-    )
+    # dagster-dbt echoes dbt's log to stdout; the demo keeps it and shows it only on failure.
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        result = job.execute_in_process(
+            partition_key=day.isoformat(), run_config=QUIET_LOGS, raise_on_error=False, **kwargs
+        )
     if not result.success:
-        raise DemoError(f"day {day}: {_failure(result)}")
+        tail = "\n".join(captured.getvalue().splitlines()[-15:])
+        raise DemoError(f"day {day}: {_failure(result)}" + (f"\n{tail}" if tail else ""))
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:

@@ -1,22 +1,21 @@
 """The decisions asset: every agent decides for every customer, as of the partition's date."""
 
-from __future__ import annotations
-
 from datetime import date
 
 import dagster as dg
 
 from journeyman.decisioning.daily import decide_day
 from journeyman.decisioning.features import discover_features
-from journeyman.orchestration.defs.partitions import WAREHOUSE_POOL, daily
+from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import AgentsResource, WarehouseResource
 from journeyman.orchestration.project import dbt_project
 
-CUSTOMER_FEATURES = dg.AssetKey(["customer_features"])
+CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
 
 
 @dg.asset(
     partitions_def=daily,
+    backfill_policy=ONE_DAY_PER_RUN,
     deps=[CUSTOMER_FEATURES],
     pool=WAREHOUSE_POOL,
     kinds={"python", "duckdb"},

@@ -1,7 +1,5 @@
 """The deliveries asset: sync the day's decisions to each destination, at most once each."""
 
-from __future__ import annotations
-
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -10,7 +8,7 @@ from journeyman.connectors.ledger import DeliveryLedger
 from journeyman.connectors.outbound import Creative, build_outboxes, decisions_to_send
 from journeyman.connectors.sync import sync
 from journeyman.decisioning.config import AgentConfig
-from journeyman.orchestration.defs.partitions import WAREHOUSE_POOL, daily
+from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import (
     AgentsResource,
     DestinationsResource,
@@ -38,6 +36,7 @@ def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creati
 
 @dg.asset(
     partitions_def=daily,
+    backfill_policy=ONE_DAY_PER_RUN,
     deps=["decisions"],
     pool=WAREHOUSE_POOL,
     kinds={"python", "duckdb"},

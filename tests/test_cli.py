@@ -1,0 +1,130 @@
+"""`journeyman demo` end to end, and its clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from journeyman import settings
+from journeyman.orchestration.cli import main
+
+JOURNEYMAN = Path(sys.executable).parent / "journeyman"
+
+
+def _demo(env_path: Path, *args: str, agents: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, settings.WAREHOUSE_ENV: str(env_path), "COLUMNS": "160"}
+    if agents is not None:
+        env[settings.AGENTS_ENV] = str(agents)
+    return subprocess.run(
+        [str(JOURNEYMAN), "demo", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def _table(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("│")]
+
+
+def test_demo_end_to_end_is_reproducible(tmp_path):
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    args = ("--customers", "300", "--days", "2", "--seed", "3")
+    first = _demo(path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = _table(first.stdout)
+    assert any("holdout" in r for r in rows) and any("rule_based" in r for r in rows)
+    assert list((path.parent / "outbox" / "file").glob("*.jsonl")), "no message was delivered"
+    second = _demo(path, *args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert _table(second.stdout) == rows
+    third = _demo(path, "--customers", "300", "--days", "2", "--seed", "4")
+    assert third.returncode == 0
+    assert _table(third.stdout) != rows
+
+
+def test_invalid_option_is_one_clear_error_and_writes_nothing(tmp_path):
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    result = _demo(path, "--customers", "5")
+    assert result.returncode == 2
+    assert "--customers" in result.stderr and "100" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not path.parent.exists()
+
+
+def test_invalid_agent_file_names_file_and_field(tmp_path):
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    data = yaml.safe_load((settings.AGENTS_DIR / "winback.yml").read_text())
+    data["guardrails"]["max_per_week"] = -1
+    (agents / "winback.yml").write_text(yaml.safe_dump(data))
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    result = _demo(path, agents=agents)
+    assert result.returncode == 2
+    message = re.sub(r"\s+", " ", result.stderr)
+    assert "winback.yml" in message and "guardrails.max_per_week" in message
+    assert "Traceback" not in result.stderr
+    assert not path.exists()
+
+
+def test_locked_warehouse_is_reported_and_left_untouched(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import duckdb, sys, time
+            con = duckdb.connect({str(path)!r})
+            con.execute("create table keep as select 42 as answer")
+            print("locked", flush=True)
+            time.sleep(120)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        size = path.stat().st_size
+        started = time.time()
+        result = _demo(path, "--customers", "300", "--days", "1")
+        assert result.returncode == 2
+        message = re.sub(r"\s+", " ", result.stderr)
+        assert "locked by another process" in message
+        assert "Traceback" not in result.stderr
+        assert path.exists() and path.stat().st_size == size
+        assert time.time() - started < 120
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_missing_dbt_executable_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.WAREHOUSE_ENV, str(tmp_path / "wh" / "warehouse.duckdb"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    result = CliRunner().invoke(main, ["demo", "--customers", "300", "--days", "1"])
+    assert result.exit_code == 2
+    assert "The `dbt` executable was not found" in result.output
+    assert not (tmp_path / "wh").exists()
+
+
+@pytest.mark.parametrize(
+    "args", [["--days", "0"], ["--start", "2026-13-01"], ["--start", "2999-01-01"]]
+)
+def test_bad_dates_and_days_are_rejected(args):
+    result = CliRunner().invoke(main, ["demo", *args])
+    assert result.exit_code == 2
+    assert "Error" in result.output
