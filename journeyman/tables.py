@@ -92,3 +92,11 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
 def ensure_journeyman_tables(warehouse: Warehouse) -> None:
     """Create journeyman's own tables if absent; safe to call on every run."""
     warehouse.execute(JOURNEYMAN_TABLES_DDL)
+
+
+RAW_TABLES = ("customers", "orders", "consents", "message_events")
+
+
+def missing_raw_tables(warehouse: Warehouse) -> list[str]:
+    """The raw source tables that are not loaded yet (dbt cannot build without them)."""
+    return [f"{RAW_SCHEMA}.{t}" for t in RAW_TABLES if not warehouse.table_exists(RAW_SCHEMA, t)]

@@ -196,3 +196,18 @@ def test_staging_exclusions_match_the_bad_rows_the_feed_sent(loop):
     assert counts.get(("raw.customers", "unknown_time_zone"), 0) <= bad_zones
     features = {r[0] for r in wh.rows("select customer_id from marts.customer_features")}
     assert not any(tz not in zones and cid in features for cid, tz in raw)
+
+
+def test_missing_source_tables_fail_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.WAREHOUSE_ENV, str(tmp_path / "empty.duckdb"))
+    defs = _defs()
+    result = dg.materialize(
+        _assets(defs),
+        partition_key=START.isoformat(),
+        resources=dict(defs.resources),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    message = failures[0].step_failure_data.error.message
+    assert "has no raw.customers" in message and "journeyman demo" in message

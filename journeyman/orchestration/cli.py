@@ -147,7 +147,7 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
     for r in rows:
         table.add_row(
             r["agent"],
-            r["policy"],
+            "—" if r["experiment_group"] == "holdout" else r["policy"],
             r["experiment_group"],
             f"{r['customers']:,}",
             f"{r['messages_sent']:,}",

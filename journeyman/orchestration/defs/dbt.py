@@ -8,7 +8,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import WarehouseResource
 from journeyman.orchestration.project import dbt_project, ensure_manifest
-from journeyman.tables import ensure_journeyman_tables
+from journeyman.tables import ensure_journeyman_tables, missing_raw_tables
 
 
 @dbt_assets(
@@ -25,7 +25,15 @@ def warehouse_models(
 
     dbt's unit tests check the SQL, not the data: they run in CI (`dbt build`), not every day.
     """
-    ensure_journeyman_tables(warehouse.open())
+    wh = warehouse.open()
+    missing = missing_raw_tables(wh)
+    if missing:
+        raise dg.Failure(
+            f"the warehouse {wh.path} has no {', '.join(missing)}: load your source data with "
+            "your ETL tool (schema in journeyman/tables.py), or run `journeyman demo` for a "
+            "sandbox world"
+        )
+    ensure_journeyman_tables(wh)
     run_vars = json.dumps({"run_date": context.partition_key})
     args = ["build", "--vars", run_vars, "--exclude-resource-type", "unit_test"]
     yield from dbt.cli(args, context=context).stream()
