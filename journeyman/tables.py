@@ -68,7 +68,16 @@ create table if not exists journeyman.decisions (
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
     goal_metric varchar not null,     -- conversion | revenue
     attribution_window_days integer not null,
+    penalty_unsubscribe double not null,  -- reward subtracted per unsubscribe (learning)
+    penalty_complaint double not null,
     created_at timestamp not null
+);
+-- Decision-time feature values of every acted or held-out decision (what learning regresses on).
+-- One double column per feature column of marts.customer_features; added as features appear.
+create table if not exists journeyman.decision_features (
+    decision_id varchar not null,
+    agent varchar not null,
+    decision_date date not null
 );
 create table if not exists journeyman.deliveries (
     decision_id varchar not null,
@@ -100,3 +109,21 @@ RAW_TABLES = ("customers", "orders", "consents", "message_events")
 def missing_raw_tables(warehouse: Warehouse) -> list[str]:
     """The raw source tables that are not loaded yet (dbt cannot build without them)."""
     return [f"{RAW_SCHEMA}.{t}" for t in RAW_TABLES if not warehouse.table_exists(RAW_SCHEMA, t)]
+
+
+def ensure_feature_columns(warehouse: Warehouse, features: list[str]) -> None:
+    """Add a double column to journeyman.decision_features for each feature not there yet."""
+    present = {
+        r[0]
+        for r in warehouse.rows(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'journeyman' and table_name = 'decision_features'"
+        )
+    }
+    missing = [f for f in features if f not in present]
+    if missing:
+        warehouse.execute(
+            ";\n".join(
+                f'alter table journeyman.decision_features add column "{f}" double' for f in missing
+            )
+        )

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from journeyman.decisioning.assignment import HOLDOUT
 from journeyman.decisioning.config import AgentConfig
 from journeyman.decisioning.decide import (
     DECISIONS_SCHEMA,
@@ -17,7 +19,13 @@ from journeyman.decisioning.decide import (
     decide_batch,
 )
 from journeyman.decisioning.features import agent_features
-from journeyman.decisioning.store import check_audiences, stream_customers, write_decisions
+from journeyman.decisioning.store import (
+    check_audiences,
+    load_arm_statistics,
+    stream_customers,
+    write_decisions,
+)
+from journeyman.tables import ensure_feature_columns
 from journeyman.warehouse import Warehouse
 
 
@@ -29,6 +37,7 @@ class DaySummary:
     sends: Counter[str] = field(default_factory=Counter)
     exclusions: Counter[tuple[str, str]] = field(default_factory=Counter)
     written: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def decide_day(
@@ -41,15 +50,26 @@ def decide_day(
 ) -> DaySummary:
     """Decide for every agent and customer on `day` and store the decisions."""
     check_audiences(warehouse, agents)
+    ensure_feature_columns(warehouse, available_features)
     deciders = [
-        AgentDecider.build(a, agent_features(a, available_features, a.source)) for a in agents
+        AgentDecider.build(
+            a,
+            agent_features(a, available_features, a.source),
+            load_arm_statistics(warehouse, a.name, day, available_features),
+        )
+        for a in agents
     ]
     parts: list[pa.Table] = []
+    snapshots: list[pa.Table] = []
     for batch in stream_customers(warehouse, agents, batch_size):
         # Agents decide in name order; each sees what the previous ones planned today.
         history = contact_history(batch)
-        parts.extend(decide_batch(d, batch, day, history) for d in deciders)
+        for decider in deciders:
+            decided = decide_batch(decider, batch, day, history)
+            parts.append(decided)
+            snapshots.append(_feature_snapshot(decided, batch, available_features))
     table = pa.concat_tables(parts) if parts else DECISIONS_SCHEMA.empty_table()
+    features = pa.concat_tables(snapshots) if snapshots else None
     summary = DaySummary()
     for row in table.select(["agent", "message_id", "exclusion_reason"]).to_pylist():
         summary.decisions[row["agent"]] += 1
@@ -57,5 +77,21 @@ def decide_day(
             summary.sends[row["agent"]] += 1
         if row["exclusion_reason"]:
             summary.exclusions[(row["agent"], row["exclusion_reason"])] += 1
-    summary.written = write_decisions(warehouse, day, [a.name for a in agents], table)
+    summary.written = write_decisions(warehouse, day, [a.name for a in agents], table, features)
+    for decider in deciders:
+        summary.versions[decider.agent.name] = decider.policies[0].version
     return summary
+
+
+def _feature_snapshot(decided: pa.Table, batch: pa.Table, features: list[str]) -> pa.Table:
+    """Decision-time features of the rows learning will use (acted on or held out)."""
+    reason = decided.column("exclusion_reason")
+    learnable = pc.or_kleene(pc.is_null(reason), pc.equal(reason, HOLDOUT)).fill_null(False)
+    columns = {
+        "decision_id": decided.column("decision_id"),
+        "agent": decided.column("agent"),
+        "decision_date": decided.column("decision_date"),
+    }
+    for f in features:
+        columns[f] = batch.column(f).cast(pa.float64())
+    return pa.table(columns).filter(learnable)

@@ -13,11 +13,13 @@ import numpy as np
 import pyarrow as pa
 
 from journeyman.decisioning import guardrails
+from journeyman.decisioning.action_features import action_features
 from journeyman.decisioning.actions import ActionSpace
 from journeyman.decisioning.assignment import HOLDOUT, assign
 from journeyman.decisioning.config import CHANNELS, AgentConfig
 from journeyman.decisioning.hashing import unit_uniform
-from journeyman.decisioning.policies import DecisionContext, Policy, build_policy
+from journeyman.decisioning.learning import ArmStatistics
+from journeyman.decisioning.policies import DecisionContext, LinearPolicy, Policy, build_policy
 from journeyman.decisioning.send_time import send_instants
 
 NOT_ELIGIBLE = "not_eligible"
@@ -41,6 +43,8 @@ DECISIONS_SCHEMA = pa.schema(
         ("exclusion_reason", pa.string()),
         ("goal_metric", pa.string()),
         ("attribution_window_days", pa.int32()),
+        ("penalty_unsubscribe", pa.float64()),
+        ("penalty_complaint", pa.float64()),
         ("created_at", pa.timestamp("s")),
     ]
 )
@@ -61,9 +65,20 @@ class AgentDecider:
     actions: ActionSpace
 
     @classmethod
-    def build(cls, agent: AgentConfig, feature_names: list[str]) -> AgentDecider:
+    def build(
+        cls, agent: AgentConfig, feature_names: list[str], stats: ArmStatistics | None = None
+    ) -> AgentDecider:
+        """Policies ready to choose; learning policies are fitted on the agent's statistics."""
         policies = [build_policy(agent.policy), *(build_policy(b) for b in agent.baselines)]
-        return cls(agent, list(feature_names), policies, ActionSpace.for_agent(agent))
+        space = ActionSpace.for_agent(agent)
+        if any(p.learns for p in policies):
+            phi = action_features(agent, space)
+            known = stats if stats is not None else ArmStatistics.empty(feature_names)
+            subset = known.select(feature_names)
+            for policy in policies:
+                if isinstance(policy, LinearPolicy):
+                    policy.fit(subset, phi, list(space.action_id))
+        return cls(agent, list(feature_names), policies, space)
 
 
 def contact_history(batch: pa.Table) -> guardrails.ContactHistory:
@@ -145,6 +160,7 @@ def decide_batch(
             features=x[rows],
             feature_names=decider.feature_names,
             columns={k: v[rows] for k, v in columns.items()},
+            seed_key=f"{agent.name}:{day.isoformat()}",
         )
         choice = policy.choose(ctx, verdict.allowed[local], u[rows])
         wished = choice.action
@@ -197,6 +213,8 @@ def decide_batch(
             "exclusion_reason": [r or None for r in reason.tolist()],
             "goal_metric": [agent.goal.metric] * n,
             "attribution_window_days": [agent.goal.attribution_window_days] * n,
+            "penalty_unsubscribe": [agent.goal.penalties.get("unsubscribe", 0.0)] * n,
+            "penalty_complaint": [agent.goal.penalties.get("complaint", 0.0)] * n,
             "created_at": [created] * n,
         },
         schema=DECISIONS_SCHEMA,

@@ -20,8 +20,10 @@ CAP_REACHED = "cap_reached"
 MIN_GAP = "min_gap"
 QUIET_HOURS = "quiet_hours"
 NO_SEND_TIME = "no_send_time"
-# Reason codes, in the order they are reported when several apply (0 = allowed).
-REASONS = np.array(["", NO_CONSENT, CAP_REACHED, MIN_GAP, QUIET_HOURS, NO_SEND_TIME], dtype=object)
+# Reason codes in the order the checks run (0 = allowed). An action records the first check it
+# fails; a customer with no allowed send is reported with the check its best action got furthest
+# in (the highest code): e-mail blocked by the minimum gap while SMS lacks consent is `min_gap`.
+REASONS = np.array(["", NO_CONSENT, CAP_REACHED, QUIET_HOURS, NO_SEND_TIME, MIN_GAP], dtype=object)
 _CODE = {r: np.uint8(i) for i, r in enumerate(REASONS)}
 
 
@@ -76,12 +78,13 @@ class GuardrailVerdict:
         return REASONS[self.codes[rows, actions]]
 
     def send_block_reason(self, space: ActionSpace) -> np.ndarray:
-        """Per customer, the most basic reason no send action is allowed ('' if one is)."""
+        """Per customer, why no send action is allowed ('' if one is): the check that the
+        customer's most promising action failed (see REASONS)."""
         sends = self.codes[:, space.is_send]
         if sends.shape[1] == 0:
             return np.full(len(sends), "", dtype=object)
         blocked = (sends != 0).all(axis=1)
-        return REASONS[np.where(blocked, sends.min(axis=1), 0)]
+        return REASONS[np.where(blocked, sends.max(axis=1), 0)]
 
 
 def evaluate(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import date
 
+import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
 from journeyman.decisioning.config import AgentConfig, AgentConfigError
 from journeyman.decisioning.decide import audience_column
+from journeyman.decisioning.learning import ArmStatistics
 from journeyman.warehouse import Warehouse, WarehouseError, append_arrow, stream_arrow
 
 FEATURES_TABLE = "marts.customer_features"
@@ -62,8 +64,62 @@ def stream_customers(
             yield pa.Table.from_batches([batch])
 
 
+STATS_TABLE = "marts.arm_statistics_daily"
+FEATURES_SNAPSHOT = "journeyman.decision_features"
+
+
+def load_arm_statistics(
+    warehouse: Warehouse, agent: str, day: date, features: Sequence[str]
+) -> ArmStatistics:
+    """The agent's per-action statistics from rewards available by `day` (dbt model
+    `arm_statistics_daily`, one row per agent × action × availability date)."""
+    if not warehouse.table_exists("marts", "arm_statistics_daily"):
+        return ArmStatistics.empty(features)
+    table = warehouse.read_arrow(
+        f"select * from {STATS_TABLE} where agent = '{agent.replace(chr(39), '')}' "
+        f"and available_on <= date '{day.isoformat()}'"
+    )
+    if table.num_rows == 0:
+        return ArmStatistics.empty(features)
+    sums = {
+        c: table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+        for c in table.column_names
+        if c.startswith(("n", "sum_", "x__", "xr__", "xx__"))
+    }
+    ids, inverse = np.unique(
+        table.column("action_id").to_numpy(zero_copy_only=False).astype(str), return_inverse=True
+    )
+    k, d = len(ids), len(features) + 1
+
+    def total(column: str) -> np.ndarray:
+        if column not in sums:
+            raise LookupError(
+                f"{STATS_TABLE} has no column {column}: rebuild it (dbt build --full-refresh "
+                "--select arm_statistics_daily) after adding a feature"
+            )
+        return np.bincount(inverse, weights=sums[column], minlength=k)
+
+    xx, xr = np.zeros((k, d, d)), np.zeros((k, d))
+    n = total("n")
+    xx[:, 0, 0] = n
+    xr[:, 0] = total("sum_r")
+    for i, fi in enumerate(features, start=1):
+        xx[:, 0, i] = xx[:, i, 0] = total(f"x__{fi}")
+        xr[:, i] = total(f"xr__{fi}")
+        for j, fj in enumerate(features, start=1):
+            if j < i:
+                continue
+            column = f"xx__{fi}__{fj}" if f"xx__{fi}__{fj}" in sums else f"xx__{fj}__{fi}"
+            xx[:, i, j] = xx[:, j, i] = total(column)
+    return ArmStatistics(list(features), ids.tolist(), n, xx, xr, total("sum_rr"))
+
+
 def write_decisions(
-    warehouse: Warehouse, day: date, agents: Sequence[str], decisions: pa.Table
+    warehouse: Warehouse,
+    day: date,
+    agents: Sequence[str],
+    decisions: pa.Table,
+    features: pa.Table | None = None,
 ) -> int:
     """Replace the day's decisions for these agents atomically, keeping any decision that a
     destination has already seen (in the ledger): re-running a day never changes what was sent.
@@ -87,8 +143,20 @@ def write_decisions(
                 params,
             )
         }
+        conn.execute(
+            sa.text(
+                f"delete from {FEATURES_SNAPSHOT} where decision_date = :day and agent in :agents "
+                f"and decision_id not in (select decision_id from {DECISIONS_TABLE})"
+            ).bindparams(sa.bindparam("agents", expanding=True)),
+            params,
+        )
         if kept:
             mask = pa.array([d not in kept for d in decisions["decision_id"].to_pylist()])
             decisions = decisions.filter(mask)
+            if features is not None:
+                keep = pa.array([d not in kept for d in features["decision_id"].to_pylist()])
+                features = features.filter(keep)
         append_arrow(conn, DECISIONS_TABLE, decisions)
+        if features is not None:
+            append_arrow(conn, FEATURES_SNAPSHOT, features)
     return decisions.num_rows

@@ -131,6 +131,23 @@ def demo(customers: int, days: int, seed: int, start: date) -> None:
     console.print(f"finished in {time.perf_counter() - started:.1f} s")
 
 
+@main.command("serve-events")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8787, show_default=True)
+def serve_events(host: str, port: int) -> None:
+    """Receive vendors' signed event webhooks (SendGrid, Twilio, generic HMAC) into
+    raw.message_events. Secrets come from the environment; see docs/intake.md."""
+    from journeyman.intake.app import serve
+    from journeyman.intake.config import IntakeConfigError, IntakeSettings
+
+    try:
+        settings_ = IntakeSettings.from_env()
+        serve(host, port, settings_)
+    except IntakeConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
 def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path: Path) -> None:
     table = Table(title=f"journeyman demo: {customers} customers, {days} days, seed {seed}")
     for name in (

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from journeyman.decisioning.config import PolicySpec
 from journeyman.decisioning.policies.base import Choice, DecisionContext, Policy
+from journeyman.decisioning.policies.linear import (
+    EpsilonGreedy,
+    LinearPolicy,
+    LinearThompsonSampling,
+    LinUCB,
+)
 from journeyman.decisioning.policies.rule_based import RuleBased
 from journeyman.decisioning.policies.uniform import UniformRandom
 
-REGISTRY: dict[str, type[Policy]] = {p.name: p for p in (UniformRandom, RuleBased)}
+REGISTRY: dict[str, type[Policy]] = {
+    p.name: p for p in (LinearThompsonSampling, LinUCB, EpsilonGreedy, UniformRandom, RuleBased)
+}
 
 
 def build_policy(spec: PolicySpec) -> Policy:
@@ -19,4 +27,4 @@ def build_policy(spec: PolicySpec) -> Policy:
         raise ValueError(f"unknown policy {spec.name!r}; use one of: {known}") from None
 
 
-__all__ = ["REGISTRY", "Choice", "DecisionContext", "Policy", "build_policy"]
+__all__ = ["REGISTRY", "Choice", "DecisionContext", "LinearPolicy", "Policy", "build_policy"]

@@ -24,6 +24,7 @@ class DecisionContext:
     features: np.ndarray  # float (n, d)
     feature_names: list[str]
     columns: Mapping[str, np.ndarray]  # every customer_features column, (n,)
+    seed_key: str = ""  # agent and day: seeds a policy's own daily randomness
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Policy(abc.ABC):
     baseline, whose wished-for action is checked (and refused with a reason) by the caller."""
 
     name: str
+    learns = False  # learning policies are fitted from warehouse statistics before choosing
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         self.params = dict(params or {})

@@ -5,10 +5,11 @@ import json
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from journeyman.decisioning.features import discover_features
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import WarehouseResource
 from journeyman.orchestration.project import dbt_project, ensure_manifest
-from journeyman.tables import ensure_journeyman_tables, missing_raw_tables
+from journeyman.tables import ensure_feature_columns, ensure_journeyman_tables, missing_raw_tables
 
 
 @dbt_assets(
@@ -34,6 +35,7 @@ def warehouse_models(
             "sandbox world"
         )
     ensure_journeyman_tables(wh)
+    ensure_feature_columns(wh, discover_features(dbt_project.manifest_path))
     run_vars = json.dumps({"run_date": context.partition_key})
     args = ["build", "--vars", run_vars, "--exclude-resource-type", "unit_test"]
     yield from dbt.cli(args, context=context).stream()

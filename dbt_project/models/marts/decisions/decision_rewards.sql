@@ -134,6 +134,8 @@ rewards as (
         closed.propensity,
         closed.goal_metric,
         closed.attribution_window_days,
+        closed.penalty_unsubscribe,
+        closed.penalty_complaint,
         closed.reference_at,
         closed.window_end,
         closed.was_delivered,
@@ -148,7 +150,17 @@ rewards as (
                 when coalesce(order_outcomes.orders, 0) > 0 then 1
                 else 0
             end as double precision
-        ) as reward
+        ) as reward,
+        cast(
+            case
+                when closed.goal_metric = 'revenue' then coalesce(order_outcomes.revenue, 0)
+                when coalesce(order_outcomes.orders, 0) > 0 then 1
+                else 0
+            end
+            - closed.penalty_unsubscribe * coalesce(event_outcomes.unsubscribed, 0)
+            - closed.penalty_complaint * coalesce(event_outcomes.complained, 0)
+            as double precision
+        ) as learning_reward
 
     from closed
     left join order_outcomes

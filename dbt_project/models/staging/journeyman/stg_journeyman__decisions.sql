@@ -25,6 +25,8 @@ renamed as (
         exclusion_reason,
         lower(goal_metric) as goal_metric,
         attribution_window_days,
+        coalesce(penalty_unsubscribe, 0) as penalty_unsubscribe,
+        coalesce(penalty_complaint, 0) as penalty_complaint,
         created_at
 
     from source

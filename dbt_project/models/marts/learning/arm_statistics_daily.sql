@@ -1,0 +1,90 @@
+-- Sufficient statistics for learning, per agent × action × availability date: the count, Σr,
+-- Σr², and over the decision-time features x: Σx, Σx·r and Σxᵢxⱼ (i ≤ j). The columns are
+-- generated from the feature list (macro feature_columns), so only these small sums leave the
+-- warehouse. Held-out decisions count as "send nothing" (action_id no_send).
+--
+-- available_on is the first run date whose as-of instant is at or after the decision's
+-- window_end: the day its reward became known. Each run adds the rewards that became available
+-- since the last run (incremental), and re-running a day replaces exactly that day's rows, so
+-- the accumulated statistics equal a full rebuild on the same data. Learning for day D reads the
+-- rows with available_on <= D.
+{{
+    config(
+        materialized='incremental',
+        unique_key=['agent', 'action_id', 'available_on'],
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+{%- set features = feature_columns() %}
+
+with
+
+rewards as (
+
+    select
+        decision_id,
+        agent,
+        coalesce(action_id, 'no_send') as action_id,
+        cast(
+            case
+                when window_end = cast(cast(window_end as date) as timestamp)
+                    then cast(window_end as date)
+                else {{ add_days('cast(window_end as date)', 1) }}
+            end as date
+        ) as available_on,
+        learning_reward as r
+
+    from {{ ref('decision_rewards') }}
+
+),
+
+observations as (
+
+    select
+        rewards.agent,
+        rewards.action_id,
+        rewards.available_on,
+        rewards.r
+        {%- for f in features %},
+        cast(features.{{ f }} as double precision) as {{ f }}
+        {%- endfor %}
+
+    from rewards
+    inner join {{ ref('stg_journeyman__decision_features') }} as features
+        on rewards.decision_id = features.decision_id
+    where true
+        {%- for f in features %}
+        and features.{{ f }} is not null
+        {%- endfor %}
+    {%- if is_incremental() %}
+        and rewards.available_on >= (
+            select coalesce(max(available_on), cast('1900-01-01' as date)) from {{ this }}
+        )
+    {%- endif %}
+
+)
+
+select
+    agent,
+    action_id,
+    available_on,
+    count(*) as n,
+    sum(r) as sum_r,
+    sum(r * r) as sum_rr
+    {%- for f in features %},
+    sum({{ f }}) as x__{{ f }},
+    sum({{ f }} * r) as xr__{{ f }}
+    {%- endfor %}
+    {%- for fi in features %}
+    {%- set outer = loop.index0 %}
+    {%- for fj in features %}
+    {%- if loop.index0 >= outer %},
+    sum({{ fi }} * {{ fj }}) as xx__{{ fi }}__{{ fj }}
+    {%- endif %}
+    {%- endfor %}
+    {%- endfor %}
+
+from observations
+group by agent, action_id, available_on

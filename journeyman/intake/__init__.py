@@ -1,0 +1,1 @@
+"""Signed event intake: vendor webhooks (SendGrid, Twilio, generic) into raw.message_events."""

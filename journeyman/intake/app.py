@@ -1,0 +1,309 @@
+"""The signed event receiver: an ASGI app verifying vendor webhooks before anything is stored.
+
+Routes: POST /webhooks/sendgrid, POST /webhooks/twilio, POST /webhooks/generic, GET /healthz,
+GET /metrics. A request is stored only after its signature (and, where the vendor sends one,
+its timestamp) checks out; a 2xx is returned only after its events are committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from journeyman.intake import signing
+from journeyman.intake.config import (
+    PUBLIC_URL_ENV,
+    SENDGRID_KEY_ENV,
+    TWILIO_TOKEN_ENV,
+    WEBHOOK_SECRET_ENV,
+    IntakeConfigError,
+    IntakeSettings,
+)
+from journeyman.intake.events import (
+    MalformedPayload,
+    ParsedEvents,
+    generic_events,
+    sendgrid_events,
+    twilio_status_event,
+)
+from journeyman.intake.store import EventStore
+from journeyman.warehouse import Warehouse, WarehouseError
+
+log = logging.getLogger("journeyman.intake")
+
+SOURCES = ("sendgrid", "twilio", "generic")
+REJECTIONS: dict[str, int] = {
+    "too_large": 413,
+    "not_configured": 503,
+    "unsigned": 401,
+    "stale": 401,
+    "bad_signature": 403,
+    "malformed": 400,
+    "unavailable": 503,
+}
+"""Rejection reason → HTTP status; the reasons are the labels of the rejected counter."""
+
+
+class Rejected(Exception):
+    """A request refused before anything reaches the warehouse."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.status = REJECTIONS[reason]
+
+
+class IntakeMetrics:
+    """Thread-safe counters, rendered in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests_accepted: Counter[str] = Counter({s: 0 for s in SOURCES})
+        self.events: Counter[tuple[str, str]] = Counter(
+            {(s, k): 0 for s in SOURCES for k in ("accepted", "duplicates", "ignored", "invalid")}
+        )
+        self.rejected: Counter[tuple[str, str]] = Counter(
+            {(s, r): 0 for s in SOURCES for r in REJECTIONS}
+        )
+
+    def accept(self, source: str, parsed: ParsedEvents, stored: int, duplicates: int) -> None:
+        with self._lock:
+            self.requests_accepted[source] += 1
+            self.events[source, "accepted"] += stored
+            self.events[source, "duplicates"] += duplicates
+            self.events[source, "ignored"] += parsed.ignored
+            self.events[source, "invalid"] += parsed.invalid
+
+    def reject(self, source: str, reason: str) -> None:
+        with self._lock:
+            self.rejected[source, reason] += 1
+
+    def render(self) -> str:
+        """The counters as Prometheus exposition text."""
+        with self._lock:
+            lines = [
+                "# HELP journeyman_intake_requests_accepted_total Verified webhook requests.",
+                "# TYPE journeyman_intake_requests_accepted_total counter",
+                *(
+                    f'journeyman_intake_requests_accepted_total{{source="{s}"}} {n}'
+                    for s, n in sorted(self.requests_accepted.items())
+                ),
+                "# HELP journeyman_intake_requests_rejected_total Refused requests by reason.",
+                "# TYPE journeyman_intake_requests_rejected_total counter",
+                *(
+                    f'journeyman_intake_requests_rejected_total{{source="{s}",reason="{r}"}} {n}'
+                    for (s, r), n in sorted(self.rejected.items())
+                ),
+            ]
+            for kind, help_text in (
+                ("accepted", "Events newly stored in raw.message_events."),
+                ("duplicates", "Events already stored or repeated (vendor retries)."),
+                ("ignored", "Events of types journeyman does not record."),
+                ("invalid", "Events skipped for missing id or timestamp."),
+            ):
+                name = f"journeyman_intake_events_{kind}_total"
+                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+                lines += [f'{name}{{source="{s}"}} {self.events[s, kind]}' for s in sorted(SOURCES)]
+        return "\n".join(lines) + "\n"
+
+
+def request_url(scope: Mapping[str, Any], public_url: str | None) -> str:
+    """The URL the vendor signed: public base URL (or scheme + Host) + raw path + query."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    path = raw_path.decode("latin-1").split("?", 1)[0]
+    query = scope.get("query_string", b"").decode("latin-1")
+    if public_url:
+        base = public_url.rstrip("/")
+    else:
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host and scope.get("server"):
+            host = "{}:{}".format(*scope["server"])
+        base = f"{scope.get('scheme', 'http')}://{host}"
+    return base + path + (f"?{query}" if query else "")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise Rejected("too_large", f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected("too_large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise MalformedPayload("the body is not valid JSON") from None
+
+
+def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> Starlette:
+    """The receiver as an ASGI app writing to settings.warehouse (or the given store)."""
+    events = store or EventStore(Warehouse(settings.warehouse), clock=settings.clock)
+    metrics = IntakeMetrics()
+    sendgrid_key = (
+        signing.load_sendgrid_public_key(settings.sendgrid_public_key)
+        if settings.sendgrid_public_key
+        else None
+    )
+
+    def require_fresh(timestamp: str) -> None:
+        if not signing.timestamp_is_fresh(timestamp, settings.clock(), settings.max_age_s):
+            raise Rejected("stale", f"the timestamp is outside the {settings.max_age_s:g}s window")
+
+    async def sendgrid(request: Request, body: bytes) -> ParsedEvents:
+        if sendgrid_key is None:
+            raise Rejected("not_configured", f"set {SENDGRID_KEY_ENV} to receive SendGrid events")
+        signature = request.headers.get(signing.SENDGRID_SIGNATURE_HEADER)
+        timestamp = request.headers.get(signing.SENDGRID_TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise Rejected("unsigned", "the SendGrid signature or timestamp header is missing")
+        if not signing.verify_sendgrid_with_key(sendgrid_key, signature, timestamp, body):
+            raise Rejected("bad_signature", "the SendGrid signature does not verify")
+        require_fresh(timestamp)
+        return sendgrid_events(_json(body))
+
+    async def twilio(request: Request, body: bytes) -> ParsedEvents:
+        token = settings.twilio_auth_token
+        if not token:
+            raise Rejected("not_configured", f"set {TWILIO_TOKEN_ENV} to receive Twilio callbacks")
+        signature = request.headers.get(signing.TWILIO_SIGNATURE_HEADER)
+        if not signature:
+            raise Rejected("unsigned", "the X-Twilio-Signature header is missing")
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise Rejected("bad_signature", "the form body cannot be verified") from None
+        url = request_url(request.scope, settings.public_url)
+        if not signing.verify_twilio(token, url, form, signature):
+            hint = "" if settings.public_url else f" (behind a proxy, set {PUBLIC_URL_ENV})"
+            raise Rejected("bad_signature", f"the Twilio signature does not verify{hint}")
+        query = parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
+        return twilio_status_event(form, query, settings.clock())
+
+    async def generic(request: Request, body: bytes) -> ParsedEvents:
+        secret = settings.webhook_secret
+        if not secret:
+            raise Rejected("not_configured", f"set {WEBHOOK_SECRET_ENV} to receive webhook events")
+        signature = request.headers.get(signing.WEBHOOK_SIGNATURE_HEADER)
+        timestamp = request.headers.get(signing.WEBHOOK_TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise Rejected("unsigned", "the X-Journeyman-Signature or -Timestamp header is missing")
+        if not signing.verify_webhook(secret, timestamp, body, signature):
+            raise Rejected("bad_signature", "the webhook signature does not verify")
+        require_fresh(timestamp)
+        return generic_events(_json(body))
+
+    def endpoint(
+        source: str, verify_and_parse: Callable[[Request, bytes], Awaitable[ParsedEvents]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def receive(request: Request) -> Response:
+            client = request.client.host if request.client else "-"
+            try:
+                body = await _read_body(request, settings.max_body_bytes)
+                try:
+                    parsed = await verify_and_parse(request, body)
+                except MalformedPayload as exc:
+                    raise Rejected("malformed", str(exc)) from None
+                try:
+                    result = await anyio.to_thread.run_sync(events.write, parsed.rows)
+                except WarehouseError as exc:
+                    log.error("%s events not stored: %s", source, exc)
+                    raise Rejected("unavailable", "the warehouse is busy; retry later") from None
+            except Rejected as exc:
+                metrics.reject(source, exc.reason)
+                log.warning("rejected %s webhook from %s: %s (%s)", source, client, exc.reason, exc)
+                headers = {"Retry-After": "5"} if exc.status == 503 else None
+                return JSONResponse(
+                    {"error": str(exc), "reason": exc.reason}, exc.status, headers=headers
+                )
+            metrics.accept(source, parsed, result.stored, result.duplicates)
+            log.info(
+                "%s webhook from %s: %d stored, %d duplicate, %d ignored, %d invalid",
+                source,
+                client,
+                result.stored,
+                result.duplicates,
+                parsed.ignored,
+                parsed.invalid,
+            )
+            return JSONResponse(
+                {
+                    "accepted": result.stored,
+                    "duplicates": result.duplicates,
+                    "ignored": parsed.ignored,
+                    "invalid": parsed.invalid,
+                }
+            )
+
+        return receive
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "sources": settings.enabled_sources()})
+
+    async def metrics_text(request: Request) -> Response:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info(
+            "event intake writing to %s; verifying %s; public URL %s; max age %gs",
+            settings.warehouse,
+            ", ".join(settings.enabled_sources()) or "nothing (no secrets configured)",
+            settings.public_url or "(from the Host header)",
+            settings.max_age_s,
+        )
+        yield
+
+    app = Starlette(
+        routes=[
+            Route(settings.sendgrid_path, endpoint("sendgrid", sendgrid), methods=["POST"]),
+            Route(settings.twilio_path, endpoint("twilio", twilio), methods=["POST"]),
+            Route(settings.generic_path, endpoint("generic", generic), methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.store = events
+    return app
+
+
+def serve(host: str, port: int, settings: IntakeSettings | None = None) -> None:
+    """Run the receiver with uvicorn until interrupted (settings default to the environment)."""
+    import uvicorn
+
+    settings = settings or IntakeSettings.from_env()
+    if not settings.enabled_sources():
+        raise IntakeConfigError(
+            "No webhook can be verified: set at least one of "
+            f"{SENDGRID_KEY_ENV}, {TWILIO_TOKEN_ENV} or {WEBHOOK_SECRET_ENV}."
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        proxy_headers=True,  # trusts X-Forwarded-Proto/-For from FORWARDED_ALLOW_IPS only
+        server_header=False,
+        log_level="info",
+    )
