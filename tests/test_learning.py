@@ -1,0 +1,140 @@
+"""Learning: exact propensities, incremental statistics, and that the learners learn."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+from scipy import stats as scistats
+
+from journeyman import settings
+from journeyman.decisioning.action_features import action_features
+from journeyman.decisioning.actions import ActionSpace
+from journeyman.decisioning.config import PolicySpec, load_agent
+from journeyman.decisioning.hashing import unit_uniform
+from journeyman.decisioning.learning import ArmStatistics, fit_posterior
+from journeyman.decisioning.policies import build_policy
+from journeyman.decisioning.policies.base import DecisionContext
+
+AGENT = load_agent(settings.AGENTS_DIR / "winback.yml")
+SPACE = ActionSpace.for_agent(AGENT)
+PHI = action_features(AGENT, SPACE)
+D = 4
+NAMES = [f"f{i}" for i in range(D)]
+
+
+def _world(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(scale=0.4, size=(D + 1, PHI.matrix.shape[1]))
+
+    def expected(x: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(x)), x]) @ theta @ PHI.matrix.T
+
+    return rng, expected
+
+
+def _logged(n: int, seed: int = 0) -> tuple[ArmStatistics, callable]:
+    rng, expected = _world(seed)
+    x = rng.normal(size=(n, D))
+    a = rng.integers(0, SPACE.size, n)
+    r = expected(x)[np.arange(n), a] + rng.normal(size=n)
+    return ArmStatistics.from_observations(NAMES, x, SPACE.action_id[a], r), expected
+
+
+def _ctx(x: np.ndarray) -> DecisionContext:
+    return DecisionContext(
+        day=date(2026, 3, 2),
+        actions=SPACE,
+        features=x,
+        feature_names=NAMES,
+        columns={},
+        seed_key="winback:2026-03-02",
+    )
+
+
+def _fitted(name: str, stats: ArmStatistics, **params):
+    policy = build_policy(PolicySpec(name=name, params=params))
+    if policy.learns:
+        policy.fit(stats, PHI, list(SPACE.action_id))
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("linear_ts", {"draws": 16}), ("epsilon_greedy", {"epsilon": 0.3}), ("uniform_random", {})],
+)
+def test_propensities_match_empirical_choice_frequencies(name, params):
+    """Many customers with the same context: each action's share of choices must agree with
+    the propensity the policy recorded for it (a binomial test per action)."""
+    stats, _ = _logged(400, seed=1)  # little data: a wide posterior, so choices vary
+    policy = _fitted(name, stats, **params)
+    n = 40_000
+    x = np.repeat(np.random.default_rng(2).normal(size=(1, D)), n, axis=0)
+    allowed = np.ones((n, SPACE.size), dtype=bool)
+    allowed[:, SPACE.channel == "sms"] = False  # propensities are over the allowed set
+    u = unit_uniform([f"c{i}" for i in range(n)], "prop-test")
+    choice = policy.choose(_ctx(x), allowed, u)
+    assert not (SPACE.channel[choice.action] == "sms").any()
+    chosen, counts = np.unique(choice.action, return_counts=True)
+    assert len(chosen) >= 2, "the test needs a randomizing policy state"
+    for action, count in zip(chosen, counts, strict=True):
+        p = choice.propensity[choice.action == action]
+        assert np.allclose(p, p[0]), "same context, same allowed set: same propensity"
+        test = scistats.binomtest(int(count), n, float(p[0]))
+        assert test.pvalue > 1e-4, (SPACE.action_id[action], count / n, p[0])
+
+
+def test_incremental_statistics_equal_learning_from_scratch():
+    rng, expected = _world(3)
+    x = rng.normal(size=(3000, D))
+    a = rng.integers(0, SPACE.size, 3000)
+    r = expected(x)[np.arange(3000), a] + rng.normal(size=3000)
+    days = np.array_split(np.arange(3000), 5)
+    incremental = ArmStatistics.empty(NAMES)
+    for rows in days:
+        incremental = incremental + ArmStatistics.from_observations(
+            NAMES, x[rows], SPACE.action_id[a[rows]], r[rows]
+        )
+    scratch = ArmStatistics.from_observations(NAMES, x, SPACE.action_id[a], r)
+    assert incremental.digest() == scratch.digest()
+    one = fit_posterior(incremental, PHI, list(SPACE.action_id))
+    two = fit_posterior(scratch, PHI, list(SPACE.action_id))
+    assert np.allclose(one.theta, two.theta) and np.allclose(one.cov, two.cov)
+
+
+def test_posterior_recovers_the_reward_model_and_selecting_features_is_exact():
+    stats, expected = _logged(30_000, seed=4)
+    post = fit_posterior(stats, PHI, list(SPACE.action_id))
+    x = np.random.default_rng(5).normal(size=(2000, D))
+    err = post.expected(x, PHI.matrix) - expected(x)
+    assert np.sqrt((err**2).mean()) < 0.25 * expected(x).std()
+    sub = stats.select(NAMES[:2])
+    direct = ArmStatistics.from_observations(
+        NAMES[:2], np.zeros((0, 2)), np.array([]), np.array([])
+    )
+    assert sub.xx.shape[1:] == (3, 3) and direct.xx.shape[1:] == (3, 3)
+    assert np.allclose(sub.xx[:, :3, :3], stats.xx[:, :3, :3])
+
+
+@pytest.mark.parametrize("name", ["linear_ts", "lin_ucb", "epsilon_greedy"])
+def test_learners_beat_random_and_approach_the_best_action(name):
+    stats, expected = _logged(20_000, seed=6)
+    x = np.random.default_rng(7).normal(size=(5000, D))
+    allowed = np.ones((5000, SPACE.size), dtype=bool)
+    u = unit_uniform([f"c{i}" for i in range(5000)], "learn-test")
+    value = expected(x)
+    best = value.max(axis=1).mean()
+    random = value.mean()
+    choice = _fitted(name, stats).choose(_ctx(x), allowed, u)
+    got = value[np.arange(5000), choice.action].mean()
+    assert got - random > 0.8 * (best - random), (got, random, best)
+
+
+def test_policy_version_names_the_statistics():
+    stats, _ = _logged(500, seed=8)
+    more, _ = _logged(600, seed=8)
+    a, b = _fitted("linear_ts", stats), _fitted("linear_ts", more)
+    assert a.version != b.version
+    assert a.version == _fitted("linear_ts", stats).version
+    assert a.version.startswith("linear_ts@") and "#n500-" in a.version
