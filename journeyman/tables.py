@@ -63,6 +63,7 @@ create table if not exists journeyman.decisions (
     message_id varchar,               -- NULL for "send nothing" and exclusions
     channel varchar,
     local_hour integer,
+    subject_variant integer,          -- 0-based index into the message's subject lines
     send_at timestamp,                -- UTC; NULL when nothing is sent
     propensity double,                -- P(policy chose this action | allowed set)
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message

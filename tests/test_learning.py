@@ -138,3 +138,50 @@ def test_policy_version_names_the_statistics():
     assert a.version != b.version
     assert a.version == _fitted("linear_ts", stats).version
     assert a.version.startswith("linear_ts@") and "#n500-" in a.version
+
+
+def test_five_hundred_joint_actions_share_one_factored_model():
+    import yaml
+
+    from journeyman.decisioning.config import AgentConfig
+
+    data = yaml.safe_load((settings.AGENTS_DIR / "winback.yml").read_text())
+    offers = ["none", "discount_10", "discount_20", "free_shipping"]
+    data["dimensions"]["messages"] = [
+        {
+            "id": f"m{i}",
+            "tags": {"offer": offers[i % 4], "tone": ["friendly", "urgent"][i % 2]},
+            "email": {"subject": [f"s{i}a", f"s{i}b"], "body": "b"},
+            "sms": {"body": "b"},
+            "push": {"title": "t", "body": "b"},
+        }
+        for i in range(10)
+    ]
+    data["dimensions"]["send_hours"] = list(range(8, 21))
+    data["baselines"] = []
+    agent = AgentConfig.model_validate(data)
+    space = ActionSpace.for_agent(agent)
+    assert space.size > 500
+    phi = action_features(agent, space)
+    assert phi.matrix.shape[1] < 60  # factored: a few dozen action features, not one per action
+    rng = np.random.default_rng(9)
+    n = 3000
+    x = rng.normal(size=(n, D))
+    a = rng.integers(0, space.size, n)
+    stats = ArmStatistics.from_observations(NAMES, x, space.action_id[a], rng.normal(size=n))
+    policy = build_policy(PolicySpec(name="linear_ts", params={"draws": 8}))
+    policy.fit(stats, phi, list(space.action_id))
+    allowed = rng.random((n, space.size)) < 0.7
+    ctx = DecisionContext(
+        day=date(2026, 3, 2),
+        actions=space,
+        features=x,
+        feature_names=NAMES,
+        columns={},
+        seed_key="big",
+    )
+    choice = policy.choose(ctx, allowed, rng.random(n))
+    assert allowed[np.arange(n), choice.action].all()
+    assert ((choice.propensity > 0) & (choice.propensity <= 1)).all()
+    variants = {s for s in space.action_id if s.endswith(("/s1", "/s2"))}
+    assert len(variants) == 10 * 13 * 2

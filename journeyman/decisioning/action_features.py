@@ -33,6 +33,16 @@ def action_features(agent: AgentConfig, space: ActionSpace) -> ActionFeatures:
     tag_values = sorted({(k, v) for m in messages.values() for k, v in m.tags.items()})
     names += [f"tag:{k}={v}" for k, v in tag_values]
     names += [f"message={m}" for m in messages]
+    variant_names = sorted(
+        {
+            f"subject={m.id}#{v + 1}"
+            for m in messages.values()
+            for ch in agent.dimensions.channels
+            if (c := m.content(ch)) is not None and len(c.subjects) > 1
+            for v in range(len(c.subjects))
+        }
+    )
+    names += variant_names
     index = {n: i for i, n in enumerate(names)}
     matrix = np.zeros((space.size, len(names)))
     matrix[:, index["bias"]] = 1.0
@@ -47,4 +57,7 @@ def action_features(agent: AgentConfig, space: ActionSpace) -> ActionFeatures:
         for k, v in message.tags.items():
             row[index[f"tag:{k}={v}"]] = 1.0
         row[index[f"message={message.id}"]] = 1.0
+        variant = f"subject={message.id}#{int(space.variant[a]) + 1}"
+        if variant in index:
+            row[index[variant]] = 1.0
     return ActionFeatures(names=names, matrix=matrix)

@@ -21,6 +21,7 @@ class ActionSpace:
     channel: np.ndarray  # str ('' for no-send)
     hour: np.ndarray  # int (-1 for no-send)
     is_send: np.ndarray  # bool
+    variant: np.ndarray | None = None  # int: subject-line variant (0 when there is one subject)
 
     @property
     def size(self) -> int:
@@ -40,23 +41,28 @@ class ActionSpace:
     @classmethod
     def for_agent(cls, agent: AgentConfig) -> ActionSpace:
         """Product of the agent's dimensions, skipping messages without content for a channel."""
-        rows: list[tuple[str, str, str, int, bool]] = []
+        rows: list[tuple[str, str, str, int, bool, int]] = []
         dims = agent.dimensions
         for message in dims.messages:
             for channel in dims.channels:
-                if message.content(channel) is None:
+                content = message.content(channel)
+                if content is None:
                     continue
+                variants = len(content.subjects)
                 for hour in dims.send_hours:
-                    rows.append(
-                        (f"{message.id}/{channel}/{hour:02d}", message.id, channel, hour, True)
-                    )
+                    for v in range(variants):
+                        key = f"{message.id}/{channel}/{hour:02d}"
+                        if variants > 1:
+                            key += f"/s{v + 1}"
+                        rows.append((key, message.id, channel, hour, True, v))
         if dims.allow_no_send:
-            rows.append((NO_SEND, "", "", -1, False))
-        ids, messages, channels, hours, sends = zip(*rows, strict=True)
+            rows.append((NO_SEND, "", "", -1, False, 0))
+        ids, messages, channels, hours, sends, variants_ = zip(*rows, strict=True)
         return cls(
             action_id=np.array(ids),
             message_id=np.array(messages),
             channel=np.array(channels),
             hour=np.array(hours, dtype=np.int64),
             is_send=np.array(sends, dtype=bool),
+            variant=np.array(variants_, dtype=np.int64),
         )

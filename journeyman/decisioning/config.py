@@ -45,7 +45,7 @@ class Goal(_Strict):
 class ChannelContent(_Strict):
     """The creative for one channel: Jinja templates, or the destination's own template id."""
 
-    subject: str | None = None
+    subject: str | list[str] | None = None  # several: subject-line variants the agent tests
     title: str | None = None
     body: str | None = None
     template_id: str | None = None
@@ -54,7 +54,14 @@ class ChannelContent(_Strict):
     def _has_content(self) -> ChannelContent:
         if not (self.body or self.template_id):
             raise ValueError("give a `body` template or a destination `template_id`")
+        if isinstance(self.subject, list) and not self.subject:
+            raise ValueError("`subject` lists at least one subject line")
         return self
+
+    @property
+    def subjects(self) -> list[str | None]:
+        """The subject-line variants (one entry, possibly None, when there is no choice)."""
+        return list(self.subject) if isinstance(self.subject, list) else [self.subject]
 
 
 class Message(_Strict):

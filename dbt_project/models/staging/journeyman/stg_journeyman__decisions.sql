@@ -20,6 +20,7 @@ renamed as (
         message_id,
         lower(channel) as channel,
         local_hour,
+        subject_variant,
         send_at,
         propensity,
         exclusion_reason,
