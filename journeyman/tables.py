@@ -6,6 +6,8 @@ All timestamps are UTC, stored as TIMESTAMP without time zone.
 
 from __future__ import annotations
 
+import re
+
 from journeyman.warehouse import Warehouse
 
 RAW_SCHEMA = "raw"
@@ -99,9 +101,37 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
     warehouse.execute(RAW_TABLES_DDL)
 
 
+def declared_columns(ddl: str) -> dict[str, list[tuple[str, str]]]:
+    """table → [(column, type)] as declared in a DDL script of `create table` statements."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for match in re.finditer(r"create table if not exists (\S+) \((.*?)\n\);", ddl, re.S):
+        columns = []
+        for line in match.group(2).splitlines():
+            found = re.match(r"\s+(\w+) (\w+)", line)
+            if found:
+                columns.append((found.group(1), found.group(2)))
+        tables[match.group(1)] = columns
+    return tables
+
+
 def ensure_journeyman_tables(warehouse: Warehouse) -> None:
-    """Create journeyman's own tables if absent; safe to call on every run."""
+    """Create journeyman's own tables if absent and add columns a newer version declares
+    (nullable), so upgrading keeps an existing warehouse working; safe to call on every run."""
     warehouse.execute(JOURNEYMAN_TABLES_DDL)
+    present: dict[str, set[str]] = {}
+    for table, column in warehouse.rows(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'journeyman'"
+    ):
+        present.setdefault(f"journeyman.{table}", set()).add(column)
+    missing = [
+        f'alter table {table} add column "{name}" {kind}'
+        for table, columns in declared_columns(JOURNEYMAN_TABLES_DDL).items()
+        for name, kind in columns
+        if name not in present.get(table, set())
+    ]
+    if missing:
+        warehouse.execute(";\n".join(missing))
 
 
 RAW_TABLES = ("customers", "orders", "consents", "message_events")
