@@ -160,7 +160,8 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
         "revenue / customer",
         "unsubscribes",
     ):
-        table.add_column(name, justify="left" if name in ("agent", "policy", "group") else "right")
+        text = name in ("agent", "policy", "group")
+        table.add_column(name, justify="left" if text else "right", no_wrap=text)
     for r in rows:
         table.add_row(
             r["agent"],
