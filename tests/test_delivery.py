@@ -82,7 +82,7 @@ def test_crash_mid_sync_then_rerun_delivers_exactly_once(warehouse, tmp_path):
     crashing = CrashingDestination(tmp_path / "outbox")
     ledger = DeliveryLedger(warehouse, "file")
     with pytest.raises(KeyboardInterrupt):
-        sync(crashing, ledger, messages(35), NOW)
+        sync(crashing, ledger, messages(35), NOW, ledger_chunk=10)
     stuck = ledger.in_flight()
     assert len(stuck) == 10  # the batch written but never settled
     healthy = FileDestination(tmp_path / "outbox")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from journeyman.connectors.pacing import RateLimit
 
 
 class DeliveryStatus(StrEnum):
@@ -56,15 +59,187 @@ class DeliveryResult:
     provider_message_id: str | None = None
 
 
+MESSAGE_FIELDS = tuple(OutboundMessage.__dataclass_fields__)
+
+
+class MessageBatch:
+    """Messages as a struct of arrays (one list per OutboundMessage field): the sync engine's
+    unit of work, cheap to slice and to build from Arrow without one object per record."""
+
+    __slots__ = (*MESSAGE_FIELDS, "encoded")
+
+    def __init__(self, encoded: list[Any] | None = None, **columns: list[Any]) -> None:
+        #: optional per-record payload fragments a destination pre-encoded column-wise
+        #: (`Destination.encode_arrow`), kept in step through slice / take
+        self.encoded = encoded
+        n = len(columns["decision_id"])
+        for name in MESSAGE_FIELDS:
+            values = columns.get(name)
+            if values is None:
+                values = [{} if name == "tags" else None] * n
+            elif len(values) != n:
+                raise ValueError(f"column {name} has {len(values)} values, expected {n}")
+            setattr(self, name, values)
+
+    def __len__(self) -> int:
+        return len(self.decision_id)
+
+    @classmethod
+    def from_messages(cls, messages: Sequence[OutboundMessage]) -> MessageBatch:
+        return cls(**{f: [getattr(m, f) for m in messages] for f in MESSAGE_FIELDS})
+
+    @classmethod
+    def from_arrow(cls, table: Any) -> MessageBatch:
+        """From a pyarrow Table / RecordBatch with (a superset of) the message columns."""
+        names = set(table.schema.names)
+        columns = {f: table.column(f).to_pylist() for f in MESSAGE_FIELDS if f in names}
+        if "tags" in columns:
+            columns["tags"] = [dict(t) if t else {} for t in columns["tags"]]
+        return cls(**columns)
+
+    def take(self, indices: Sequence[int]) -> MessageBatch:
+        encoded = None if self.encoded is None else [self.encoded[i] for i in indices]
+        return MessageBatch(
+            encoded, **{f: [getattr(self, f)[i] for i in indices] for f in MESSAGE_FIELDS}
+        )
+
+    def slice(self, start: int, stop: int) -> MessageBatch:
+        encoded = None if self.encoded is None else self.encoded[start:stop]
+        return MessageBatch(encoded, **{f: getattr(self, f)[start:stop] for f in MESSAGE_FIELDS})
+
+    def messages(self) -> list[OutboundMessage]:
+        cols = [getattr(self, f) for f in MESSAGE_FIELDS]
+        return [OutboundMessage(*row) for row in zip(*cols, strict=True)]
+
+
+class BatchResult:
+    """Per-record outcome of one request, as parallel lists (no object per record)."""
+
+    __slots__ = ("statuses", "errors", "provider_ids")
+
+    def __init__(
+        self,
+        statuses: list[DeliveryStatus],
+        errors: list[str | None] | None = None,
+        provider_ids: list[str | None] | None = None,
+    ) -> None:
+        self.statuses = statuses
+        self.errors = errors if errors is not None else [None] * len(statuses)
+        self.provider_ids = provider_ids if provider_ids is not None else [None] * len(statuses)
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    @classmethod
+    def uniform(
+        cls,
+        n: int,
+        status: DeliveryStatus,
+        error: str | None = None,
+        provider_id: str | None = None,
+    ) -> BatchResult:
+        return cls([status] * n, [error] * n, [provider_id] * n)
+
+    @classmethod
+    def from_results(cls, results: Sequence[DeliveryResult]) -> BatchResult:
+        return cls(
+            [r.status for r in results],
+            [r.error for r in results],
+            [r.provider_message_id for r in results],
+        )
+
+    def extend(self, other: BatchResult) -> None:
+        self.statuses.extend(other.statuses)
+        self.errors.extend(other.errors)
+        self.provider_ids.extend(other.provider_ids)
+
+
 class DestinationError(RuntimeError):
     """The destination cannot be used at all (bad configuration or credentials)."""
 
 
+class AuthError(DestinationError):
+    """The vendor rejected the credentials (401/403): nothing more can be sent this run."""
+
+
+class RetryableError(RuntimeError):
+    """The request failed as a whole and may be retried.
+
+    `code` is a short error code for the ledger; `wait_s` the vendor-named wait (Retry-After,
+    X-RateLimit-Reset) if any; `ambiguous` is True when the vendor may have acted on the
+    request (timeout or connection lost after sending) — such a request is only repeated when
+    the destination de-duplicates or can say what it holds (reconcile).
+    """
+
+    def __init__(self, code: str, *, wait_s: float | None = None, ambiguous: bool = False) -> None:
+        super().__init__(code)
+        self.code = code
+        self.wait_s = wait_s
+        self.ambiguous = ambiguous
+
+
+class RejectedBatchError(RuntimeError):
+    """The vendor rejected the whole request as invalid (a 4xx validation error).
+
+    On a multi-record request the engine splits it to find the bad records; on one record
+    it is that record's permanent failure.
+    """
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class Destination(abc.ABC):
-    """A place decisions are delivered to: validate configuration, then send batches."""
+    """A place decisions are delivered to: validate configuration, then send batches.
+
+    Scheduling: a destination that can hold a message until its `send_at` declares the lead
+    times it accepts in `schedule_window` (min, max ahead of now; max None = unbounded).
+    Records due within the sync's dispatch lead are sent now; records the vendor can schedule
+    are sent ahead; the rest are deferred (left pending) for a later dispatch run.
+    """
 
     name: str
     max_batch_size: int = 1000
+    schedule_window: tuple[timedelta, timedelta | None] | None = None
+    default_rate_limit: RateLimit | None = None
+    #: True when re-sending a record is harmless because the vendor de-duplicates it.
+    vendor_dedup: bool = False
+    #: True when `reconcile` can ask the vendor what it holds (so ambiguous sends are checked).
+    can_reconcile: bool = False
+    #: True when the vendor lookup needs the message (recipient, body), not just its id: the
+    #: engine then reconciles in-flight records as they reappear in the run's input.
+    reconcile_needs_content: bool = False
+
+    def can_schedule(self, send_at: datetime, now: datetime) -> bool:
+        """Whether the vendor can hold a message due at `send_at` (both naive UTC) from `now`."""
+        if self.schedule_window is None:
+            return False
+        low, high = self.schedule_window
+        lead = send_at - now
+        return lead >= low and (high is None or lead <= high)
+
+    def encode_arrow(self, table: Any, now: datetime) -> Any | None:
+        """Optionally pre-encode each record's payload fragment column-wise (a pyarrow string
+        array, one per row of `table`), for destinations whose hot path is JSON building.
+        The default encodes nothing."""
+        return None
+
+    def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
+        """Deliver one batch (≤ max_batch_size) at the run's clock `now`.
+
+        Raises RetryableError / RejectedBatchError / AuthError for whole-request failures;
+        the default delegates to `send`.
+        """
+        results = self.send(batch.messages())
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"destination {self.name} returned {len(results)} results for {len(batch)} records"
+            )
+        return BatchResult.from_results(results)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (HTTP sessions)."""
 
     @abc.abstractmethod
     def check(self) -> None:
@@ -81,3 +256,7 @@ class Destination(abc.ABC):
         flight (never blindly re-sent). The default vouches for none.
         """
         return {}
+
+    def reconcile_batch(self, batch: MessageBatch) -> dict[str, DeliveryStatus]:
+        """`reconcile` for records whose messages are at hand (vendor lookups by content)."""
+        return self.reconcile(batch.decision_id)

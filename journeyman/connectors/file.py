@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from journeyman.connectors.destination import (
@@ -25,6 +26,8 @@ class FileDestination(Destination):
     """Writes messages to JSONL files instead of an API."""
 
     max_batch_size = 10_000
+    schedule_window = (timedelta(0), None)  # shadow mode records the intended send time as is
+    can_reconcile = True
 
     def __init__(self, root: str | Path, name: str = "file") -> None:
         self.name = name

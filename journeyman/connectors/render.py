@@ -53,3 +53,66 @@ def check_template(source: str | None, columns: set[str]) -> None:
     unknown = sorted(meta.find_undeclared_variables(parsed) - columns)
     if unknown:
         raise TemplateError(f"template uses unknown variable(s) {unknown}")
+
+
+_SIMPLE: Any = None
+
+
+def _simple_parts(source: str) -> list[tuple[bool, str]] | None:
+    """`Hi {{ name }}!` → [(False, "Hi "), (True, "name"), (False, "!")]; None when the
+    template uses anything beyond plain variable substitution (filters, tags, expressions)."""
+    import re
+
+    global _SIMPLE
+    if _SIMPLE is None:
+        _SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+    if "{%" in source or "{#" in source:
+        return None
+    parts: list[tuple[bool, str]] = []
+    pos = 0
+    for match in _SIMPLE.finditer(source):
+        parts.append((False, source[pos : match.start()]))
+        parts.append((True, match.group(1)))
+        pos = match.end()
+    parts.append((False, source[pos:]))
+    if any("{{" in text or "}}" in text for is_var, text in parts if not is_var):
+        return None
+    return [p for p in parts if p[0] or p[1]]
+
+
+def render_column(source: str | None, table: Any) -> Any:
+    """Render one template for every row of a pyarrow Table / RecordBatch → a string Array.
+
+    Plain-substitution templates are rendered column-wise with Arrow (no per-row Python);
+    anything else falls back to the sandboxed Jinja renderer row by row. A NULL variable or a
+    missing column raises TemplateError (strict, like `render`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if source is None:
+        return pa.nulls(n, pa.string())
+    parts = _simple_parts(source)
+    if parts is None:
+        rows = table.to_pylist()
+        return pa.array([render(source, row) for row in rows], pa.string())
+    names = set(table.schema.names)
+    pieces = []
+    for is_var, text in parts:
+        if not is_var:
+            pieces.append(text)
+            continue
+        if text not in names:
+            raise TemplateError(f"template variable missing: '{text}' is undefined")
+        column = table.column(text)
+        if column.null_count:
+            raise TemplateError(f"template variable missing: '{text}' is NULL for some rows")
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            pieces.append(column)
+        elif pa.types.is_integer(column.type):  # str(int) and Arrow's cast agree
+            pieces.append(pc.cast(column, pa.string()))
+        else:  # floats, dates, ...: Jinja's formatting is the contract
+            return pa.array([render(source, row) for row in table.to_pylist()], pa.string())
+    if not any(not isinstance(p, str) for p in pieces):
+        return pa.array([source] * n, pa.string())
+    return pc.binary_join_element_wise(*pieces, "")

@@ -1,28 +1,51 @@
-"""The sync engine: validate → batch → mark in flight → send → settle → tally.
+"""The sync engine: reconcile → filter → dispatch window → mark in flight → send (rate-limited,
+retried, split on rejection) → settle → tally.
 
-Shared by every destination (the singer-sdk `Sink` pattern): destination modules add only what is
-specific to their API. State (the ledger) is committed before each call and after it settles.
+Shared by every destination (the singer-sdk `Sink` pattern): destination modules add only what
+is specific to their API. State (the ledger) is committed before each call and after it
+settles, one *ledger chunk* at a time (many requests per commit, so a million records cost a
+few dozen warehouse transactions, not thousands).
+
+At most once: a record is committed `in_flight` before its request. A crash leaves it in flight;
+the next run asks the destination (`reconcile`) instead of re-sending, and a record the
+destination cannot vouch for stays in flight and is reported. A request whose outcome is
+unknown (timeout, connection lost after sending) is repeated only when the vendor
+de-duplicates (`vendor_dedup`) or after `reconcile` says the vendor does not hold it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from journeyman.connectors.destination import (
+    AuthError,
+    BatchResult,
     DeliveryResult,
     DeliveryStatus,
     Destination,
+    MessageBatch,
     OutboundMessage,
+    RejectedBatchError,
+    RetryableError,
 )
 from journeyman.connectors.ledger import DeliveryLedger
+from journeyman.connectors.pacing import RateLimit, RetryPolicy, TokenBucket
 
 log = logging.getLogger(__name__)
 
 FINAL = {DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED_PERMANENT.value}
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+#: a result status meaning "outcome unknown: leave the record in flight"
+UNKNOWN = DeliveryStatus.IN_FLIGHT
+
+Messages = Iterable[OutboundMessage] | MessageBatch | Any  # Any: pyarrow Table / RecordBatches
 
 
 @dataclass
@@ -36,89 +59,483 @@ class SyncReport:
     failed_permanent: int = 0
     skipped_already_settled: int = 0
     skipped_in_flight: int = 0
+    deferred: int = 0
     reconciled: int = 0
+    unreconciled: int = 0
+    left_in_flight: int = 0
+    requests: int = 0
+    retries: int = 0
+    splits: int = 0
+    rate_limit_wait_s: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
+    invalid_recipients: list[str] = field(default_factory=list)
+    auth_error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        return self.failed_retryable + self.failed_permanent
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_already_settled + self.skipped_in_flight
 
     def tally(self, results: Sequence[DeliveryResult]) -> None:
-        for r in results:
-            if r.status == DeliveryStatus.DELIVERED:
-                self.delivered += 1
-            elif r.status == DeliveryStatus.FAILED_PERMANENT:
-                self.failed_permanent += 1
-            else:
-                self.failed_retryable += 1
-            if r.error:
-                self.errors[r.error.split(":")[0]] += 1
+        self._count([r.status for r in results], [r.error for r in results])
+
+    def _count(self, statuses: Sequence[DeliveryStatus], errors: Sequence[str | None]) -> None:
+        counts = Counter(statuses)
+        self.delivered += counts[DeliveryStatus.DELIVERED]
+        self.failed_permanent += counts[DeliveryStatus.FAILED_PERMANENT]
+        self.failed_retryable += counts[DeliveryStatus.FAILED_RETRYABLE]
+        self.left_in_flight += counts[UNKNOWN]
+        if len(counts) > 1 or DeliveryStatus.DELIVERED not in counts:
+            for error in errors:
+                if error:
+                    self.errors[error.split(":")[0]] += 1
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Plain numbers and dicts for Dagster run metadata."""
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "failed_retryable": self.failed_retryable,
+            "failed_permanent": self.failed_permanent,
+            "skipped": self.skipped,
+            "skipped_already_settled": self.skipped_already_settled,
+            "skipped_in_flight": self.skipped_in_flight,
+            "deferred": self.deferred,
+            "reconciled": self.reconciled,
+            "unreconciled": self.unreconciled,
+            "left_in_flight": self.left_in_flight,
+            "requests": self.requests,
+            "retries": self.retries,
+            "splits": self.splits,
+            "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
+            "errors": dict(self.errors),
+            "invalid_recipients": len(self.invalid_recipients),
+        }
 
 
 def reconcile_in_flight(destination: Destination, ledger: DeliveryLedger, now: datetime) -> int:
     """Settle records a crashed run left in flight, as far as the destination can vouch."""
+    return _reconcile(destination, ledger, now)[0]
+
+
+def _reconcile(destination: Destination, ledger: DeliveryLedger, now: datetime) -> tuple[int, int]:
+    if destination.reconcile_needs_content:
+        return 0, 0  # done as the records reappear in the input
     stuck = ledger.in_flight()
     if not stuck:
-        return 0
+        return 0, 0
     verdicts = destination.reconcile(stuck)
     attempts = {d: a for d, (_, a) in ledger.statuses(stuck).items()}
-    results = [DeliveryResult(d, s, error=None) for d, s in verdicts.items()]
+    results = [DeliveryResult(d, s, error=None) for d, s in verdicts.items() if s != UNKNOWN]
     ledger.settle(results, attempts, now)
-    return len(results)
+    left = len(stuck) - len(results)
+    if left:
+        log.warning(
+            "sync %s: %d record(s) left in flight by an earlier run cannot be confirmed with the "
+            "destination; they are not re-sent (check them in the vendor's console)",
+            destination.name,
+            left,
+        )
+    return len(results), left
+
+
+def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageBatch:
+    batch = MessageBatch.from_arrow(table)
+    encoded = destination.encode_arrow(table, now)
+    if encoded is not None:
+        batch.encoded = encoded.to_pylist()
+    return batch
+
+
+def _as_batches(
+    messages: Messages, size: int, destination: Destination, now: datetime
+) -> Iterable[MessageBatch]:
+    """Any accepted input → MessageBatch pieces of at most `size` records."""
+    if isinstance(messages, MessageBatch):
+        for start in range(0, len(messages), size):
+            yield messages.slice(start, start + size)
+        return
+    if hasattr(messages, "to_batches"):  # pyarrow.Table
+        for start in range(0, messages.num_rows, size):
+            yield _from_arrow(messages.slice(start, size), destination, now)
+        return
+    pending: list[OutboundMessage] = []
+    for item in messages:
+        if hasattr(item, "schema"):  # a pyarrow RecordBatch in a stream
+            for start in range(0, item.num_rows, size):
+                yield _from_arrow(item.slice(start, size), destination, now)
+            continue
+        pending.append(item)
+        if len(pending) >= size:
+            yield MessageBatch.from_messages(pending)
+            pending = []
+    if pending:
+        yield MessageBatch.from_messages(pending)
+
+
+class _Sender:
+    """Delivers one request batch with rate limiting, retries, reconciliation and splitting."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        now: datetime,
+        retry: RetryPolicy,
+        bucket: TokenBucket | None,
+        report: SyncReport,
+    ) -> None:
+        self.destination = destination
+        self.now = now
+        self.retry = retry
+        self.bucket = bucket
+        self.report = report
+        self.lock = threading.Lock()
+        self.auth_failed: AuthError | None = None
+
+    def deliver(self, batch: MessageBatch) -> BatchResult:
+        if self.auth_failed is not None:
+            return BatchResult.uniform(len(batch), DeliveryStatus.FAILED_RETRYABLE, "auth_failed")
+        started = self.retry.clock()
+        attempt = 0
+        while True:
+            if self.bucket is not None:
+                waited = self.bucket.acquire()
+                if waited:
+                    with self.lock:
+                        self.report.rate_limit_wait_s += waited
+            with self.lock:
+                self.report.requests += 1
+            try:
+                return self.destination.send_batch(batch, self.now)
+            except AuthError as exc:
+                with self.lock:
+                    if self.auth_failed is None:
+                        self.auth_failed = exc
+                return BatchResult.uniform(
+                    len(batch), DeliveryStatus.FAILED_RETRYABLE, "auth_failed"
+                )
+            except RejectedBatchError as exc:
+                if len(batch) == 1:
+                    return BatchResult.uniform(1, DeliveryStatus.FAILED_PERMANENT, exc.code)
+                with self.lock:
+                    self.report.splits += 1
+                half = len(batch) // 2
+                result = self.deliver(batch.slice(0, half))
+                result.extend(self.deliver(batch.slice(half, len(batch))))
+                return result
+            except RetryableError as exc:
+                if exc.ambiguous and not self.destination.vendor_dedup:
+                    settled = self._after_ambiguous(batch, exc)
+                    if settled is not None:
+                        return settled
+                    # reconcile found none of them at the vendor: safe to send again
+                delay = self.retry.delay(attempt, exc.wait_s)
+                attempt += 1
+                elapsed = self.retry.clock() - started
+                if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_total_s:
+                    return BatchResult.uniform(
+                        len(batch), DeliveryStatus.FAILED_RETRYABLE, exc.code
+                    )
+                with self.lock:
+                    self.report.retries += 1
+                    self.report.errors[f"retried_{exc.code}"] += 1
+                if exc.wait_s and self.bucket is not None:
+                    self.bucket.pause_until(self.bucket.clock() + min(exc.wait_s, delay))
+                log.debug(
+                    "sync %s: %s, retry %d in %.2fs",
+                    self.destination.name,
+                    exc.code,
+                    attempt,
+                    delay,
+                )
+                self.retry.sleep(delay)
+
+    def _after_ambiguous(self, batch: MessageBatch, exc: RetryableError) -> BatchResult | None:
+        """The vendor may hold this batch: ask it (or leave the records in flight)."""
+        if not self.destination.can_reconcile:
+            return BatchResult.uniform(len(batch), UNKNOWN, f"outcome_unknown_{exc.code}")
+        verdicts = self.destination.reconcile_batch(batch)
+        held = [verdicts.get(d) == DeliveryStatus.DELIVERED for d in batch.decision_id]
+        if not any(held):
+            return None
+        if all(held):
+            return BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED)
+        # some arrived, some did not: settle the arrived, re-send the rest now
+        rest = [i for i, h in enumerate(held) if not h]
+        again = self.deliver(batch.take(rest))
+        out = BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED)
+        for j, i in enumerate(rest):
+            out.statuses[i] = again.statuses[j]
+            out.errors[i] = again.errors[j]
+            out.provider_ids[i] = again.provider_ids[j]
+        return out
 
 
 def sync(
     destination: Destination,
     ledger: DeliveryLedger,
-    messages: Iterable[OutboundMessage],
+    messages: Messages,
     now: datetime,
     *,
     rejected: Sequence[DeliveryResult] = (),
     on_batch: Callable[[int], None] | None = None,
+    dispatch_lead: timedelta = timedelta(minutes=5),
+    retry: RetryPolicy | None = None,
+    rate_limit: RateLimit | None = None,
+    bucket: TokenBucket | None = None,
+    ledger_chunk: int | None = None,
+    concurrency: int = 1,
 ) -> SyncReport:
     """Deliver every message not yet settled with this destination, at most once each.
 
-    `rejected` are records that failed before sending (e.g. a template error); they are
-    recorded in the ledger as given. `now` is the run's clock, stamped on ledger rows.
+    - `messages`: OutboundMessage objects, a MessageBatch, a pyarrow Table, or a stream of
+      pyarrow RecordBatches with the OutboundMessage columns (`send_at` as
+      `YYYY-MM-DDTHH:MM:SSZ` text).
+    - `now`: the run's clock (naive UTC); stamped on ledger rows and used for dispatch: a record
+      is sent when `send_at <= now + dispatch_lead`, or earlier when the destination can
+      schedule it (`Destination.can_schedule`); otherwise it is deferred (left pending, not
+      written to the ledger) for a later dispatch run.
+    - `rejected`: records that failed before sending (e.g. a template error); recorded as given.
+    - `retry` / `rate_limit` / `bucket`: backoff policy and request pacing (defaults: a
+      RetryPolicy() and the destination's vendor-documented `default_rate_limit`).
+    - `ledger_chunk`: records per ledger commit (default 20 requests' worth, at least 1000).
+    - `concurrency`: parallel requests within a chunk (threads; each has its own session).
+
+    Raises AuthError (once, after settling what it knows) when the vendor rejects the
+    credentials; records not sent because of it are failed_retryable, none delivered.
     """
+    with ledger.held():
+        return _sync(
+            destination,
+            ledger,
+            messages,
+            now,
+            rejected,
+            on_batch,
+            dispatch_lead,
+            retry,
+            rate_limit,
+            bucket,
+            ledger_chunk,
+            concurrency,
+        )
+
+
+def _sync(
+    destination: Destination,
+    ledger: DeliveryLedger,
+    messages: Messages,
+    now: datetime,
+    rejected: Sequence[DeliveryResult],
+    on_batch: Callable[[int], None] | None,
+    dispatch_lead: timedelta,
+    retry: RetryPolicy | None,
+    rate_limit: RateLimit | None,
+    bucket: TokenBucket | None,
+    ledger_chunk: int | None,
+    concurrency: int,
+) -> SyncReport:
     report = SyncReport(destination=destination.name)
-    report.reconciled = reconcile_in_flight(destination, ledger, now)
+    retry = retry or RetryPolicy()
+    if bucket is None:
+        limit = rate_limit or destination.default_rate_limit
+        bucket = TokenBucket(limit, clock=retry.clock, sleep=retry.sleep) if limit else None
+    report.reconciled, report.unreconciled = _reconcile(destination, ledger, now)
     known = ledger.statuses()
-    todo: list[OutboundMessage] = []
-    for message in messages:
-        status = known.get(message.decision_id, (None, 0))[0]
-        if status in FINAL:
-            report.skipped_already_settled += 1
-        elif status == DeliveryStatus.IN_FLIGHT.value:
-            report.skipped_in_flight += 1
-        else:
-            todo.append(message)
-    attempts = {d: a for d, (_, a) in known.items()}
+    attempts: dict[str, int] = {d: a for d, (_, a) in known.items()}
+    status_of = {d: s for d, (s, _) in known.items()}
+
     if rejected:
-        fresh = [r for r in rejected if known.get(r.decision_id, (None,))[0] not in FINAL]
+        fresh = [r for r in rejected if status_of.get(r.decision_id) not in FINAL]
         for r in fresh:
             attempts[r.decision_id] = attempts.get(r.decision_id, 0) + 1
         ledger.settle(fresh, attempts, now)
         report.tally(fresh)
+
     size = destination.max_batch_size
-    for start in range(0, len(todo), size):
-        batch = todo[start : start + size]
-        ids = [m.decision_id for m in batch]
-        ledger.mark_in_flight(ids, attempts, now)
-        for d in ids:
-            attempts[d] = attempts.get(d, 0) + 1
-        results = destination.send(batch)
-        if len(results) != len(batch):
-            raise RuntimeError(
-                f"destination {destination.name} returned {len(results)} results "
-                f"for {len(batch)} records"
-            )
-        ledger.settle(results, attempts, now)
-        report.sent += len(batch)
-        report.tally(results)
-        if on_batch:
-            on_batch(len(batch))
+    chunk = ledger_chunk or max(1000, 20 * size)
+    due_by = (now + dispatch_lead).strftime(_ISO)
+    window = destination.schedule_window
+    low = (now + window[0]).strftime(_ISO) if window else None
+    high = (now + window[1]).strftime(_ISO) if window and window[1] is not None else None
+    sender = _Sender(destination, now, retry, bucket, report)
+    pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
+    pending: _Chunk | None = None
+    try:
+        for piece in _as_batches(messages, chunk, destination, now):
+            keep: list[int] = []
+            stuck: list[int] = []
+            for i, (d, send_at) in enumerate(zip(piece.decision_id, piece.send_at, strict=True)):
+                status = status_of.get(d)
+                if status is not None:
+                    if status in FINAL:
+                        report.skipped_already_settled += 1
+                        continue
+                    if status == DeliveryStatus.IN_FLIGHT.value:
+                        if destination.reconcile_needs_content:
+                            stuck.append(i)
+                        else:
+                            report.skipped_in_flight += 1
+                        continue
+                if send_at <= due_by or (
+                    low is not None and send_at >= low and (high is None or send_at <= high)
+                ):
+                    keep.append(i)
+                else:
+                    report.deferred += 1
+            if stuck:
+                keep.extend(
+                    _reconcile_content(
+                        destination, ledger, piece, stuck, now, attempts, status_of, report
+                    )
+                )
+                keep.sort()
+            if not keep:
+                continue
+            todo = piece if len(keep) == len(piece) else piece.take(keep)
+            # pipelined: this chunk is marked in flight and its requests start before the
+            # previous chunk is settled (with a pool, its HTTP overlaps this bookkeeping)
+            started = _start_chunk(todo, ledger, now, attempts, status_of, sender, pool, size)
+            if pool is None:  # sequential: settle each chunk before the next is marked
+                _finish_chunk(started, destination, ledger, now, status_of, report, on_batch)
+                started = None
+            if pending is not None:
+                _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
+            pending = started
+            if sender.auth_failed is not None:
+                break
+        if pending is not None:
+            _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
+            pending = None
+    finally:
+        if pool is not None:
+            pool.shutdown()
     log.info(
-        "sync %s: %d sent, %d delivered, %d failed",
+        "sync %s: %d sent, %d delivered, %d failed (%d retryable, %d permanent), %d deferred, "
+        "%d skipped, %d retries",
         destination.name,
         report.sent,
         report.delivered,
-        report.failed_retryable + report.failed_permanent,
+        report.failed,
+        report.failed_retryable,
+        report.failed_permanent,
+        report.deferred,
+        report.skipped,
+        report.retries,
     )
+    if sender.auth_failed is not None:
+        report.auth_error = str(sender.auth_failed)
+        raise sender.auth_failed
     return report
+
+
+def _reconcile_content(
+    destination: Destination,
+    ledger: DeliveryLedger,
+    piece: MessageBatch,
+    stuck: list[int],
+    now: datetime,
+    attempts: dict[str, int],
+    status_of: dict[str, str],
+    report: SyncReport,
+) -> list[int]:
+    """Settle in-flight records by vendor lookup; return the indices that may be sent again."""
+    batch = piece.take(stuck)
+    verdicts = destination.reconcile_batch(batch)
+    held = [
+        DeliveryResult(d, DeliveryStatus.DELIVERED)
+        for d in batch.decision_id
+        if verdicts.get(d) == DeliveryStatus.DELIVERED
+    ]
+    ledger.settle(held, attempts, now)
+    for r in held:
+        status_of[r.decision_id] = r.status.value
+    report.reconciled += len(held)
+    again = [
+        i for i in stuck if verdicts.get(piece.decision_id[i]) == DeliveryStatus.FAILED_RETRYABLE
+    ]
+    report.reconciled += len(again)
+    report.unreconciled += len(stuck) - len(held) - len(again)
+    report.skipped_in_flight += len(stuck) - len(held) - len(again)
+    return again
+
+
+@dataclass
+class _Chunk:
+    todo: MessageBatch
+    counts: list[int]
+    pieces: list[MessageBatch]
+    results: Any
+    sender: _Sender
+
+
+def _start_chunk(
+    todo: MessageBatch,
+    ledger: DeliveryLedger,
+    now: datetime,
+    attempts: dict[str, int],
+    status_of: dict[str, str],
+    sender: _Sender,
+    pool: ThreadPoolExecutor | None,
+    size: int,
+) -> _Chunk:
+    ids = todo.decision_id
+    counts = [attempts.get(d, 0) + 1 for d in ids]
+    ledger.mark_in_flight_bulk(ids, counts, now)  # committed before any request
+    for d, n in zip(ids, counts, strict=True):
+        attempts[d] = n
+    status_of.update(dict.fromkeys(ids, DeliveryStatus.IN_FLIGHT.value))
+    pieces = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
+    if pool is not None:
+        results: Any = [pool.submit(sender.deliver, p) for p in pieces]
+    else:
+        results = None  # sent when finished (no overlap without a pool)
+    return _Chunk(todo, counts, pieces, results, sender)
+
+
+def _finish_chunk(
+    chunk: _Chunk,
+    destination: Destination,
+    ledger: DeliveryLedger,
+    now: datetime,
+    status_of: dict[str, str],
+    report: SyncReport,
+    on_batch: Callable[[int], None] | None,
+) -> None:
+    todo, counts, pieces = chunk.todo, chunk.counts, chunk.pieces
+    ids = todo.decision_id
+    if chunk.results is None:
+        results = [chunk.sender.deliver(p) for p in pieces]
+    else:
+        results = [f.result() for f in chunk.results]
+    outcome = BatchResult([], [], [])
+    for piece, result in zip(pieces, results, strict=True):
+        if len(result) != len(piece):
+            raise RuntimeError(
+                f"destination {destination.name} returned {len(result)} results "
+                f"for {len(piece)} records"
+            )
+        outcome.extend(result)
+        if on_batch:
+            on_batch(len(piece))
+    report.sent += len(todo)
+    report._count(outcome.statuses, outcome.errors)
+    all_delivered = outcome.statuses.count(DeliveryStatus.DELIVERED) == len(ids)
+    if not all_delivered:
+        for d, s, e in zip(ids, outcome.statuses, outcome.errors, strict=True):
+            if (
+                s == DeliveryStatus.FAILED_PERMANENT
+                and e
+                and e.startswith(("unregistered", "invalid"))
+            ):
+                report.invalid_recipients.append(d)
+    ledger.settle_bulk(ids, outcome, counts, now)  # UNKNOWN outcomes stay in flight
+    if all_delivered:
+        status_of.update(dict.fromkeys(ids, DeliveryStatus.DELIVERED.value))
+    else:
+        for d, s in zip(ids, outcome.statuses, strict=True):
+            status_of[d] = s.value

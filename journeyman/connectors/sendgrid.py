@@ -1,0 +1,307 @@
+"""SendGrid Mail Send v3 (`POST /v3/mail/send`): up to 1000 personalizations per request.
+
+One personalization per recipient carries the rendered subject, the body (as a substitution of
+the shared `-journeyman_body-` content tag, or `dynamic_template_data` with a dynamic template),
+`custom_args` with the decision id (SendGrid echoes them in every event webhook, so outcomes
+join back to decisions) and `send_at` when the send is scheduled (at most 72 h ahead; later
+records are deferred by the engine). All requests of one run share one `batch_id`
+(`POST /v3/mail/batch`), so a run's scheduled sends can be paused or cancelled together.
+
+Reconciliation: SendGrid has no idempotency key. With `activity_lookup=True` (the Email
+Activity API add-on), records a crash left in flight are looked up by their `decision_id`
+custom arg; without it they stay in flight and are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from journeyman.connectors.destination import (
+    BatchResult,
+    DeliveryStatus,
+    DestinationError,
+    MessageBatch,
+    RejectedBatchError,
+    RetryableError,
+)
+from journeyman.connectors.http import (
+    HttpDestination,
+    Secret,
+    dumps,
+    epoch_seconds,
+    loads,
+    parse_send_at,
+    require,
+)
+from journeyman.connectors.pacing import RateLimit
+
+BODY_TAG = "-journeyman_body-"
+_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
+
+
+@lru_cache(maxsize=4096)
+def _parse(send_at: str) -> datetime:
+    return parse_send_at(send_at)
+
+
+def _json_text(column: Any) -> Any:
+    """Arrow strings → JSON string literals (quoted, escaped); nulls stay null."""
+    if pc.any(pc.match_substring_regex(column, _CONTROL)).as_py():
+        return pa.array(
+            [None if v is None else dumps(v).decode() for v in column.to_pylist()], pa.string()
+        )
+    escaped = pc.replace_substring(column, "\\", "\\\\")
+    escaped = pc.replace_substring(escaped, '"', '\\"')
+    escaped = pc.replace_substring(escaped, "\n", "\\n")
+    escaped = pc.replace_substring(escaped, "\r", "\\r")
+    escaped = pc.replace_substring(escaped, "\t", "\\t")
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+MAX_SUBSTITUTION_BYTES = 10_000
+
+
+class SendGridDestination(HttpDestination):
+    """E-mail through SendGrid's v3 Mail Send API."""
+
+    default_base_url = "https://api.sendgrid.com"  # EU subusers: https://api.eu.sendgrid.com
+    max_batch_size = 1000
+    schedule_window = (timedelta(0), timedelta(hours=72))
+    default_rate_limit = RateLimit(
+        10_000, 10_000, "SendGrid: Mail Send accepts up to 10,000 requests per second"
+    )
+
+    def __init__(
+        self,
+        name: str = "sendgrid",
+        *,
+        api_key: str | Secret,
+        from_email: str,
+        from_name: str | None = None,
+        template_id: str | None = None,
+        categories: Iterable[str] = (),
+        use_batch_id: bool = True,
+        activity_lookup: bool = False,
+        content_type: str = "text/plain",
+        base_url: str | None = None,
+        timeout_s: float | tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        self.api_key = Secret(api_key)
+        super().__init__(name, base_url=base_url, timeout_s=timeout_s, secrets=[self.api_key])
+        self.from_email = from_email
+        self.from_name = from_name
+        self.template_id = template_id
+        self.categories = list(categories)
+        self.use_batch_id = use_batch_id
+        self.activity_lookup = activity_lookup
+        self.can_reconcile = activity_lookup
+        self.content_type = content_type
+        self._batch_id: str | None = None
+        self._headers = {"Content-Type": "application/json"}
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key.reveal()}"}
+
+    def check(self) -> None:
+        require(self.api_key, "the API key", self.name, "SENDGRID_API_KEY")
+        require(self.from_email, "from_email", self.name)
+        response = self.probe("GET", "/v3/scopes", "GET /v3/scopes")
+        scopes = set(loads(response.content or b"{}").get("scopes", []))
+        if "mail.send" not in scopes:
+            raise DestinationError(
+                f"destination {self.name!r}: the API key lacks the mail.send scope"
+            )
+
+    def batch_id(self) -> str:
+        """This run's batch id (created once with POST /v3/mail/batch)."""
+        if self._batch_id is None:
+            try:  # creating a batch id sends nothing: always safe to repeat
+                response = self.request("POST", "/v3/mail/batch", headers=self._headers)
+            except RetryableError as exc:
+                raise RetryableError(f"batch_id_{exc.code}", wait_s=exc.wait_s) from None
+            self.raise_for_request(response, "batch_id")
+            if response.status_code >= 400:
+                raise RejectedBatchError(f"batch_id_{response.status_code}")
+            self._batch_id = loads(response.content)["batch_id"]
+        return self._batch_id
+
+    def payload(self, batch: MessageBatch, now: datetime) -> dict[str, Any]:
+        """The Mail Send request body for a batch (one personalization per recipient)."""
+        now_s = epoch_seconds(now)
+        horizon = now + timedelta(hours=72)
+        personalizations = []
+        template = self.template_id is not None
+        cache: dict[str, int | None] = {}
+        for d, agent, mid, to, subject, body, send_at in zip(
+            batch.decision_id,
+            batch.agent,
+            batch.message_id,
+            batch.to,
+            batch.subject,
+            batch.body,
+            batch.send_at,
+            strict=True,
+        ):
+            p: dict[str, Any] = {
+                "to": [{"email": to}],
+                "custom_args": {"decision_id": d, "agent": agent, "message_id": mid},
+            }
+            if template:
+                p["dynamic_template_data"] = {"subject": subject, "body": body}
+            else:
+                if subject:
+                    p["subject"] = subject
+                p["substitutions"] = {BODY_TAG: body}
+            at = cache.get(send_at, -1)
+            if at == -1:
+                when = _parse(send_at)
+                at = epoch_seconds(when) if now < when <= horizon else None
+                cache[send_at] = at
+            if at is not None and at > now_s:
+                p["send_at"] = at
+            personalizations.append(p)
+        payload: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": {
+                "email": self.from_email,
+                **({"name": self.from_name} if self.from_name else {}),
+            },
+        }
+        if template:
+            payload["template_id"] = self.template_id
+        else:
+            payload["subject"] = "(no subject)"
+            payload["content"] = [{"type": self.content_type, "value": BODY_TAG}]
+        if self.categories:
+            payload["categories"] = self.categories
+        if self.use_batch_id:
+            payload["batch_id"] = self.batch_id()
+        return payload
+
+    def encode_arrow(self, table: Any, now: datetime) -> Any | None:
+        """Each record's personalization as JSON text, built column-wise with Arrow (the hot
+        path for large sends); None (the per-record path) for template mode or oversize
+        bodies."""
+        if self.template_id is not None:
+            return None
+        body = table.column("body")
+        if pc.any(pc.greater(pc.binary_length(body), MAX_SUBSTITUTION_BYTES)).as_py():
+            return None
+        now_s = epoch_seconds(now)
+        at = pc.cast(
+            pc.strptime(table.column("send_at"), format="%Y-%m-%dT%H:%M:%SZ", unit="s"),
+            pa.int64(),
+        )
+        scheduled = pc.and_(pc.greater(at, now_s), pc.less_equal(at, now_s + 72 * 3600))
+        send_at = pc.if_else(
+            scheduled,
+            pc.binary_join_element_wise(',"send_at":', pc.cast(at, pa.string()), ""),
+            "",
+        )
+        subject = table.column("subject")
+        subject_part = pc.fill_null(
+            pc.binary_join_element_wise(',"subject":', _json_text(subject), ""), ""
+        )
+        return pc.binary_join_element_wise(
+            '{"to":[{"email":',
+            _json_text(table.column("to")),
+            '}],"custom_args":{"decision_id":',
+            _json_text(table.column("decision_id")),
+            ',"agent":',
+            _json_text(table.column("agent")),
+            ',"message_id":',
+            _json_text(table.column("message_id")),
+            "}",
+            subject_part,
+            ',"substitutions":{"' + BODY_TAG + '":',
+            _json_text(body),
+            "}",
+            send_at,
+            "}",
+            "",
+        )
+
+    def _envelope(self) -> tuple[bytes, bytes]:
+        """The request body around the personalizations array (substitution mode)."""
+        rest: dict[str, Any] = {
+            "from": {
+                "email": self.from_email,
+                **({"name": self.from_name} if self.from_name else {}),
+            },
+            "subject": "(no subject)",
+            "content": [{"type": self.content_type, "value": BODY_TAG}],
+        }
+        if self.categories:
+            rest["categories"] = self.categories
+        if self.use_batch_id:
+            rest["batch_id"] = self.batch_id()
+        tail = dumps(rest)
+        return b'{"personalizations":[', b"]," + tail[1:]
+
+    def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
+        if batch.encoded is not None:
+            head, tail = self._envelope()
+            body = head + ",".join(batch.encoded).encode() + tail
+            return self._post(body, len(batch))
+        oversize = [
+            i
+            for i, b in enumerate(batch.body)
+            if len(b) * 4 > MAX_SUBSTITUTION_BYTES and len(b.encode()) > MAX_SUBSTITUTION_BYTES
+        ]
+        if oversize:
+            return self._without(batch, oversize, now, "body_too_large")
+        return self._post(dumps(self.payload(batch, now)), len(batch))
+
+    def _post(self, body: bytes, n: int) -> BatchResult:
+        response = self.request("POST", "/v3/mail/send", data=body, headers=self._headers)
+        if response.status_code == 202:
+            return BatchResult.uniform(
+                n,
+                DeliveryStatus.DELIVERED,
+                provider_id=response.headers.get("X-Message-Id"),
+            )
+        self.raise_for_request(response, "sendgrid")
+        field = "request"
+        try:
+            errors = loads(response.content).get("errors") or [{}]
+            field = str(errors[0].get("field") or "request")
+        except ValueError:
+            pass
+        code = "invalid_recipient" if field.endswith(".email") else "invalid_request"
+        raise RejectedBatchError(f"{code}:{response.status_code}:{field}")
+
+    def _without(
+        self, batch: MessageBatch, bad: list[int], now: datetime, code: str
+    ) -> BatchResult:
+        result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_PERMANENT, code)
+        good = [i for i in range(len(batch)) if i not in set(bad)]
+        if good:
+            sent = self.send_batch(batch.take(good), now)
+            for j, i in enumerate(good):
+                result.statuses[i] = sent.statuses[j]
+                result.errors[i] = sent.errors[j]
+                result.provider_ids[i] = sent.provider_ids[j]
+        return result
+
+    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
+        """Email Activity lookups (when enabled): held → delivered, absent → retry."""
+        if not self.activity_lookup:
+            return {}
+        out: dict[str, DeliveryStatus] = {}
+        for d in decision_ids:
+            response = self.request(
+                "GET",
+                "/v3/messages",
+                params={"query": f"unique_args['decision_id']=\"{d}\"", "limit": "1"},
+            )
+            if response.status_code != 200:
+                continue  # cannot vouch: leave in flight
+            held = loads(response.content).get("messages") or []
+            out[d] = DeliveryStatus.DELIVERED if held else DeliveryStatus.FAILED_RETRYABLE
+        return out

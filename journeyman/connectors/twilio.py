@@ -1,0 +1,137 @@
+"""Twilio Programmable Messaging (`POST /2010-04-01/Accounts/{sid}/Messages.json`): SMS.
+
+Form-encoded, HTTP Basic auth (Account SID + auth token), one recipient per request. A message
+due 15 minutes to 35 days ahead is scheduled (`ScheduleType=fixed`, `SendAt`, which needs a
+`MessagingServiceSid`); anything else is dispatched when due by a frequent sync.
+
+Reconciliation: Twilio has no idempotency key, but its Message list can be filtered by `To`;
+a record a crash left in flight is delivered if a message with the same body went to the same
+number, else it is sent again.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from typing import Any
+
+from journeyman.connectors.destination import (
+    BatchResult,
+    DeliveryStatus,
+    MessageBatch,
+    RetryableError,
+)
+from journeyman.connectors.http import HttpDestination, Secret, loads, parse_send_at, require
+from journeyman.connectors.pacing import RateLimit
+
+#: Twilio error codes that mean this recipient can never be reached as addressed.
+PERMANENT_RECIPIENT_ERRORS = {
+    21211: "invalid_recipient",  # invalid 'To' phone number
+    21614: "invalid_recipient",  # 'To' is not a valid mobile number
+    21610: "unsubscribed_recipient",  # recipient replied STOP
+    21408: "region_not_enabled",
+    21612: "unreachable_recipient",
+}
+
+
+class TwilioDestination(HttpDestination):
+    """SMS through Twilio's Messages resource."""
+
+    default_base_url = "https://api.twilio.com"
+    max_batch_size = 1
+    default_rate_limit = RateLimit(
+        100, 100, "Twilio: 100 concurrent API requests per account; sender MPS varies"
+    )
+    reconcile_needs_content = True
+
+    def __init__(
+        self,
+        name: str = "twilio",
+        *,
+        account_sid: str,
+        auth_token: str | Secret,
+        messaging_service_sid: str | None = None,
+        from_number: str | None = None,
+        status_callback: str | None = None,
+        base_url: str | None = None,
+        timeout_s: float | tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        self.auth_token = Secret(auth_token)
+        super().__init__(name, base_url=base_url, timeout_s=timeout_s, secrets=[self.auth_token])
+        self.account_sid = account_sid
+        self.messaging_service_sid = messaging_service_sid
+        self.from_number = from_number
+        self.status_callback = status_callback
+        self.can_reconcile = True
+        # scheduling needs a Messaging Service
+        self.schedule_window = (
+            (timedelta(minutes=15), timedelta(days=35)) if messaging_service_sid else None
+        )
+
+    @property
+    def messages_path(self) -> str:
+        return f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+
+    def auth_headers(self) -> dict[str, str]:
+        pair = f"{self.account_sid}:{self.auth_token.reveal()}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    def check(self) -> None:
+        require(self.account_sid, "the Account SID", self.name, "TWILIO_ACCOUNT_SID")
+        require(self.auth_token, "the auth token", self.name, "TWILIO_AUTH_TOKEN")
+        if not (self.messaging_service_sid or self.from_number):
+            require(None, "messaging_service_sid or from_number", self.name)
+        self.probe("GET", self.messages_path, "GET Messages.json", params={"PageSize": "1"})
+
+    def form(self, batch: MessageBatch, i: int, now: datetime) -> dict[str, str]:
+        """The form fields of one message."""
+        fields: dict[str, str] = {"To": batch.to[i], "Body": batch.body[i]}
+        if self.messaging_service_sid:
+            fields["MessagingServiceSid"] = self.messaging_service_sid
+        if self.from_number:
+            fields["From"] = self.from_number
+        if self.status_callback:
+            fields["StatusCallback"] = self.status_callback
+        when = parse_send_at(batch.send_at[i])
+        if self.can_schedule(when, now):
+            fields["ScheduleType"] = "fixed"
+            fields["SendAt"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return fields
+
+    def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
+        result = BatchResult([], [], [])
+        for i in range(len(batch)):
+            response = self.request("POST", self.messages_path, data=self.form(batch, i, now))
+            if response.status_code in (200, 201):
+                sid = loads(response.content).get("sid")
+                result.extend(BatchResult([DeliveryStatus.DELIVERED], [None], [sid]))
+                continue
+            code, info = _twilio_error(response)
+            if code == 20429:
+                raise RetryableError("twilio_20429", wait_s=self.vendor_wait_s(response))
+            self.raise_for_request(response, "twilio")
+            reason = PERMANENT_RECIPIENT_ERRORS.get(code or 0, "twilio_error")
+            result.extend(
+                BatchResult([DeliveryStatus.FAILED_PERMANENT], [f"{reason}:{code}:{info}"], [None])
+            )
+        return result
+
+    def reconcile_batch(self, batch: MessageBatch) -> dict[str, DeliveryStatus]:
+        """Look each in-flight record up by `To` and body in the Message list."""
+        out: dict[str, DeliveryStatus] = {}
+        for d, to, body in zip(batch.decision_id, batch.to, batch.body, strict=True):
+            response = self.request("GET", self.messages_path, params={"To": to, "PageSize": "100"})
+            if response.status_code != 200:
+                continue
+            messages: list[dict[str, Any]] = loads(response.content).get("messages") or []
+            held = any(m.get("body") == body and m.get("to") == to for m in messages)
+            out[d] = DeliveryStatus.DELIVERED if held else DeliveryStatus.FAILED_RETRYABLE
+        return out
+
+
+def _twilio_error(response: Any) -> tuple[int | None, str]:
+    try:
+        body = loads(response.content)
+        return int(body.get("code") or 0) or None, str(body.get("status", response.status_code))
+    except (ValueError, TypeError, AttributeError):
+        return None, str(response.status_code)
