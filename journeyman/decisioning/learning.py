@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -131,11 +132,15 @@ class LinearPosterior:
         """(n, K) posterior-mean rewards."""
         return self.standardize(x) @ (self.theta @ phi.T)
 
+    @cached_property
+    def _chol(self) -> np.ndarray:
+        """Cholesky factor of the covariance, once per posterior (every day's draws use it)."""
+        return np.linalg.cholesky(self.cov + 1e-12 * np.eye(self.cov.shape[0]))
+
     def sample_weights(self, phi: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
         """(draws, d+1, K) action weight matrices W_m = Θ_m Φᵀ, Θ_m drawn from the posterior."""
         dim = self.cov.shape[0]
-        chol = np.linalg.cholesky(self.cov + 1e-12 * np.eye(dim))
-        thetas = self.theta.reshape(-1)[None, :] + rng.standard_normal((draws, dim)) @ chol.T
+        thetas = self.theta.reshape(-1)[None, :] + rng.standard_normal((draws, dim)) @ self._chol.T
         thetas = thetas.reshape(draws, *self.theta.shape)
         return thetas @ phi.T
 
@@ -176,16 +181,16 @@ def fit_posterior(
     transform[1:, 1:] = np.diag(1.0 / scale)
 
     dim = d1 * p
-    ztz = np.zeros((dim, dim))
-    ztr = np.zeros(dim)
-    rr = 0.0
-    for i in keep:
-        phi = actions.matrix[index[stats.action_ids[i]]]
-        g = transform @ stats.xx[i] @ transform.T
-        b = transform @ stats.xr[i]
-        ztz += np.kron(g, np.outer(phi, phi))
-        ztr += np.kron(b, phi)
-        rr += float(stats.rr[i])
+    # Σ_a kron(G_a, φ_a φ_aᵀ) and Σ_a kron(b_a, φ_a) as two matrix products over the actions
+    # (one kron per action made hundreds of joint actions slow).
+    phis = actions.matrix[[index[stats.action_ids[i]] for i in keep]].reshape(len(keep), p)
+    g = transform @ stats.xx[keep] @ transform.T  # (A, d1, d1)
+    b = stats.xr[keep] @ transform.T  # (A, d1)
+    outer = (phis[:, :, None] * phis[:, None, :]).reshape(len(keep), p * p)
+    ztz = (g.reshape(len(keep), d1 * d1).T @ outer).reshape(d1, d1, p, p)
+    ztz = ztz.transpose(0, 2, 1, 3).reshape(dim, dim)
+    ztr = (b.T @ phis).reshape(dim)
+    rr = float(stats.rr[keep].sum()) if keep else 0.0
     precision = ridge * np.eye(dim) + ztz
     mu = np.linalg.solve(precision, ztr)
     if total > 1:

@@ -6,6 +6,8 @@ actions cost one matrix product, not one model each. Propensities are exact:
 - `linear_ts` draws M parameter vectors from the posterior once per day and agent; each customer
   uses draw ⌊u·M⌋ of a deterministic uniform u. The policy's randomness is exactly that choice, so
   P(a | x) = (number of draws whose best allowed action is a) / M — computed, not estimated.
+  Scores are float32 (ties go to the lower action index); customers are scored in groups that
+  share an allowed set, on those actions only, so guardrail masks cost no masking pass.
 - `lin_ucb` is deterministic given the day's statistics: propensity 1.
 - `epsilon_greedy`: (1 − ε)·[a is the greedy action] + ε / |allowed|.
 """
@@ -23,6 +25,9 @@ from journeyman.decisioning.learning import ArmStatistics, LinearPosterior, fit_
 from journeyman.decisioning.policies.base import Choice, DecisionContext, Policy, pick_among
 
 _CHUNK = 20_000
+_SCORE_ELEMENTS = 1 << 20  # float32 scores per Thompson chunk (4 MiB: stays in cache)
+_MIN_ROWS = 256
+_GROUP_MIN_ROWS = 128  # smaller allowed-set groups are scored together, with their mask
 
 
 class LinearPolicy(Policy):
@@ -67,30 +72,185 @@ class LinearThompsonSampling(LinearPolicy):
     name = "linear_ts"
     defaults = {"ridge": 1.0, "exploration": 1.0, "draws": 32}
 
-    def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._draw_cache: tuple | None = None  # (key, posterior, Φ, stacked weights)
+
+    def _stacked_weights(self, ctx: DecisionContext) -> np.ndarray:
+        """The day's M weight matrices as one float32 (K, d+1, M) block: [a, :, m] = W_m[:, a].
+
+        The draws depend only on the seed key and the fitted state, so a day decided in many
+        chunks (streaming) samples them once.
+        """
         posterior, phi = self._ready(ctx)
         draws = int(self.params["draws"])
+        exploration = float(self.params["exploration"])
+        key = (ctx.seed_key, self.trained_on, draws, exploration)
+        cached = self._draw_cache
+        if cached is not None and cached[0] == key and cached[1] is posterior and cached[2] is phi:
+            return cached[3]
         seed = int(hash64([f"{ctx.seed_key}#{self.trained_on}"], "linear_ts")[0])
         rng = np.random.default_rng(seed)
         weights = posterior.sample_weights(phi, draws, rng)  # (M, d+1, K)
-        if self.params["exploration"] != 1.0:
+        if exploration != 1.0:
             center = (posterior.theta @ phi.T)[None]
-            weights = center + float(self.params["exploration"]) * (weights - center)
-        stacked = np.concatenate(list(weights), axis=1).astype(np.float32)  # (d+1, M·K)
+            weights = center + exploration * (weights - center)
+        stacked = np.ascontiguousarray(weights.transpose(2, 1, 0), dtype=np.float32)
+        self._draw_cache = (key, posterior, phi, stacked)
+        return stacked
+
+    def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
+        posterior, phi = self._ready(ctx)
+        draws = int(self.params["draws"])
+        stacked = self._stacked_weights(ctx)
         k = phi.shape[0]
         n = len(u)
-        action = np.empty(n, dtype=np.int64)
-        propensity = np.empty(n)
-        draw = np.minimum((u * draws).astype(np.int64), draws - 1)
-        for start in range(0, n, _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            xt = posterior.standardize(ctx.features[sl]).astype(np.float32)
-            scores = (xt @ stacked).reshape(-1, draws, k)
-            best = _argmax_allowed(scores, allowed[sl][:, None, :])  # (c, M)
-            chosen = best[np.arange(len(best)), draw[sl]]
-            action[sl] = chosen
-            propensity[sl] = (best == chosen[:, None]).mean(axis=1)
+        action = np.full(n, -1, dtype=np.int64)
+        propensity = np.ones(n)
+        draw = np.minimum((np.asarray(u) * draws).astype(np.int64), draws - 1)
+        allowed = np.asarray(allowed, dtype=bool)
+        buffer = np.empty(0, dtype=np.float32)
+        for rows, actions in _mask_groups(allowed):
+            if actions is not None and len(actions) == 0:
+                continue  # nothing allowed: -1 with propensity 1
+            weights = stacked if actions is None or len(actions) == k else stacked[actions]
+            chunk = max(_MIN_ROWS, _SCORE_ELEMENTS // (weights.shape[0] * draws))
+            for start in range(0, _count(rows, n), chunk):
+                idx = _part(rows, start, chunk)
+                xt = _standardized32(posterior, ctx.features[idx])
+                mask = allowed[idx] if actions is None else None
+                size = weights.shape[0] * len(xt) * draws
+                if len(buffer) < size:  # one reused buffer: fresh ones per chunk cost page faults
+                    buffer = np.empty(size, dtype=np.float32)
+                out = buffer[:size].reshape(weights.shape[0], len(xt), draws)
+                best, prop = _thompson_chunk(weights, xt, mask, draw[idx], out)
+                action[idx] = best if actions is None else actions[best]
+                propensity[idx] = prop
         return Choice(action=action, propensity=propensity)
+
+
+def _count(rows: np.ndarray | None, n: int) -> int:
+    return n if rows is None else len(rows)
+
+
+def _part(rows: np.ndarray | None, start: int, size: int) -> slice | np.ndarray:
+    return slice(start, start + size) if rows is None else rows[start : start + size]
+
+
+def _mask_groups(allowed: np.ndarray) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    """Customers grouped by their allowed set: (rows, allowed action indices), rows None = all.
+
+    Guardrails leave few distinct allowed sets, and scoring a group only on its allowed actions
+    needs no masking and skips the blocked actions' work. Customers in sets shared by fewer than
+    _GROUP_MIN_ROWS rows go together into one group scored with their mask (actions None).
+    """
+    n, k = allowed.shape
+    if n == 0:
+        return []
+    if allowed.all():
+        return [(None, np.arange(k))]
+    packed = np.packbits(allowed, axis=1)
+    if packed.shape[1] <= 8:
+        wide = np.zeros((n, 8), dtype=np.uint8)
+        wide[:, : packed.shape[1]] = packed
+        keys = wide.view(np.uint64).reshape(-1)
+    else:
+        keys = np.unique(packed, axis=0, return_inverse=True)[1].reshape(-1)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    ends = np.append(starts[1:], n)
+    groups: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+    mixed = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        rows = order[start:end]
+        if end - start >= _GROUP_MIN_ROWS:
+            groups.append((rows, np.flatnonzero(allowed[rows[0]])))
+        else:
+            mixed.append(rows)
+    if mixed:
+        groups.append((np.sort(np.concatenate(mixed)), None))
+    return groups
+
+
+def _standardized32(posterior: LinearPosterior, x: np.ndarray) -> np.ndarray:
+    """x̃' = [1, (x − mean) / scale] as float32 (computed in float64, then rounded)."""
+    out = np.empty((len(x), len(posterior.mean) + 1), dtype=np.float32)
+    out[:, 0] = 1.0
+    np.divide(np.asarray(x, dtype=np.float64) - posterior.mean, posterior.scale, out=out[:, 1:])
+    return out
+
+
+def _first_argmax0(values: np.ndarray) -> np.ndarray:
+    """argmax over axis 0 (first index on ties) of a (K, c) array, by fast outer-axis reductions
+    (numpy's argmax along a short axis pays a per-row overhead)."""
+    k = values.shape[0]
+    rank = (k - np.arange(k, dtype=np.int32))[:, None]  # earlier index, larger rank
+    top = np.equal(values, values.max(axis=0)) * rank
+    return k - top.max(axis=0).astype(np.int64)
+
+
+def _row_counts(flags: np.ndarray) -> np.ndarray:
+    """Number of True per row of a bool (c, M) array (bit counts of the packed rows)."""
+    if not hasattr(np, "bitwise_count"):  # numpy < 2
+        return flags.sum(axis=1)
+    packed = np.packbits(flags, axis=1)
+    width = packed.shape[1]
+    if width in (2, 4, 8):
+        packed = packed.view(f"<u{width}")
+    if packed.shape[1] == 1:
+        return np.bitwise_count(packed.reshape(-1)).astype(np.int64)
+    return np.bitwise_count(packed).sum(axis=1, dtype=np.int64)
+
+
+def _thompson_chunk(
+    stacked: np.ndarray,
+    xt: np.ndarray,
+    allowed: np.ndarray | None,
+    draw: np.ndarray,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choice and exact propensity for c customers under M draws, in O(K·c·M) float32 work.
+
+    With S[a, i, m] the score of action a for customer i under draw m (−∞ where a is not
+    allowed), draw m picks the first allowed argmax of S[:, i, m]. The customer's action a* is
+    the pick of its own draw; its propensity is the share of draws that pick a*. Instead of an
+    argmax per draw (slow along a short axis), a* is knocked out and one max over actions gives
+    every draw's best rival: the draw picks a* iff S[a*] > rival, or on an exact tie iff no
+    rival with a lower index ties — those rare ties are resolved one by one.
+    """
+    k, _, m_draws = stacked.shape
+    c = len(xt)
+    scores = np.matmul(xt[None], stacked, out=out)  # (K, c, M)
+    rows = np.arange(c)
+    any_allowed = None if allowed is None else allowed.any(axis=1)  # None: all allowed
+    if allowed is not None and not allowed.all():
+        blocked = np.flatnonzero(~allowed.T)  # rows of the (K·c, M) view
+        scores.reshape(k * c, m_draws)[blocked] = -np.inf
+    # (K, c), C-ordered (fancy indexing would give a Fortran-ordered, slow-to-reduce copy)
+    own = np.take(scores.reshape(k, c * m_draws), rows * m_draws + draw, axis=1)
+    best = _first_argmax0(own)
+    if any_allowed is not None:
+        best = np.where(any_allowed, best, -1)
+    safe = np.maximum(best, 0)
+    flat = scores.reshape(k * c, m_draws)
+    mine_rows = safe * c + rows
+    mine = flat[mine_rows]  # (c, M): S[a*, i, m]
+    flat[mine_rows] = -np.inf
+    rival = scores.max(axis=0)  # (c, M): best other allowed action per draw
+    wins = _row_counts(mine > rival)
+    ties = mine == rival
+    if any_allowed is not None:
+        ties &= any_allowed[:, None]
+    if ties.any():
+        flat[mine_rows] = mine
+        tie_i, tie_m = np.nonzero(ties)
+        first = scores[:, tie_i, tie_m].argmax(axis=0)
+        np.add.at(wins, tie_i, first == best[tie_i])
+    propensity = wins / m_draws
+    if any_allowed is not None:
+        propensity[~any_allowed] = 1.0
+    return best, propensity
 
 
 class LinUCB(LinearPolicy):
