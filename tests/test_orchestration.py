@@ -68,7 +68,7 @@ def test_definitions_load_and_validate():
     defs = _defs()
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"marts/customer_features", "marts/decision_rewards", "decisions", "deliveries"} <= keys
+    assert {"marts/customer_features", "marts/decision_rewards", "decisions", "sync_file"} <= keys
     graph = defs.resolve_asset_graph()
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("decisions")).parent_keys}
     assert "marts/customer_features" in upstream
@@ -95,7 +95,7 @@ def test_whole_graph_materializes_each_day(loop):
     materialized = {
         e.asset_key.to_user_string() for e in loop["results"][0].get_asset_materialization_events()
     }
-    assert {"marts/customer_features", "decisions", "deliveries"} <= materialized
+    assert {"marts/customer_features", "decisions", "sync_file"} <= materialized
     wh = loop["warehouse"]
     per_day = wh.rows(
         "select decision_date, count(*), count(message_id) from journeyman.decisions "
@@ -164,7 +164,7 @@ def test_rerunning_a_day_changes_nothing_and_sends_nothing_twice(loop):
     outbox_before = len(read_outbox(loop["root"] / "outbox"))
     defs = loop["defs"]
     result = dg.materialize(
-        _assets(defs, {"decisions", "deliveries"}),
+        _assets(defs, {"decisions", "sync_file"}),
         partition_key=day.isoformat(),
         resources=loop["resources"],
     )
@@ -211,3 +211,32 @@ def test_missing_source_tables_fail_with_a_clear_message(tmp_path, monkeypatch):
     failures = [e for e in result.all_events if e.is_step_failure]
     message = failures[0].step_failure_data.error.message
     assert "has no raw.customers" in message and "journeyman demo" in message
+
+
+def test_each_destination_sync_reports_and_checks_its_failure_share(loop):
+    result = loop["results"][-1]
+    checks = [c for c in result.get_asset_check_evaluations()
+              if c.check_name == "failure_share_within_threshold"]
+    assert [c.asset_key.to_user_string() for c in checks] == ["sync_file"]
+    assert checks[0].passed
+    assert checks[0].metadata["failure_share"].value == 0.0
+    materialization = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "sync_file"
+    ][0]
+    metadata = materialization.event_specific_data.materialization.metadata
+    assert metadata["delivered"].value == metadata["sent"].value > 0
+
+
+def test_destination_catalog_rejects_secrets_in_the_file(tmp_path, monkeypatch):
+    from journeyman.orchestration.defs.destinations import DestinationConfigError, load_catalog
+
+    path = tmp_path / "destinations.yml"
+    path.write_text("sendgrid:\n  kind: sendgrid\n  api_key: SG.sentinel-not-a-real-key\n")
+    with pytest.raises(DestinationConfigError) as err:
+        load_catalog(path)
+    assert "SENDGRID_API_KEY" in str(err.value) and "sentinel" not in str(err.value)
+    path.write_text("esp:\n  kind: carrier_pigeon\n")
+    with pytest.raises(DestinationConfigError, match="`kind`"):
+        load_catalog(path)

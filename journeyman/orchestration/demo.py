@@ -82,7 +82,7 @@ def run_demo(
     dbt_keys = [
         k
         for k in job.asset_layer.executable_asset_keys
-        if k.path[-1] not in ("decisions", "deliveries")
+        if k.path[-1] != "decisions" and not k.path[-1].startswith("sync_")
     ]
     _execute(job, settle, asset_selection=dbt_keys)
 

@@ -1,4 +1,4 @@
-"""Resources: the warehouse, the agent files, the destinations and dbt.
+"""Resources: the warehouse, the agent files and dbt (destinations: destinations.py).
 
 Paths and secrets come from the environment (`EnvVar`), never from files in the repo.
 """
@@ -7,15 +7,12 @@ import functools
 import re
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
 from journeyman import settings
-from journeyman.connectors.destination import Destination
-from journeyman.connectors.file import FileDestination
 from journeyman.decisioning.config import AgentConfig, load_agents
 from journeyman.orchestration.project import dbt_executable, dbt_project
 from journeyman.warehouse import Warehouse
@@ -37,20 +34,6 @@ class AgentsResource(dg.ConfigurableResource):
 
     def load(self) -> list[AgentConfig]:
         return load_agents(self.directory)
-
-
-class DestinationsResource(dg.ConfigurableResource):
-    """Where each named destination delivers. `file` writes JSONL under `outbox_dir`."""
-
-    outbox_dir: str
-
-    def get(self, name: str) -> Destination:
-        if name == "file":
-            return FileDestination(Path(self.outbox_dir), name="file")
-        raise ValueError(
-            f"unknown destination {name!r}; this version ships the `file` destination "
-            "(set an agent's `destinations` to `file`)"
-        )
 
 
 @functools.cache
@@ -80,18 +63,12 @@ class WarehouseDbtResource(DbtCliResource):
         return None
 
 
-def default_outbox() -> str:
-    """The outbox folder beside the warehouse file."""
-    return str(settings.warehouse_path().parent / "outbox")
-
-
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "warehouse": WarehouseResource(path=dg.EnvVar(settings.WAREHOUSE_ENV)),
             "agents": AgentsResource(directory=str(settings.agents_dir())),
-            "destinations": DestinationsResource(outbox_dir=default_outbox()),
             "dbt": WarehouseDbtResource(
                 project_dir=dbt_project,
                 profiles_dir=str(settings.DBT_PROJECT_DIR),

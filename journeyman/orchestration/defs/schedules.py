@@ -12,4 +12,7 @@ daily_loop = dg.define_asset_job(
     description="Build the warehouse as of the day, decide for every agent, deliver.",
 )
 
-daily_loop_schedule = dg.build_schedule_from_partitioned_job(daily_loop, hour_of_day=1)
+# 00:10 UTC: build as of today, decide for today, deliver (scheduled sends go out ahead).
+daily_loop_schedule = dg.build_schedule_from_partitioned_job(
+    daily_loop, hour_of_day=0, minute_of_hour=10
+)

@@ -1,0 +1,113 @@
+"""One sync asset per destination: deliver the day's decisions at most once each, with run
+metadata and an asset check on the failure share; plus frequent dispatch for sends that are due."""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from journeyman import settings
+from journeyman.connectors.ledger import DeliveryLedger
+from journeyman.connectors.outbound import Creative, build_outboxes, decisions_to_send
+from journeyman.connectors.sync import sync
+from journeyman.decisioning.config import AgentConfig, load_agents
+from journeyman.orchestration.defs.destinations import destination_resources
+from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
+
+SYNC_PREFIX = "sync_"
+
+
+def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creative]:
+    """Each agent's inputs as plain data for the connectors."""
+    out = {}
+    for agent in agents:
+        for message in agent.dimensions.messages:
+            for channel in agent.dimensions.channels:
+                content = message.content(channel)
+                if content is not None:
+                    out[(agent.name, message.id, channel)] = Creative(
+                        body=content.body,
+                        subject=content.subjects[0],
+                        title=content.title,
+                        template_id=content.template_id,
+                        tags=message.tags,
+                    )
+    return out
+
+
+def _sync_asset(name: str) -> dg.AssetsDefinition:
+    check = dg.AssetCheckSpec("failure_share_within_threshold", asset=f"{SYNC_PREFIX}{name}")
+
+    @dg.asset(
+        name=f"{SYNC_PREFIX}{name}",
+        partitions_def=daily,
+        backfill_policy=ONE_DAY_PER_RUN,
+        deps=["decisions"],
+        pool=WAREHOUSE_POOL,
+        kinds={"python"},
+        group_name="delivery",
+        required_resource_keys={"warehouse", "agents", f"destination_{name}"},
+        check_specs=[check],
+        description=f"Deliver the day's decisions routed to `{name}`; the ledger "
+        "(journeyman.deliveries) records each record's status.",
+    )
+    def _asset(context: dg.AssetExecutionContext):
+        day = date.fromisoformat(context.partition_key)
+        resource = getattr(context.resources, f"destination_{name}")
+        configs = context.resources.agents.load()
+        wh = context.resources.warehouse.open()
+        routes = {(a.name, c): d for a in configs for c, d in a.destinations.items()}
+        rows = [
+            r for r in decisions_to_send(wh, day) if routes.get((r["agent"], r["channel"])) == name
+        ]
+        box = build_outboxes(rows, creatives_of(configs), routes).get(name)
+        destination = resource.build()
+        destination.check()
+        # Real time decides only *when* a scheduled message may leave (dispatch), never what.
+        now = datetime.now(UTC).replace(tzinfo=None)
+        report = sync(
+            destination,
+            DeliveryLedger(wh, name),
+            box.messages if box else [],
+            now,
+            rejected=box.rejected if box else (),
+        )
+        metadata = report.as_metadata()
+        attempted = report.delivered + report.failed
+        share = report.failed / attempted if attempted else 0.0
+        yield dg.MaterializeResult(metadata={**metadata, "decisions_routed": len(rows)})
+        yield dg.AssetCheckResult(
+            check_name=check.name,
+            passed=share <= resource.max_failure_share,
+            metadata={"failure_share": share, "threshold": resource.max_failure_share},
+        )
+
+    return _asset
+
+
+def _destination_names() -> set[str]:
+    return {d for a in load_agents(settings.agents_dir()) for d in a.destinations.values()}
+
+
+@dg.definitions
+def syncs() -> dg.Definitions:
+    names = _destination_names()
+    assets = [_sync_asset(n) for n in sorted(names)]
+    dispatch = dg.define_asset_job(
+        "dispatch_due_messages",
+        selection=dg.AssetSelection.assets(*[a.key for a in assets]),
+        partitions_def=daily,
+        description="Send messages whose send time has come, for destinations that cannot "
+        "schedule ahead (FCM, webhook, Twilio outside its window).",
+    )
+
+    @dg.schedule(job=dispatch, cron_schedule="*/15 * * * *", execution_timezone="UTC")
+    def dispatch_every_15_minutes(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.date().isoformat()
+        return dg.RunRequest(partition_key=day, run_key=None)
+
+    return dg.Definitions(
+        assets=assets,
+        jobs=[dispatch],
+        schedules=[dispatch_every_15_minutes],
+        resources=destination_resources(names),
+    )
