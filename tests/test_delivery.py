@@ -160,3 +160,23 @@ def test_templates_are_sandboxed_and_checked():
         render("{{ ''.__class__.__mro__ }}", {})
     with pytest.raises(TemplateError, match="unknown variable"):
         check_template("{{ nope }}", {"name"})
+
+
+def test_the_decisions_subject_variant_is_rendered():
+    rows = [
+        {
+            "decision_id": f"d{v}",
+            "agent": "a",
+            "channel": "email",
+            "message_id": "m",
+            "customer_id": "c1",
+            "email": "x@example.com",
+            "send_at": NOW,
+            "subject_variant": v,
+            "days": 3,
+        }
+        for v in (0, 1)
+    ]
+    creative = Creative(body="b", subject="first", subject_variants=("first {{ days }}", "second"))
+    box = build_outboxes(rows, {("a", "m", "email"): creative}, {("a", "email"): "file"})["file"]
+    assert [m.subject for m in box.messages] == ["first 3", "second"]

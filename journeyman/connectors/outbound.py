@@ -28,6 +28,7 @@ class Creative:
     body: str | None
     subject: str | None = None
     title: str | None = None
+    subject_variants: tuple[str, ...] = ()  # when several: the decision's subject_variant picks
     template_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -43,7 +44,8 @@ class Outbox:
 def decisions_to_send(warehouse: Warehouse, day: date) -> list[dict[str, Any]]:
     """The day's treatment decisions that carry a message, with the customer's columns."""
     sql = """
-        select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at
+        select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at,
+               d.subject_variant
         from journeyman.decisions d
         join marts.customer_features f using (customer_id)
         where d.decision_date = :day and d.message_id is not null
@@ -80,7 +82,13 @@ def build_outboxes(
             continue
         creative = creatives[(agent, row["message_id"], channel)]
         try:
-            subject = render(creative.subject or creative.title, row)
+            variant = row.get("subject_variant") or 0
+            chosen = (
+                creative.subject_variants[variant]
+                if variant < len(creative.subject_variants)
+                else creative.subject
+            )
+            subject = render(chosen or creative.title, row)
             body = render(creative.body, row) or ""
         except TemplateError as exc:
             box.rejected.append(

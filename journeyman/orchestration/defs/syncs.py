@@ -27,6 +27,7 @@ def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creati
                     out[(agent.name, message.id, channel)] = Creative(
                         body=content.body,
                         subject=content.subjects[0],
+                        subject_variants=tuple(v or "" for v in content.subjects),
                         title=content.title,
                         template_id=content.template_id,
                         tags=message.tags,
