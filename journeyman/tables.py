@@ -71,8 +71,8 @@ create table if not exists journeyman.decisions (
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
     goal_metric varchar not null,     -- conversion | revenue
     attribution_window_days integer not null,
-    penalty_unsubscribe double not null,  -- reward subtracted per unsubscribe (learning)
-    penalty_complaint double not null,
+    penalty_unsubscribe double default 0 not null,  -- reward lost per unsubscribe (learning)
+    penalty_complaint double default 0 not null,
     created_at timestamp not null
 );
 -- Decision-time feature values of every acted or held-out decision (what learning regresses on).

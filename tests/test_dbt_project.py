@@ -372,7 +372,10 @@ def load_fixture(path: Path) -> None:
         conn.executemany("insert into raw.consents values (?, ?, ?, ?, ?)", CONSENTS)
         conn.executemany("insert into raw.message_events values (?, ?, ?, ?, ?, ?, ?)", EVENTS)
         conn.executemany(
-            "insert into journeyman.decisions values "
+            "insert into journeyman.decisions (decision_id, agent, decision_date, customer_id, "
+            "policy, policy_version, experiment_group, action_id, message_id, channel, "
+            "local_hour, send_at, propensity, exclusion_reason, goal_metric, "
+            "attribution_window_days, created_at) values "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             DECISIONS,
         )
@@ -522,6 +525,18 @@ def test_manifest_marks_feature_columns(build: Build) -> None:
         assert name in columns and name not in marked
 
 
+GENERATED_COLUMN_MODELS = {"arm_statistics_daily", "stg_journeyman__decision_features"}
+
+
+def feature_columns(manifest: dict) -> set[str]:
+    node = manifest["nodes"]["model.journeyman.customer_features"]
+    return {
+        name
+        for name, column in node["columns"].items()
+        if (column.get("config") or {}).get("meta", {}).get("feature")
+    }
+
+
 def test_every_model_and_column_is_documented(build: Build) -> None:
     manifest = json.loads((build.target / "manifest.json").read_text())
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
@@ -539,7 +554,20 @@ def test_every_model_and_column_is_documented(build: Build) -> None:
             )
         }
         assert in_warehouse, node["unique_id"]
-        assert in_warehouse == documented, (node["unique_id"], in_warehouse ^ documented)
+        # Columns generated from the feature list are documented once, by pattern, in the
+        # model's description (they change whenever a feature is added).
+        generated = set()
+        if node["name"] in GENERATED_COLUMN_MODELS:
+            generated = {
+                c
+                for c in in_warehouse
+                if c.startswith(("x__", "xr__", "xx__")) or c in feature_columns(manifest)
+            }
+            assert generated, node["unique_id"]
+        assert in_warehouse - generated == documented, (
+            node["unique_id"],
+            (in_warehouse - generated) ^ documented,
+        )
 
 
 def test_unit_tests_ran_and_passed(build: Build) -> None:

@@ -175,3 +175,12 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
         )
     out.print(table)
     out.print(f"warehouse: {path}  (explore: `dagster dev`, or duckdb {path})")
+
+
+def _register_subcommands() -> None:
+    from journeyman.orchestration.evaluate import evaluate
+
+    main.add_command(evaluate)
+
+
+_register_subcommands()

@@ -1,3 +1,14 @@
+-- Decision-time feature values, normalized to the current feature list: a feature the snapshot
+-- table does not have yet (added to customer_features after those decisions) reads as NULL, so
+-- those rows simply do not count toward its statistics. The first copy of a decision id wins.
+{%- set features = feature_columns() %}
+{%- set present = [] %}
+{%- if execute %}
+    {%- for column in adapter.get_columns_in_relation(source('journeyman', 'decision_features')) %}
+        {%- do present.append(column.name | lower) %}
+    {%- endfor %}
+{%- endif %}
+
 with
 
 source as (
@@ -9,7 +20,16 @@ source as (
 renamed as (
 
     select
-        *,
+        decision_id,
+        agent,
+        decision_date
+        {%- for f in features %},
+        {% if f | lower in present -%}
+        cast({{ f }} as double precision)
+        {%- else -%}
+        cast(null as double precision)
+        {%- endif %} as {{ f }}
+        {%- endfor %},
         row_number() over (partition by decision_id order by decision_date) as copy_rank
 
     from source
