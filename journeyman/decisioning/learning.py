@@ -156,10 +156,23 @@ class LinearPosterior:
         return np.sqrt(np.maximum(var, 0.0))
 
 
-def fit_posterior(
-    stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str], ridge: float = 1.0
-) -> LinearPosterior:
-    """Combine per-action statistics with the action features into the linear posterior.
+@dataclass(frozen=True)
+class Design:
+    """The standardized design z = x̃' ⊗ φ(a) as sufficient statistics: ZᵀZ, Zᵀr, Σr², n."""
+
+    ztz: np.ndarray  # (D, D)
+    ztr: np.ndarray  # (D,)
+    rr: float
+    n: float
+    mean: np.ndarray  # (d,) feature means used to standardize
+    scale: np.ndarray  # (d,) feature standard deviations
+    shape: tuple[int, int]  # (d+1, p)
+
+
+def design_statistics(
+    stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]
+) -> Design:
+    """Assemble ZᵀZ and Zᵀr from per-action statistics without materializing Z.
 
     Statistics of actions no longer in the space (a retired message) are skipped.
     """
@@ -191,13 +204,25 @@ def fit_posterior(
     ztz = ztz.transpose(0, 2, 1, 3).reshape(dim, dim)
     ztr = (b.T @ phis).reshape(dim)
     rr = float(stats.rr[keep].sum()) if keep else 0.0
-    precision = ridge * np.eye(dim) + ztz
+    return Design(ztz, ztr, rr, total, mean, scale, (d1, p))
+
+
+def fit_posterior(
+    stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str], ridge: float = 1.0
+) -> LinearPosterior:
+    """Combine per-action statistics with the action features into the linear posterior."""
+    design = design_statistics(stats, actions, action_ids)
+    d1, p = design.shape
+    ztz, ztr = design.ztz, design.ztr
+    precision = ridge * np.eye(d1 * p) + ztz
     mu = np.linalg.solve(precision, ztr)
-    if total > 1:
-        residual = rr - 2 * mu @ ztr + mu @ ztz @ mu
-        noise2 = max(residual / max(total - 1, 1.0), 1e-6)
+    if design.n > 1:
+        residual = design.rr - 2 * mu @ ztr + mu @ ztz @ mu
+        noise2 = max(residual / max(design.n - 1, 1.0), 1e-6)
     else:
         noise2 = 1.0
     cov = noise2 * np.linalg.inv(precision)
     cov = (cov + cov.T) / 2
-    return LinearPosterior(mean, scale, mu.reshape(d1, p), cov, float(np.sqrt(noise2)), int(total))
+    return LinearPosterior(
+        design.mean, design.scale, mu.reshape(d1, p), cov, float(np.sqrt(noise2)), int(design.n)
+    )

@@ -66,7 +66,12 @@ import numpy as np
 
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.actions import ActionSpace
-from journeyman.decisioning.learning import ArmStatistics, LinearPosterior
+from journeyman.decisioning.learning import (
+    ArmStatistics,
+    Design,
+    LinearPosterior,
+    design_statistics,
+)
 from journeyman.decisioning.policies import REGISTRY, LinearPolicy, Policy
 from journeyman.decisioning.policies.base import DecisionContext
 
@@ -83,7 +88,6 @@ REPLAY_DEFAULTS: dict[str, dict[str, Any]] = {
     "epsilon_greedy": {"prior": "empirical_bayes"},
 }
 PRIORS = ("fixed", "empirical_bayes")
-_MIN_SCALE = 1e-6  # as in learning.fit_posterior
 _MAX_RIDGE = 1e10  # an "off" group: its coefficients are pinned at zero
 
 
@@ -307,51 +311,6 @@ def load_logs(
 
 
 # --------------------------------------------------------------------------- the hierarchical prior
-
-
-@dataclass(frozen=True)
-class Design:
-    """The standardized design of the linear policies, z = x̃' ⊗ φ(a), as sufficient statistics
-    (the same construction as `learning.fit_posterior`)."""
-
-    ztz: np.ndarray  # (D, D)
-    ztr: np.ndarray  # (D,)
-    rr: float
-    n: float
-    mean: np.ndarray  # (d,) feature means
-    scale: np.ndarray  # (d,) feature standard deviations
-    shape: tuple[int, int]  # (d+1, p)
-
-
-def design_statistics(
-    stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]
-) -> Design:
-    """Σ zzᵀ, Σ zr, Σ r² and n over the statistics of the actions still in the space."""
-    d1 = len(stats.feature_names) + 1
-    p = actions.matrix.shape[1]
-    index = {a: i for i, a in enumerate(action_ids)}
-    keep = [i for i, a in enumerate(stats.action_ids) if a in index]
-    total = float(stats.n[keep].sum()) if keep else 0.0
-    if total > 1:
-        pooled = stats.xx[keep].sum(axis=0)
-        mean = pooled[0, 1:] / total
-        var = np.diag(pooled)[1:] / total - mean**2
-        scale = np.sqrt(np.maximum(var, 0.0))
-        scale = np.where(scale > _MIN_SCALE, scale, 1.0)
-    else:
-        mean, scale = np.zeros(d1 - 1), np.ones(d1 - 1)
-    transform = np.eye(d1)
-    transform[1:, 0] = -mean / scale
-    transform[1:, 1:] = np.diag(1.0 / scale)
-    dim = d1 * p
-    ztz, ztr, rr = np.zeros((dim, dim)), np.zeros(dim), 0.0
-    for i in keep:
-        phi = actions.matrix[index[stats.action_ids[i]]]
-        g = transform @ stats.xx[i] @ transform.T
-        ztz += np.kron(g, np.outer(phi, phi))
-        ztr += np.kron(transform @ stats.xr[i], phi)
-        rr += float(stats.rr[i])
-    return Design(ztz, ztr, rr, total, mean, scale, (d1, p))
 
 
 def prior_groups(d1: int, phi: np.ndarray) -> np.ndarray:
