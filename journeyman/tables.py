@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
+
 from journeyman.warehouse import Warehouse
 
 RAW_SCHEMA = "raw"
@@ -158,3 +160,18 @@ def ensure_feature_columns(warehouse: Warehouse, features: list[str]) -> None:
                 f'alter table journeyman.decision_features add column "{f}" double' for f in missing
             )
         )
+
+
+_ARROW_TYPES = {
+    "varchar": pa.string(),
+    "timestamp": pa.timestamp("us"),
+    "double": pa.float64(),
+    "integer": pa.int32(),
+    "date": pa.date32(),
+}
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a raw or journeyman table (e.g. `raw.orders`), from its DDL above."""
+    declared = {**declared_columns(RAW_TABLES_DDL), **declared_columns(JOURNEYMAN_TABLES_DDL)}
+    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in declared[table]])

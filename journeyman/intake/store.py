@@ -11,21 +11,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from journeyman.intake.events import MessageEvent, utc_naive
-from journeyman.tables import RAW_TABLES_DDL
+from journeyman.tables import RAW_TABLES_DDL, arrow_schema
 from journeyman.warehouse import Warehouse, WarehouseError, append_arrow, split_statements
 
 TABLE = "raw.message_events"
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("decision_id", pa.string()),
-        ("customer_id", pa.string()),
-        ("channel", pa.string()),
-        ("event_type", pa.string()),
-        ("occurred_at", pa.timestamp("us")),
-        ("_loaded_at", pa.timestamp("us")),
-    ]
-)
+SCHEMA = arrow_schema(TABLE)
 _LOOKUP_CHUNK = 1000
 
 

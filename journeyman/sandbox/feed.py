@@ -15,6 +15,7 @@ import pyarrow as pa
 from journeyman.sandbox.creative import CATEGORIES
 from journeyman.sandbox.population import CHANNELS, DEFECT_RATE, Traits
 from journeyman.sandbox.regions import COUNTRIES, PHONE_CODES, PHONE_DIGITS, TIME_ZONES
+from journeyman.tables import RAW_TABLES, arrow_schema
 
 DUPLICATE_RATE = 0.005
 UNKNOWN_TIME_ZONE = "Mars/Olympus_Mons"
@@ -96,50 +97,7 @@ DOMAINS = np.array(
 MALFORMED_EMAIL = np.array(["{}@", "{}.gmail.com", "{}@@gmail.com", "{} @outlook.com"])
 MALFORMED_PHONE = np.array(["555-0100", "(212) 555-0199", "0171 23", "+1-555", "12345"])
 
-RAW_SCHEMAS = {
-    "customers": pa.schema(
-        [
-            ("customer_id", pa.string()),
-            ("email", pa.string()),
-            ("phone", pa.string()),
-            ("push_token", pa.string()),
-            ("time_zone", pa.string()),
-            ("country", pa.string()),
-            ("signup_at", pa.timestamp("us")),
-            ("_loaded_at", pa.timestamp("us")),
-        ]
-    ),
-    "orders": pa.schema(
-        [
-            ("order_id", pa.string()),
-            ("customer_id", pa.string()),
-            ("ordered_at", pa.timestamp("us")),
-            ("amount", pa.float64()),
-            ("category", pa.string()),
-            ("_loaded_at", pa.timestamp("us")),
-        ]
-    ),
-    "consents": pa.schema(
-        [
-            ("customer_id", pa.string()),
-            ("channel", pa.string()),
-            ("status", pa.string()),
-            ("recorded_at", pa.timestamp("us")),
-            ("_loaded_at", pa.timestamp("us")),
-        ]
-    ),
-    "message_events": pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("decision_id", pa.string()),
-            ("customer_id", pa.string()),
-            ("channel", pa.string()),
-            ("event_type", pa.string()),
-            ("occurred_at", pa.timestamp("us")),
-            ("_loaded_at", pa.timestamp("us")),
-        ]
-    ),
-}
+RAW_SCHEMAS = {t: arrow_schema(f"raw.{t}") for t in RAW_TABLES}
 
 EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 
