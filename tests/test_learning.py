@@ -185,3 +185,20 @@ def test_five_hundred_joint_actions_share_one_factored_model():
     assert ((choice.propensity > 0) & (choice.propensity <= 1)).all()
     variants = {s for s in space.action_id if s.endswith(("/s1", "/s2"))}
     assert len(variants) == 10 * 13 * 2
+
+
+def test_policy_version_ignores_summation_order_noise():
+    """The warehouse sums doubles in parallel, in no fixed order: last-bit differences between
+    two runs on the same data must not change the version (which seeds Thompson sampling)."""
+    stats, _ = _logged(800, seed=10)
+    jitter = ArmStatistics(
+        stats.feature_names,
+        stats.action_ids,
+        stats.n,
+        stats.xx * (1 + 1e-15),
+        stats.xr * (1 - 1e-15),
+        stats.rr * (1 + 1e-15),
+    )
+    assert not np.array_equal(jitter.xx, stats.xx)
+    assert jitter.digest() == stats.digest()
+    assert _fitted("linear_ts", jitter).version == _fitted("linear_ts", stats).version

@@ -104,12 +104,17 @@ class ArmStatistics:
         )
 
     def digest(self) -> str:
-        """A short content hash: the same statistics give the same policy version."""
+        """A short content hash: the same statistics give the same policy version.
+
+        Sums are hashed at single precision: the warehouse adds floating-point values in
+        parallel, in no fixed order, so the last bits of a double sum differ between runs on
+        the same data; the version (which also seeds Thompson sampling) must not.
+        """
         h = hashlib.sha256()
         h.update(",".join(self.feature_names).encode())
         h.update(",".join(self.action_ids).encode())
         for arr in (self.n, self.xx, self.xr, self.rr):
-            h.update(np.ascontiguousarray(np.round(arr, 9)).tobytes())
+            h.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
         return h.hexdigest()[:10]
 
 
