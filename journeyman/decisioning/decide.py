@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyman.decisioning import guardrails
 from journeyman.decisioning.action_features import action_features
@@ -193,31 +194,40 @@ def decide_batch(
     created = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(tzinfo=None)
     day_key = day.strftime("%Y%m%d")
 
-    def pick(values: np.ndarray, mask: np.ndarray) -> list:
-        return [v if m else None for v, m in zip(values.tolist(), mask.tolist(), strict=True)]
+    def pick(values: np.ndarray, mask: np.ndarray, kind: pa.DataType) -> pa.Array:
+        """values where mask holds, NULL elsewhere (columnar, no per-row Python)."""
+        return pa.array(values, type=kind, mask=~mask)
 
+    def const(value: object, kind: pa.DataType) -> pa.Array:
+        return pa.repeat(pa.scalar(value, type=kind), n)
+
+    customer = pa.array(ids, type=pa.string())
     return pa.table(
         {
-            "decision_id": [f"{agent.name}-{day_key}-{c}" for c in ids],
-            "agent": [agent.name] * n,
-            "decision_date": [day] * n,
-            "customer_id": ids.tolist(),
-            "policy": policy_names.tolist(),
-            "policy_version": versions.tolist(),
-            "experiment_group": group.tolist(),
-            "action_id": pick(space.action_id[safe_action], acted),
-            "message_id": pick(space.message_id[safe_action], sends),
-            "channel": pick(space.channel[safe_action], sends),
-            "local_hour": pick(space.hour[safe_action], sends),
-            "subject_variant": pick(space.variant[safe_action], sends),
+            "decision_id": pc.binary_join_element_wise(
+                const(f"{agent.name}-{day_key}", pa.string()), customer, "-"
+            ),
+            "agent": const(agent.name, pa.string()),
+            "decision_date": const(day, pa.date32()),
+            "customer_id": customer,
+            "policy": pa.array(policy_names.astype(str), type=pa.string()),
+            "policy_version": pa.array(versions.astype(str), type=pa.string()),
+            "experiment_group": pa.array(group.astype(str), type=pa.string()),
+            "action_id": pick(space.action_id[safe_action], acted, pa.string()),
+            "message_id": pick(space.message_id[safe_action], sends, pa.string()),
+            "channel": pick(space.channel[safe_action], sends, pa.string()),
+            "local_hour": pick(space.hour[safe_action], sends, pa.int32()),
+            "subject_variant": pick(space.variant[safe_action], sends, pa.int32()),
             "send_at": pa.array(send_at, type=pa.timestamp("s")),
-            "propensity": pick(propensity, acted),
-            "exclusion_reason": [r or None for r in reason.tolist()],
-            "goal_metric": [agent.goal.metric] * n,
-            "attribution_window_days": [agent.goal.attribution_window_days] * n,
-            "penalty_unsubscribe": [agent.goal.penalties.get("unsubscribe", 0.0)] * n,
-            "penalty_complaint": [agent.goal.penalties.get("complaint", 0.0)] * n,
-            "created_at": [created] * n,
+            "propensity": pick(propensity, acted, pa.float64()),
+            "exclusion_reason": pick(reason.astype(str), reason != "", pa.string()),
+            "goal_metric": const(agent.goal.metric, pa.string()),
+            "attribution_window_days": const(agent.goal.attribution_window_days, pa.int32()),
+            "penalty_unsubscribe": const(
+                agent.goal.penalties.get("unsubscribe", 0.0), pa.float64()
+            ),
+            "penalty_complaint": const(agent.goal.penalties.get("complaint", 0.0), pa.float64()),
+            "created_at": const(created, pa.timestamp("s")),
         },
         schema=DECISIONS_SCHEMA,
     )
