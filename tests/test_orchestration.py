@@ -215,8 +215,11 @@ def test_missing_source_tables_fail_with_a_clear_message(tmp_path, monkeypatch):
 
 def test_each_destination_sync_reports_and_checks_its_failure_share(loop):
     result = loop["results"][-1]
-    checks = [c for c in result.get_asset_check_evaluations()
-              if c.check_name == "failure_share_within_threshold"]
+    checks = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "failure_share_within_threshold"
+    ]
     assert [c.asset_key.to_user_string() for c in checks] == ["sync_file"]
     assert checks[0].passed
     assert checks[0].metadata["failure_share"].value == 0.0
