@@ -13,8 +13,9 @@ from test_intake import Receiver
 
 from journeyman.connectors.sendgrid import SendGridDestination
 from journeyman.connectors.sync import sync
+from journeyman.connectors.twilio import TwilioDestination
 from journeyman.intake.config import IntakeSettings
-from journeyman.sandbox.emulators import SendGridEmulator
+from journeyman.sandbox.emulators import SendGridEmulator, TwilioEmulator
 
 
 def _public_key_b64(private_pem: bytes) -> str:
@@ -60,5 +61,36 @@ def test_sendgrid_events_reach_the_warehouse_once_and_forgeries_never(tmp_path):
             )
             assert forged.status_code in (401, 403)
             assert len(receiver.stored()) == 10
+        finally:
+            receiver.stop()
+
+
+def test_twilio_status_callbacks_carry_the_decision_back_once(tmp_path):
+    now = utc_now()
+    with TwilioEmulator(auth_token="rt-token") as tw:
+        receiver = Receiver(
+            IntakeSettings(warehouse=tmp_path / "events.duckdb", twilio_auth_token="rt-token")
+        )
+        try:
+            callback = receiver.base + "/webhooks/twilio"
+            destination = TwilioDestination(
+                account_sid=tw.account_sid,
+                auth_token="rt-token",
+                from_number="+15005550006",
+                status_callback=callback,
+                base_url=tw.url,
+            )
+            messages = make_messages(
+                3, send_at=now - timedelta(minutes=1), prefix="tw", channel="sms"
+            )
+            retry, _ = fast_retry()
+            report = sync(destination, make_ledger(tmp_path, "twilio"), messages, now, retry=retry)
+            assert report.delivered == 3
+            assert tw.emit_events(None, ["delivered"]) == 3
+            assert tw.emit_events(None, ["delivered"]) == 3  # Twilio retries: stored once
+            stored = receiver.stored()
+            assert len(stored) == 3
+            assert {r[1] for r in stored} == {m.decision_id for m in messages}
+            assert {r[2] for r in stored} == {m.customer_id for m in messages}
         finally:
             receiver.stop()

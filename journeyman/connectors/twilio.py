@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from journeyman.connectors.destination import (
     BatchResult,
@@ -91,7 +92,13 @@ class TwilioDestination(HttpDestination):
         if self.from_number:
             fields["From"] = self.from_number
         if self.status_callback:
-            fields["StatusCallback"] = self.status_callback
+            # Twilio echoes nothing of ours in a status callback: the decision and customer ride
+            # in the callback URL (signed by Twilio with it), where the intake reads them.
+            ids = urlencode(
+                {"decision_id": batch.decision_id[i], "customer_id": batch.customer_id[i]}
+            )
+            joiner = "&" if "?" in self.status_callback else "?"
+            fields["StatusCallback"] = f"{self.status_callback}{joiner}{ids}"
         when = parse_send_at(batch.send_at[i])
         if self.can_schedule(when, now):
             fields["ScheduleType"] = "fixed"
