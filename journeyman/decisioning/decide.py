@@ -6,6 +6,7 @@ Every customer gets a decision row; rows that send nothing say why in `exclusion
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -85,24 +86,33 @@ class AgentDecider:
 
 def contact_history(batch: pa.Table) -> guardrails.ContactHistory:
     """Past-message counters for a batch of customer_features rows."""
-    col = _column_getter(batch)
     return guardrails.ContactHistory(
-        messages_last_7d=col("messages_last_7d", np.int64),
-        channel_last_7d={c: col(f"{c}_messages_last_7d", np.int64) for c in CHANNELS},
+        messages_last_7d=_counts(batch, "messages_last_7d"),
+        channel_last_7d={c: _counts(batch, f"{c}_messages_last_7d") for c in CHANNELS},
         last_message_at=batch.column("last_message_at")
         .to_numpy(zero_copy_only=False)
         .astype("datetime64[s]"),
     )
 
 
-def _column_getter(batch: pa.Table):  # noqa: ANN202 - small local accessor
-    def col(name: str, dtype: type) -> np.ndarray:
-        arr = batch.column(name)
-        if dtype is np.int64:
-            return arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        return arr.to_numpy(zero_copy_only=False)
+def _counts(batch: pa.Table, name: str) -> np.ndarray:
+    return batch.column(name).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
 
-    return col
+
+class _Columns(Mapping[str, np.ndarray]):
+    """customer_features columns as numpy, converted only when a policy reads one."""
+
+    def __init__(self, batch: pa.Table, rows: np.ndarray) -> None:
+        self._batch, self._rows = batch, rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._batch.column(name).to_numpy(zero_copy_only=False)[self._rows]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._batch.column_names)
+
+    def __len__(self) -> int:
+        return self._batch.num_columns
 
 
 def decide_batch(
@@ -147,9 +157,6 @@ def decide_batch(
     action = np.full(n, -1, dtype=np.int64)
     propensity = np.full(n, np.nan)
     policy_index = assignment.policy_index
-    columns = {
-        name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.column_names
-    }
     u = unit_uniform(ids, f"{agent.name}:{day.isoformat()}:choice")
     for p_i, policy in enumerate(decider.policies):
         local = np.flatnonzero(choosing & (policy_index[active] == p_i))
@@ -161,7 +168,7 @@ def decide_batch(
             actions=space,
             features=x[rows],
             feature_names=decider.feature_names,
-            columns={k: v[rows] for k, v in columns.items()},
+            columns=_Columns(batch, rows),
             seed_key=f"{agent.name}:{day.isoformat()}",
         )
         choice = policy.choose(ctx, verdict.allowed[local], u[rows])

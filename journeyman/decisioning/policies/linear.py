@@ -14,7 +14,7 @@ actions cost one matrix product, not one model each. Propensities are exact:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -253,6 +253,17 @@ def _thompson_chunk(
     return best, propensity
 
 
+def _best_allowed(
+    features: np.ndarray, allowed: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Per customer, the allowed action with the highest score (-1 if none), in chunks."""
+    best = np.empty(len(features), dtype=np.int64)
+    for start in range(0, len(features), _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        best[sl] = _argmax_allowed(score(features[sl]), allowed[sl])
+    return best
+
+
 class LinUCB(LinearPolicy):
     """Upper confidence bound: mean + α·sd (params: ridge, alpha). Deterministic."""
 
@@ -262,12 +273,11 @@ class LinUCB(LinearPolicy):
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         posterior, phi = self._ready(ctx)
         alpha = float(self.params["alpha"])
-        action = np.empty(len(u), dtype=np.int64)
-        for start in range(0, len(u), _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            x = ctx.features[sl]
-            score = posterior.expected(x, phi) + alpha * posterior.uncertainty(x, phi)
-            action[sl] = _argmax_allowed(score, allowed[sl])
+
+        def score(x: np.ndarray) -> np.ndarray:
+            return posterior.expected(x, phi) + alpha * posterior.uncertainty(x, phi)
+
+        action = _best_allowed(ctx.features, allowed, score)
         return Choice(action=action, propensity=np.ones(len(u)))
 
 
@@ -280,10 +290,7 @@ class EpsilonGreedy(LinearPolicy):
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         posterior, phi = self._ready(ctx)
         eps = float(self.params["epsilon"])
-        greedy = np.empty(len(u), dtype=np.int64)
-        for start in range(0, len(u), _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            greedy[sl] = _argmax_allowed(posterior.expected(ctx.features[sl], phi), allowed[sl])
+        greedy = _best_allowed(ctx.features, allowed, lambda x: posterior.expected(x, phi))
         explore = u < eps
         uniform = pick_among(allowed, np.ones(allowed.shape[1]), np.where(explore, u / eps, 0.0))
         action = np.where(explore, uniform, greedy)
