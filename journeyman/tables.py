@@ -87,13 +87,15 @@ create table if not exists journeyman.decision_features (
 create table if not exists journeyman.deliveries (
     decision_id varchar not null,
     destination varchar not null,
-    status varchar not null,          -- in_flight | delivered | failed_retryable | failed_permanent
+    status varchar not null,  -- in_flight|delivered|failed_retryable|failed_permanent|cancelled
     idempotency_key varchar not null,
     attempts integer not null,
     error varchar,
     provider_message_id varchar,
     updated_at timestamp not null,
-    delivered_at timestamp
+    delivered_at timestamp,
+    send_at timestamp,                -- UTC; when the vendor is to deliver it (scheduled sends)
+    batch_id varchar                  -- the vendor's group id for the send (SendGrid batch_id)
 );
 """
 

@@ -380,7 +380,10 @@ def load_fixture(path: Path) -> None:
             DECISIONS,
         )
         conn.executemany(
-            "insert into journeyman.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?)", DELIVERIES
+            "insert into journeyman.deliveries (decision_id, destination, status, "
+            "idempotency_key, attempts, error, provider_message_id, updated_at, delivered_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            DELIVERIES,
         )
 
 

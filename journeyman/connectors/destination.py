@@ -19,6 +19,8 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED_RETRYABLE = "failed_retryable"
     FAILED_PERMANENT = "failed_permanent"
+    #: accepted for a scheduled send, then cancelled at the vendor before it went out
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +62,25 @@ class DeliveryResult:
 
 
 MESSAGE_FIELDS = tuple(OutboundMessage.__dataclass_fields__)
+_FIELD_SET = frozenset(MESSAGE_FIELDS)
 
 
 class MessageBatch:
     """Messages as a struct of arrays (one list per OutboundMessage field): the sync engine's
-    unit of work, cheap to slice and to build from Arrow without one object per record."""
+    unit of work, cheap to slice and to build from Arrow without one object per record.
 
-    __slots__ = (*MESSAGE_FIELDS, "encoded")
+    Built from Arrow (`from_arrow`), a batch keeps the Arrow table and turns a column into a
+    Python list only when something reads it, so a destination that sends pre-encoded
+    fragments never pays for the columns it does not use."""
 
-    def __init__(self, encoded: list[Any] | None = None, **columns: list[Any]) -> None:
+    __slots__ = (*MESSAGE_FIELDS, "encoded", "_source")
+
+    def __init__(self, encoded: Any = None, **columns: list[Any]) -> None:
         #: optional per-record payload fragments a destination pre-encoded column-wise
-        #: (`Destination.encode_arrow`), kept in step through slice / take
+        #: (`Destination.encode_arrow`: a list of str or a pyarrow string Array), kept in step
+        #: through slice / take
         self.encoded = encoded
+        self._source = None
         n = len(columns["decision_id"])
         for name in MESSAGE_FIELDS:
             values = columns.get(name)
@@ -81,35 +90,77 @@ class MessageBatch:
                 raise ValueError(f"column {name} has {len(values)} values, expected {n}")
             setattr(self, name, values)
 
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a column not materialized yet (an unset slot) of an Arrow batch
+        if name not in _FIELD_SET:
+            raise AttributeError(name)
+        source = object.__getattribute__(self, "_source")
+        if source is None:
+            raise AttributeError(name)
+        if name in source.schema.names:
+            values = source.column(name).to_pylist()
+            if name == "tags":
+                values = [dict(t) if t else {} for t in values]
+        else:
+            values = [{} if name == "tags" else None] * source.num_rows
+        setattr(self, name, values)
+        return values
+
     def __len__(self) -> int:
+        if self._source is not None:
+            return self._source.num_rows
         return len(self.decision_id)
+
+    @classmethod
+    def _over(cls, source: Any, encoded: Any) -> MessageBatch:
+        batch = cls.__new__(cls)
+        batch.encoded = encoded
+        batch._source = source
+        return batch
 
     @classmethod
     def from_messages(cls, messages: Sequence[OutboundMessage]) -> MessageBatch:
         return cls(**{f: [getattr(m, f) for m in messages] for f in MESSAGE_FIELDS})
 
     @classmethod
-    def from_arrow(cls, table: Any) -> MessageBatch:
-        """From a pyarrow Table / RecordBatch with (a superset of) the message columns."""
-        names = set(table.schema.names)
-        columns = {f: table.column(f).to_pylist() for f in MESSAGE_FIELDS if f in names}
-        if "tags" in columns:
-            columns["tags"] = [dict(t) if t else {} for t in columns["tags"]]
-        return cls(**columns)
+    def from_arrow(cls, table: Any, encoded: Any = None) -> MessageBatch:
+        """From a pyarrow Table / RecordBatch with (a superset of) the message columns; the
+        columns become Python lists lazily, on first use."""
+        if "decision_id" not in table.schema.names:
+            raise ValueError("column decision_id is missing")
+        return cls._over(table, encoded)
 
     def take(self, indices: Sequence[int]) -> MessageBatch:
-        encoded = None if self.encoded is None else [self.encoded[i] for i in indices]
+        encoded = None if self.encoded is None else _take(self.encoded, indices)
+        if self._source is not None:
+            return MessageBatch._over(self._source.take(list(indices)), encoded)
         return MessageBatch(
             encoded, **{f: [getattr(self, f)[i] for i in indices] for f in MESSAGE_FIELDS}
         )
 
     def slice(self, start: int, stop: int) -> MessageBatch:
-        encoded = None if self.encoded is None else self.encoded[start:stop]
+        encoded = None if self.encoded is None else _slice(self.encoded, start, stop)
+        if self._source is not None:
+            stop = min(stop, self._source.num_rows)
+            return MessageBatch._over(self._source.slice(start, max(0, stop - start)), encoded)
         return MessageBatch(encoded, **{f: getattr(self, f)[start:stop] for f in MESSAGE_FIELDS})
 
     def messages(self) -> list[OutboundMessage]:
         cols = [getattr(self, f) for f in MESSAGE_FIELDS]
         return [OutboundMessage(*row) for row in zip(*cols, strict=True)]
+
+
+def _take(values: Any, indices: Sequence[int]) -> Any:
+    if isinstance(values, list):
+        return [values[i] for i in indices]
+    return values.take(list(indices))
+
+
+def _slice(values: Any, start: int, stop: int) -> Any:
+    if isinstance(values, list):
+        return values[start:stop]
+    stop = min(stop, len(values))
+    return values.slice(start, max(0, stop - start))
 
 
 class BatchResult:
@@ -218,6 +269,11 @@ class Destination(abc.ABC):
         low, high = self.schedule_window
         lead = send_at - now
         return lead >= low and (high is None or lead <= high)
+
+    def send_group(self) -> str | None:
+        """The vendor's id grouping this run's sends (SendGrid's `batch_id`), recorded in the
+        ledger so they can be cancelled together; None when the vendor has none."""
+        return None
 
     def encode_arrow(self, table: Any, now: datetime) -> Any | None:
         """Optionally pre-encode each record's payload fragment column-wise (a pyarrow string

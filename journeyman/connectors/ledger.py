@@ -30,7 +30,29 @@ _SCHEMA = pa.schema(
         ("provider_message_id", pa.string()),
         ("updated_at", pa.timestamp("us")),
         ("delivered_at", pa.timestamp("us")),
+        ("send_at", pa.timestamp("us")),
+        ("batch_id", pa.string()),
     ]
+)
+#: columns a settle writes over a row marked in flight (the rest stay as marked)
+_SETTLED = (
+    "status",
+    "attempts",
+    "error",
+    "provider_message_id",
+    "updated_at",
+    "delivered_at",
+    "batch_id",
+)
+#: columns a new attempt resets
+_MARKED = (
+    "status",
+    "attempts",
+    "error",
+    "provider_message_id",
+    "updated_at",
+    "delivered_at",
+    "send_at",
 )
 
 
@@ -97,100 +119,104 @@ class DeliveryLedger:
         self, decision_ids: Sequence[str], attempts: dict[str, int], now: datetime
     ) -> None:
         """Commit 'in flight' for a batch before it is sent."""
-        self._write(
-            [
-                {
-                    "decision_id": d,
-                    "status": DeliveryStatus.IN_FLIGHT.value,
-                    "attempts": attempts.get(d, 0) + 1,
-                    "error": None,
-                    "provider_message_id": None,
-                    "delivered_at": None,
-                }
-                for d in decision_ids
-            ],
-            now,
+        self.mark_in_flight_bulk(
+            decision_ids, [attempts.get(d, 0) + 1 for d in decision_ids], now, fresh=False
         )
 
     def settle(
         self, results: Sequence[DeliveryResult], attempts: dict[str, int], now: datetime
     ) -> None:
-        """Commit each record's outcome after the destination answered."""
+        """Commit each record's outcome after the destination answered (rows present are
+        updated, others inserted)."""
+        if not results:
+            return
+        ids = [r.decision_id for r in results]
+        status = pa.array([r.status.value for r in results], pa.string())
         self._write(
-            [
-                {
-                    "decision_id": r.decision_id,
-                    "status": r.status.value,
-                    "attempts": attempts[r.decision_id],
-                    "error": r.error,
-                    "provider_message_id": r.provider_message_id,
-                    "delivered_at": now if r.status == DeliveryStatus.DELIVERED else None,
-                }
-                for r in results
-            ],
-            now,
+            self._table(
+                ids,
+                status,
+                [attempts[d] for d in ids],
+                pa.array([r.error for r in results], pa.string()),
+                pa.array([r.provider_message_id for r in results], pa.string()),
+                _delivered_at(status, now),
+                now,
+            ),
+            update=_SETTLED,
+            existing=False,
         )
 
     def mark_in_flight_bulk(
-        self, decision_ids: Sequence[str], attempts: Sequence[int], now: datetime
+        self,
+        decision_ids: Sequence[str] | pa.Array,
+        attempts: Sequence[int],
+        now: datetime,
+        *,
+        send_at: Sequence[str] | pa.Array | None = None,
+        fresh: bool | None = None,
     ) -> None:
-        """Commit 'in flight' (with attempt numbers as given) for many records at once."""
+        """Commit 'in flight' (with attempt numbers as given) for many records at once;
+        `send_at` (`YYYY-MM-DDTHH:MM:SSZ`) is when each record is due at the vendor."""
         n = len(decision_ids)
-        self._write_columns(
-            decision_ids,
-            pa.array([DeliveryStatus.IN_FLIGHT.value] * n, pa.string()),
-            attempts,
-            pa.nulls(n, pa.string()),
-            pa.nulls(n, pa.string()),
-            pa.nulls(n, pa.timestamp("us")),
-            now,
-            fresh=all(a == 1 for a in attempts),
+        if not n:
+            return
+        if fresh is None:
+            fresh = all(a == 1 for a in attempts)
+        self._write(
+            self._table(
+                decision_ids,
+                pa.repeat(pa.scalar(DeliveryStatus.IN_FLIGHT.value, pa.string()), n),
+                attempts,
+                pa.nulls(n, pa.string()),
+                pa.nulls(n, pa.string()),
+                pa.nulls(n, pa.timestamp("us")),
+                now,
+                send_at=send_at,
+            ),
+            update=_MARKED,
+            existing=False,
+            fresh=fresh,
         )
 
     def settle_bulk(
         self,
-        decision_ids: Sequence[str],
+        decision_ids: Sequence[str] | pa.Array,
         outcome: BatchResult,
         attempts: Sequence[int],
         now: datetime,
+        *,
+        batch_id: str | None = None,
     ) -> None:
-        """Commit many outcomes at once; records whose outcome is unknown (in flight) are left
-        as they are."""
+        """Commit many outcomes of records marked in flight (one UPDATE); records whose
+        outcome is unknown (in flight) are left as they are. `batch_id`: the vendor's id for
+        the group these sends belong to (SendGrid `batch_id`), kept for cancellation."""
         statuses = outcome.statuses
-        keep = [i for i, s in enumerate(statuses) if s != DeliveryStatus.IN_FLIGHT]
-        if len(keep) != len(statuses):
-            decision_ids = [decision_ids[i] for i in keep]
-            attempts = [attempts[i] for i in keep]
-            outcome = BatchResult(
-                [statuses[i] for i in keep],
-                [outcome.errors[i] for i in keep],
-                [outcome.provider_ids[i] for i in keep],
-            )
-        if not decision_ids:
+        n = len(statuses)
+        if not n:
             return
-        n = len(outcome.statuses)
-        if outcome.statuses.count(DeliveryStatus.DELIVERED) == n:
-            status = pa.array([DeliveryStatus.DELIVERED.value] * n, pa.string())
+        if statuses.count(DeliveryStatus.DELIVERED) == n:
+            status = pa.repeat(pa.scalar(DeliveryStatus.DELIVERED.value, pa.string()), n)
+            errors = pa.nulls(n, pa.string())
         else:
-            status = pa.array([s.value for s in outcome.statuses], pa.string())
-        delivered = pa.compute.if_else(
-            pa.compute.equal(status, DeliveryStatus.DELIVERED.value),
-            pa.scalar(now, pa.timestamp("us")),
-            pa.scalar(None, pa.timestamp("us")),
-        )
-        self._write_columns(
+            status = pa.array([s.value for s in statuses], pa.string())
+            errors = pa.array(outcome.errors, pa.string())
+        table = self._table(
             decision_ids,
             status,
             attempts,
-            pa.array(outcome.errors, pa.string()),
+            errors,
             pa.array(outcome.provider_ids, pa.string()),
-            delivered,
+            _delivered_at(status, now),
             now,
+            batch_id=batch_id,
         )
+        if DeliveryStatus.IN_FLIGHT in statuses:
+            table = table.filter(pa.compute.not_equal(status, DeliveryStatus.IN_FLIGHT.value))
+        self._write(table, update=_SETTLED, existing=True)
 
-    def _write_columns(
+    def _table(
         self,
-        decision_ids: Sequence[str],
+        decision_ids: Sequence[str] | pa.Array,
         status: pa.Array,
         attempts: Sequence[int],
         error: pa.Array,
@@ -198,66 +224,108 @@ class DeliveryLedger:
         delivered_at: pa.Array,
         now: datetime,
         *,
-        fresh: bool = False,
-    ) -> None:
+        send_at: Sequence[str] | pa.Array | None = None,
+        batch_id: str | None = None,
+    ) -> pa.Table:
         n = len(decision_ids)
-        if not n:
-            return
-        ids = pa.array(decision_ids, pa.string())
-        prefix = f"{self.destination}:"
-        table = pa.Table.from_arrays(
+        ids = decision_ids if isinstance(decision_ids, pa.Array) else pa.array(decision_ids)
+        if ids.type != pa.string():
+            ids = ids.cast(pa.string())
+        if send_at is None:
+            due = pa.nulls(n, pa.timestamp("us"))
+        else:
+            text = send_at if isinstance(send_at, pa.Array) else pa.array(send_at, pa.string())
+            due = pa.compute.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="us")
+        return pa.Table.from_arrays(
             [
                 ids,
-                pa.array([self.destination] * n, pa.string()),
+                pa.repeat(pa.scalar(self.destination, pa.string()), n),
                 status,
-                pa.compute.binary_join_element_wise(prefix, ids, ""),
+                pa.compute.binary_join_element_wise(f"{self.destination}:", ids, ""),
                 pa.array(attempts, pa.int32()),
                 error,
                 provider_message_id,
-                pa.array([now] * n, pa.timestamp("us")),
+                pa.repeat(pa.scalar(now, pa.timestamp("us")), n),
                 delivered_at,
+                due,
+                pa.repeat(pa.scalar(batch_id, pa.string()), n),
             ],
             schema=_SCHEMA,
         )
-        self._replace(table, fresh=fresh)
 
-    def _write(self, rows: list[dict], now: datetime) -> None:
-        if not rows:
+    def _write(
+        self,
+        table: pa.Table,
+        *,
+        update: Sequence[str],
+        existing: bool,
+        fresh: bool = False,
+    ) -> None:
+        """Write the table's rows in one transaction: rows this destination already has get
+        the `update` columns; the others are inserted. `existing`: every row is known to be
+        present (update only); `fresh`: none is (insert only). DuckDB: one registered Arrow
+        view, set-based SQL, no per-row statements."""
+        if not table.num_rows:
             return
-        for row in rows:
-            row["destination"] = self.destination
-            row["idempotency_key"] = idempotency_key(row["decision_id"], self.destination)
-            row["updated_at"] = now
-        self._replace(pa.Table.from_pylist(rows, schema=_SCHEMA))
-
-    def _replace(self, table: pa.Table, *, fresh: bool = False) -> None:
-        """Delete this destination's rows for the table's ids and insert the table, in one
-        transaction (DuckDB: a registered Arrow view, no per-row SQL)."""
+        cols = ", ".join(_SCHEMA.names)
         with self._connection() as conn:
             raw = _driver(conn)
             if raw is not None:
                 view = f"_jm_ledger_{id(table)}"
                 raw.register(view, table)
                 try:
-                    if not fresh:  # first attempts have no row yet: nothing to replace
+                    if not fresh:
+                        sets = ", ".join(f"{c} = v.{c}" for c in update)
                         raw.execute(
-                            f"delete from {LEDGER} where destination = ? and decision_id in "
-                            f"(select decision_id from {view})",
+                            f"update {LEDGER} as l set {sets} from {view} as v "
+                            "where l.destination = ? and l.decision_id = v.decision_id",
                             [self.destination],
                         )
-                    cols = ", ".join(_SCHEMA.names)
-                    raw.execute(f"insert into {LEDGER} ({cols}) select {cols} from {view}")
+                    if fresh:
+                        raw.execute(f"insert into {LEDGER} ({cols}) select {cols} from {view}")
+                    elif not existing:
+                        raw.execute(
+                            f"insert into {LEDGER} ({cols}) select {cols} from {view} v "
+                            f"where not exists (select 1 from {LEDGER} l where "
+                            "l.destination = ? and l.decision_id = v.decision_id)",
+                            [self.destination],
+                        )
                 finally:
                     raw.unregister(view)
                 return
-        delete = sa.text(
-            f"delete from {LEDGER} where destination = :destination and decision_id in :ids"
-        ).bindparams(sa.bindparam("ids", expanding=True))
-        with self._connection() as conn:
-            conn.execute(
-                delete, {"destination": self.destination, "ids": table["decision_id"].to_pylist()}
-            )
-            append_arrow(conn, LEDGER, table)
+            rows = table.to_pylist()
+            present: set[str] = set()
+            if not fresh:
+                present = {
+                    r[0]
+                    for r in conn.execute(
+                        sa.text(
+                            f"select decision_id from {LEDGER} "
+                            "where destination = :destination and decision_id in :ids"
+                        ).bindparams(sa.bindparam("ids", expanding=True)),
+                        {"destination": self.destination, "ids": [r["decision_id"] for r in rows]},
+                    )
+                }
+            if present:
+                sets = ", ".join(f"{c} = :{c}" for c in update)
+                conn.execute(
+                    sa.text(
+                        f"update {LEDGER} set {sets} "
+                        "where destination = :destination and decision_id = :decision_id"
+                    ),
+                    [r for r in rows if r["decision_id"] in present],
+                )
+            missing = [r for r in rows if r["decision_id"] not in present]
+            if missing:
+                append_arrow(conn, LEDGER, pa.Table.from_pylist(missing, schema=_SCHEMA))
+
+
+def _delivered_at(status: pa.Array, now: datetime) -> pa.Array:
+    return pa.compute.if_else(
+        pa.compute.equal(status, DeliveryStatus.DELIVERED.value),
+        pa.scalar(now, pa.timestamp("us")),
+        pa.scalar(None, pa.timestamp("us")),
+    )
 
 
 def _quote(value: str) -> str:

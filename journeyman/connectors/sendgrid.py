@@ -43,6 +43,7 @@ from journeyman.connectors.pacing import RateLimit
 
 BODY_TAG = "-journeyman_body-"
 _CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
+_NEEDS_ESCAPE = '[\\x00-\\x1f"\\\\]'
 
 
 @lru_cache(maxsize=4096)
@@ -52,6 +53,8 @@ def _parse(send_at: str) -> datetime:
 
 def _json_text(column: Any) -> Any:
     """Arrow strings → JSON string literals (quoted, escaped); nulls stay null."""
+    if not pc.any(pc.match_substring_regex(column, _NEEDS_ESCAPE)).as_py():
+        return pc.binary_join_element_wise('"', column, '"', "")  # the common case: no escapes
     if pc.any(pc.match_substring_regex(column, _CONTROL)).as_py():
         return pa.array(
             [None if v is None else dumps(v).decode() for v in column.to_pylist()], pa.string()
@@ -62,6 +65,16 @@ def _json_text(column: Any) -> Any:
     escaped = pc.replace_substring(escaped, "\r", "\\r")
     escaped = pc.replace_substring(escaped, "\t", "\\t")
     return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _joined(encoded: Any) -> bytes:
+    """Pre-encoded personalizations (str list or Arrow strings) → `a,b,c` as bytes."""
+    if isinstance(encoded, list):
+        return ",".join(encoded).encode()
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    one = pa.ListArray.from_arrays(pa.array([0, len(encoded)], pa.int32()), encoded)
+    return pc.binary_join(one, ",")[0].as_buffer().to_pybytes()
 
 
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -130,6 +143,10 @@ class SendGridDestination(HttpDestination):
                 raise RejectedBatchError(f"batch_id_{response.status_code}")
             self._batch_id = loads(response.content)["batch_id"]
         return self._batch_id
+
+    def send_group(self) -> str | None:
+        """This run's batch id, once a request has created it."""
+        return self._batch_id if self.use_batch_id else None
 
     def payload(self, batch: MessageBatch, now: datetime) -> dict[str, Any]:
         """The Mail Send request body for a batch (one personalization per recipient)."""
@@ -247,7 +264,7 @@ class SendGridDestination(HttpDestination):
     def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
         if batch.encoded is not None:
             head, tail = self._envelope()
-            body = head + ",".join(batch.encoded).encode() + tail
+            body = head + _joined(batch.encoded) + tail
             return self._post(body, len(batch))
         oversize = [
             i

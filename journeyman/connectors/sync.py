@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+
 from journeyman.connectors.destination import (
     AuthError,
     BatchResult,
@@ -40,7 +42,11 @@ from journeyman.connectors.pacing import RateLimit, RetryPolicy, TokenBucket
 
 log = logging.getLogger(__name__)
 
-FINAL = {DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED_PERMANENT.value}
+FINAL = {
+    DeliveryStatus.DELIVERED.value,
+    DeliveryStatus.FAILED_PERMANENT.value,
+    DeliveryStatus.CANCELLED.value,
+}
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 #: a result status meaning "outcome unknown: leave the record in flight"
 UNKNOWN = DeliveryStatus.IN_FLIGHT
@@ -144,11 +150,10 @@ def _reconcile(destination: Destination, ledger: DeliveryLedger, now: datetime) 
 
 
 def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageBatch:
-    batch = MessageBatch.from_arrow(table)
     encoded = destination.encode_arrow(table, now)
-    if encoded is not None:
-        batch.encoded = encoded.to_pylist()
-    return batch
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return MessageBatch.from_arrow(table, encoded)
 
 
 def _as_batches(
@@ -302,7 +307,7 @@ def sync(
     - `rejected`: records that failed before sending (e.g. a template error); recorded as given.
     - `retry` / `rate_limit` / `bucket`: backoff policy and request pacing (defaults: a
       RetryPolicy() and the destination's vendor-documented `default_rate_limit`).
-    - `ledger_chunk`: records per ledger commit (default 20 requests' worth, at least 1000).
+    - `ledger_chunk`: records per ledger commit (default 50 requests' worth, at least 1000).
     - `concurrency`: parallel requests within a chunk (threads; each has its own session).
 
     Raises AuthError (once, after settling what it knows) when the vendor rejects the
@@ -357,7 +362,7 @@ def _sync(
         report.tally(fresh)
 
     size = destination.max_batch_size
-    chunk = ledger_chunk or max(1000, 20 * size)
+    chunk = ledger_chunk or max(1000, 50 * size)
     due_by = (now + dispatch_lead).strftime(_ISO)
     window = destination.schedule_window
     low = (now + window[0]).strftime(_ISO) if window else None
@@ -485,7 +490,8 @@ def _start_chunk(
 ) -> _Chunk:
     ids = todo.decision_id
     counts = [attempts.get(d, 0) + 1 for d in ids]
-    ledger.mark_in_flight_bulk(ids, counts, now)  # committed before any request
+    # committed before any request
+    ledger.mark_in_flight_bulk(ids, counts, now, send_at=todo.send_at)
     for d, n in zip(ids, counts, strict=True):
         attempts[d] = n
     status_of.update(dict.fromkeys(ids, DeliveryStatus.IN_FLIGHT.value))
@@ -533,7 +539,8 @@ def _finish_chunk(
                 and e.startswith(("unregistered", "invalid"))
             ):
                 report.invalid_recipients.append(d)
-    ledger.settle_bulk(ids, outcome, counts, now)  # UNKNOWN outcomes stay in flight
+    # UNKNOWN outcomes stay in flight
+    ledger.settle_bulk(ids, outcome, counts, now, batch_id=destination.send_group())
     if all_delivered:
         status_of.update(dict.fromkeys(ids, DeliveryStatus.DELIVERED.value))
     else:
