@@ -68,6 +68,7 @@ class DeliveryLedger:
         self.warehouse = warehouse
         self.destination = destination
         self._held: sa.Connection | None = None
+        self._tx: sa.Connection | None = None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -87,7 +88,23 @@ class DeliveryLedger:
             conn.close()
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit every write made inside as one transaction (one commit, one WAL sync)."""
+        if self._tx is not None:
+            yield
+            return
+        with self._connection() as conn:
+            self._tx = conn
+            try:
+                yield
+            finally:
+                self._tx = None
+
+    @contextlib.contextmanager
     def _connection(self) -> Iterator[sa.Connection]:
+        if self._tx is not None:
+            yield self._tx
+            return
         if self._held is None:
             with self.warehouse.connect() as conn:
                 yield conn
@@ -209,6 +226,7 @@ class DeliveryLedger:
             _delivered_at(status, now),
             now,
             batch_id=batch_id,
+            keys=False,  # an UPDATE of rows that have theirs
         )
         if DeliveryStatus.IN_FLIGHT in statuses:
             table = table.filter(pa.compute.not_equal(status, DeliveryStatus.IN_FLIGHT.value))
@@ -226,6 +244,7 @@ class DeliveryLedger:
         *,
         send_at: Sequence[str] | pa.Array | None = None,
         batch_id: str | None = None,
+        keys: bool = True,
     ) -> pa.Table:
         n = len(decision_ids)
         ids = decision_ids if isinstance(decision_ids, pa.Array) else pa.array(decision_ids)
@@ -241,7 +260,9 @@ class DeliveryLedger:
                 ids,
                 pa.repeat(pa.scalar(self.destination, pa.string()), n),
                 status,
-                pa.compute.binary_join_element_wise(f"{self.destination}:", ids, ""),
+                pa.compute.binary_join_element_wise(f"{self.destination}:", ids, "")
+                if keys
+                else pa.nulls(n, pa.string()),
                 pa.array(attempts, pa.int32()),
                 error,
                 provider_message_id,

@@ -6,16 +6,24 @@ module knows nothing of agents or policies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from journeyman.connectors.destination import DeliveryResult, DeliveryStatus, OutboundMessage
-from journeyman.connectors.ledger import idempotency_key
-from journeyman.connectors.render import TemplateError, render
+from journeyman.connectors.destination import (
+    DeliveryResult,
+    DeliveryStatus,
+    Destination,
+    OutboundMessage,
+)
+from journeyman.connectors.ledger import DeliveryLedger, idempotency_key
+from journeyman.connectors.render import TemplateError, render, render_column
+from journeyman.connectors.sync import SyncReport, sync
 from journeyman.warehouse import Warehouse
 
 ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "push_token"}
@@ -114,3 +122,251 @@ def build_outboxes(
             )
         )
     return outboxes
+
+
+# -- the columnar path (what the sync assets run) -------------------------------------------
+
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+OUTBOX_SCHEMA = pa.schema(
+    [
+        ("decision_id", pa.string()),
+        ("idempotency_key", pa.string()),
+        ("agent", pa.string()),
+        ("customer_id", pa.string()),
+        ("channel", pa.string()),
+        ("message_id", pa.string()),
+        ("to", pa.string()),
+        ("subject", pa.string()),
+        ("body", pa.string()),
+        ("send_at", pa.string()),
+        ("tags", pa.map_(pa.string(), pa.string())),
+    ]
+)
+
+
+@dataclass
+class OutboxTable:
+    """One destination's messages as an Arrow table (`OUTBOX_SCHEMA`, in decision order) and
+    the records rejected before sending."""
+
+    messages: pa.Table
+    rejected: list[DeliveryResult] = field(default_factory=list)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def decisions_to_send_arrow(
+    warehouse: Warehouse, day: date, routes: Iterable[tuple[str, str]] | None = None
+) -> pa.Table:
+    """`decisions_to_send` as one Arrow table, optionally only the (agent, channel) routes
+    given (one destination's share)."""
+    where = ""
+    if routes is not None:
+        pairs = sorted(set(routes))
+        if not pairs:
+            where = " and false"
+        else:
+            where = (
+                " and ("
+                + " or ".join(
+                    f"(d.agent = {_literal(a)} and d.channel = {_literal(c)})" for a, c in pairs
+                )
+                + ")"
+            )
+    sql = f"""
+        select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at,
+               d.subject_variant
+        from journeyman.decisions d
+        join marts.customer_features f using (customer_id)
+        where d.decision_date = date '{day.isoformat()}' and d.message_id is not null
+          and d.experiment_group = 'treatment' and d.exclusion_reason is null{where}
+        order by d.decision_id
+    """
+    return warehouse.read_arrow(sql)
+
+
+def _iso_text(send_at: Any) -> Any:
+    """UTC timestamps → `YYYY-MM-DDTHH:MM:SSZ` (seconds truncated, like `strftime`)."""
+    if getattr(send_at.type, "tz", None) is not None:
+        return pc.strftime(pc.cast(send_at, pa.timestamp("s", "UTC"), safe=False), format=_ISO)
+    text = pc.cast(pc.cast(send_at, pa.timestamp("s"), safe=False), pa.string())
+    return pc.binary_join_element_wise(
+        pc.replace_substring(text, " ", "T", max_replacements=1), "Z", ""
+    )
+
+
+def _render_rows(
+    source: str | None, rows: list[dict[str, Any]]
+) -> tuple[list[str | None], list[str | None]]:
+    """Per-row Jinja (the reference semantics): (rendered or None, error or None) per row."""
+    out: list[str | None] = []
+    errors: list[str | None] = []
+    for row in rows:
+        try:
+            out.append(render(source, row))
+            errors.append(None)
+        except TemplateError as exc:
+            out.append(None)
+            errors.append(f"template_error: {exc}")
+    return out, errors
+
+
+def _render_group(
+    subject: str | None, body: str | None, group: pa.Table
+) -> tuple[pa.Array, pa.Array, list[str | None] | None]:
+    """Subject and body for every row of one creative's rows: column-wise when the templates
+    allow it, else (or on any error) row by row with per-row errors."""
+    try:
+        rendered_subject = render_column(subject, group)
+        rendered_body = render_column(body, group)
+        return rendered_subject, pc.fill_null(rendered_body, ""), None
+    except TemplateError:
+        pass
+    rows = group.to_pylist()
+    subjects, subject_errors = _render_rows(subject, rows)
+    bodies, body_errors = _render_rows(body, rows)
+    errors = [s or b for s, b in zip(subject_errors, body_errors, strict=True)]
+    return (
+        pa.array(subjects, pa.string()),
+        pa.array([b or "" for b in bodies], pa.string()),
+        errors,
+    )
+
+
+def build_outbox_tables(
+    table: pa.Table,
+    creatives: Mapping[tuple[str, str, str], Creative],
+    destination_for: Mapping[tuple[str, str], str],
+) -> dict[str, OutboxTable]:
+    """`build_outboxes` column-wise: the same messages and rejections, rendered per creative
+    with Arrow (no Python per record for plain `{{ var }}` templates)."""
+    n = table.num_rows
+    names = set(table.schema.names)
+    variant = (
+        pc.fill_null(table.column("subject_variant"), 0).cast(pa.int64())
+        if "subject_variant" in names
+        else pa.repeat(pa.scalar(0, pa.int64()), n)
+    )
+    key_columns = {
+        "agent": table.column("agent"),
+        "channel": table.column("channel"),
+        "message_id": table.column("message_id"),
+        "variant": variant,
+    }
+    keys = pa.table(key_columns).group_by(list(key_columns)).aggregate([]).to_pylist()
+    pieces: dict[str, list[pa.Table]] = {}
+    rejected: dict[str, list[DeliveryResult]] = {}
+    for key in keys:
+        agent, channel, message_id, v = (
+            key["agent"],
+            key["channel"],
+            key["message_id"],
+            key["variant"],
+        )
+        name = destination_for[(agent, channel)]
+        pieces.setdefault(name, [])
+        refused = rejected.setdefault(name, [])
+        mask = pc.and_(
+            pc.and_(
+                pc.equal(key_columns["agent"], agent), pc.equal(key_columns["channel"], channel)
+            ),
+            pc.and_(pc.equal(key_columns["message_id"], message_id), pc.equal(variant, v)),
+        )
+        group = table if pc.all(mask).as_py() else table.filter(mask)
+        column = ADDRESS_COLUMN[channel]
+        if column in names:
+            address = group.column(column)
+            if not pa.types.is_string(address.type):
+                address = address.cast(pa.string())
+            reachable = pc.fill_null(pc.not_equal(address, ""), False)
+        else:
+            reachable = pa.repeat(pa.scalar(False), group.num_rows)
+        if not pc.all(reachable).as_py():
+            missing = group.filter(pc.invert(reachable)).column("decision_id").to_pylist()
+            refused.extend(
+                DeliveryResult(d, DeliveryStatus.FAILED_PERMANENT, "missing_contact")
+                for d in missing
+            )
+            group = group.filter(reachable)
+        if not group.num_rows:
+            continue
+        creative = creatives[(agent, message_id, channel)]
+        chosen = (
+            creative.subject_variants[v] if v < len(creative.subject_variants) else creative.subject
+        )
+        subject, body, errors = _render_group(chosen or creative.title, creative.body, group)
+        if errors is not None and any(errors):
+            ids = group.column("decision_id").to_pylist()
+            refused.extend(
+                DeliveryResult(d, DeliveryStatus.FAILED_PERMANENT, e)
+                for d, e in zip(ids, errors, strict=True)
+                if e
+            )
+            ok = pa.array([e is None for e in errors])
+            group, subject, body = group.filter(ok), subject.filter(ok), body.filter(ok)
+            if not group.num_rows:
+                continue
+        ids = group.column("decision_id")
+        m = group.num_rows
+        tags = pa.array([list(creative.tags.items())], OUTBOX_SCHEMA.field("tags").type)
+        to = group.column(column)
+        pieces[name].append(
+            pa.Table.from_arrays(
+                [
+                    ids,
+                    pc.binary_join_element_wise(f"{name}:", ids, ""),
+                    group.column("agent"),
+                    group.column("customer_id").cast(pa.string()),
+                    group.column("channel"),
+                    group.column("message_id"),
+                    to if pa.types.is_string(to.type) else to.cast(pa.string()),
+                    subject,
+                    body,
+                    _iso_text(group.column("send_at")),
+                    tags.take(pa.repeat(pa.scalar(0, pa.int32()), m)),
+                ],
+                schema=OUTBOX_SCHEMA,
+            )
+        )
+    out: dict[str, OutboxTable] = {}
+    for name, parts in pieces.items():
+        messages = (
+            pa.concat_tables(parts).combine_chunks() if parts else OUTBOX_SCHEMA.empty_table()
+        )
+        if len(parts) > 1:
+            messages = messages.take(pc.sort_indices(messages, [("decision_id", "ascending")]))
+        refused = sorted(rejected[name], key=lambda r: r.decision_id)
+        out[name] = OutboxTable(messages, refused)
+    return out
+
+
+def deliver_day(
+    warehouse: Warehouse,
+    day: date,
+    destination: Destination,
+    creatives: Mapping[tuple[str, str, str], Creative],
+    destination_for: Mapping[tuple[str, str], str],
+    now: datetime,
+    *,
+    concurrency: int = 2,
+    **options: Any,
+) -> tuple[SyncReport, int]:
+    """Deliver the day's decisions routed to `destination` (what a sync asset runs): read
+    them from the warehouse, render column-wise, sync through the ledger. Returns the report
+    and the number of decisions routed here."""
+    name = destination.name
+    routes = [route for route, target in destination_for.items() if target == name]
+    table = decisions_to_send_arrow(warehouse, day, routes)
+    box = build_outbox_tables(table, creatives, destination_for).get(name)
+    report = sync(
+        destination,
+        DeliveryLedger(warehouse, name),
+        box.messages if box else [],
+        now,
+        rejected=box.rejected if box else (),
+        concurrency=concurrency,
+        **options,
+    )
+    return report, table.num_rows

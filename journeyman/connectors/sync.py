@@ -402,17 +402,20 @@ def _sync(
             if not keep:
                 continue
             todo = piece if len(keep) == len(piece) else piece.take(keep)
-            # pipelined: this chunk is marked in flight and its requests start before the
-            # previous chunk is settled (with a pool, its HTTP overlaps this bookkeeping)
-            started = _start_chunk(todo, ledger, now, attempts, status_of, sender, pool, size)
-            if pool is None:  # sequential: settle each chunk before the next is marked
-                _finish_chunk(started, destination, ledger, now, status_of, report, on_batch)
-                started = None
+            # pipelined: the previous chunk's outcomes and this chunk's in-flight mark are
+            # committed together (one transaction), before this chunk's requests start; with
+            # a pool, the previous chunk's HTTP overlapped this chunk's filtering and encoding
             if pending is not None:
-                _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
-            pending = started
+                _collect(pending)  # HTTP outside the transaction
+            with ledger.transaction():
+                if pending is not None:
+                    _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
+                    pending = None
+                if sender.auth_failed is None:
+                    _mark_chunk(todo, ledger, now, attempts, status_of)
             if sender.auth_failed is not None:
                 break
+            pending = _start_chunk(todo, attempts, sender, pool, size)
         if pending is not None:
             _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
             pending = None
@@ -476,31 +479,49 @@ class _Chunk:
     pieces: list[MessageBatch]
     results: Any
     sender: _Sender
+    done: list[BatchResult] | None = None
 
 
-def _start_chunk(
+def _mark_chunk(
     todo: MessageBatch,
     ledger: DeliveryLedger,
     now: datetime,
     attempts: dict[str, int],
     status_of: dict[str, str],
+) -> None:
+    """Commit the chunk in flight (with attempt numbers) before any of its requests."""
+    ids = todo.decision_id
+    counts = [attempts.get(d, 0) + 1 for d in ids]
+    ledger.mark_in_flight_bulk(ids, counts, now, send_at=todo.send_at)
+    attempts.update(zip(ids, counts, strict=True))
+    status_of.update(dict.fromkeys(ids, DeliveryStatus.IN_FLIGHT.value))
+
+
+def _start_chunk(
+    todo: MessageBatch,
+    attempts: dict[str, int],
     sender: _Sender,
     pool: ThreadPoolExecutor | None,
     size: int,
 ) -> _Chunk:
-    ids = todo.decision_id
-    counts = [attempts.get(d, 0) + 1 for d in ids]
-    # committed before any request
-    ledger.mark_in_flight_bulk(ids, counts, now, send_at=todo.send_at)
-    for d, n in zip(ids, counts, strict=True):
-        attempts[d] = n
-    status_of.update(dict.fromkeys(ids, DeliveryStatus.IN_FLIGHT.value))
+    """Start the chunk's requests (in the pool), or leave them to `_finish_chunk`."""
+    counts = [attempts[d] for d in todo.decision_id]
     pieces = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
     if pool is not None:
         results: Any = [pool.submit(sender.deliver, p) for p in pieces]
     else:
         results = None  # sent when finished (no overlap without a pool)
     return _Chunk(todo, counts, pieces, results, sender)
+
+
+def _collect(chunk: _Chunk) -> list[BatchResult]:
+    """The chunk's request outcomes: waited for (pool) or sent now (sequential), once."""
+    if chunk.done is None:
+        if chunk.results is None:
+            chunk.done = [chunk.sender.deliver(p) for p in chunk.pieces]
+        else:
+            chunk.done = [f.result() for f in chunk.results]
+    return chunk.done
 
 
 def _finish_chunk(
@@ -514,10 +535,7 @@ def _finish_chunk(
 ) -> None:
     todo, counts, pieces = chunk.todo, chunk.counts, chunk.pieces
     ids = todo.decision_id
-    if chunk.results is None:
-        results = [chunk.sender.deliver(p) for p in pieces]
-    else:
-        results = [f.result() for f in chunk.results]
+    results = _collect(chunk)
     outcome = BatchResult([], [], [])
     for piece, result in zip(pieces, results, strict=True):
         if len(result) != len(piece):

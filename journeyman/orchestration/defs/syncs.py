@@ -6,14 +6,14 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from journeyman import settings
-from journeyman.connectors.ledger import DeliveryLedger
-from journeyman.connectors.outbound import Creative, build_outboxes, decisions_to_send
-from journeyman.connectors.sync import sync
+from journeyman.connectors.outbound import Creative, deliver_day
 from journeyman.decisioning.config import AgentConfig, load_agents
 from journeyman.orchestration.defs.destinations import destination_resources
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 
 SYNC_PREFIX = "sync_"
+#: parallel requests per sync (threads, one HTTP session each; the vendor's rate limit holds)
+CONCURRENCY = 2
 
 
 def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creative]:
@@ -57,25 +57,17 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
         configs = context.resources.agents.load()
         wh = context.resources.warehouse.open()
         routes = {(a.name, c): d for a in configs for c, d in a.destinations.items()}
-        rows = [
-            r for r in decisions_to_send(wh, day) if routes.get((r["agent"], r["channel"])) == name
-        ]
-        box = build_outboxes(rows, creatives_of(configs), routes).get(name)
         destination = resource.build()
         destination.check()
         # Real time decides only *when* a scheduled message may leave (dispatch), never what.
         now = datetime.now(UTC).replace(tzinfo=None)
-        report = sync(
-            destination,
-            DeliveryLedger(wh, name),
-            box.messages if box else [],
-            now,
-            rejected=box.rejected if box else (),
+        report, routed = deliver_day(
+            wh, day, destination, creatives_of(configs), routes, now, concurrency=CONCURRENCY
         )
         metadata = report.as_metadata()
         attempted = report.delivered + report.failed
         share = report.failed / attempted if attempted else 0.0
-        yield dg.MaterializeResult(metadata={**metadata, "decisions_routed": len(rows)})
+        yield dg.MaterializeResult(metadata={**metadata, "decisions_routed": routed})
         yield dg.AssetCheckResult(
             check_name=check.name,
             passed=share <= resource.max_failure_share,
