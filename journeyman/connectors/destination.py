@@ -270,6 +270,16 @@ class Destination(abc.ABC):
         lead = send_at - now
         return lead >= low and (high is None or lead <= high)
 
+    #: how long before a scheduled send the vendor can still guarantee a cancellation
+    cancel_cutoff: timedelta = timedelta(0)
+
+    def cancel_group(self, group_id: str) -> None:
+        """Ask the vendor to cancel the scheduled sends of one group (`send_group`) that are not
+        yet due; raise DestinationError when it cannot. The default cannot."""
+        raise DestinationError(
+            f"destination {self.name!r} ({type(self).__name__}) cannot cancel scheduled sends"
+        )
+
     def send_group(self) -> str | None:
         """The vendor's id grouping this run's sends (SendGrid's `batch_id`), recorded in the
         ledger so they can be cancelled together; None when the vendor has none."""

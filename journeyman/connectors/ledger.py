@@ -132,6 +132,49 @@ class DeliveryLedger:
     def in_flight(self) -> list[str]:
         return [d for d, (s, _) in self.statuses().items() if s == DeliveryStatus.IN_FLIGHT]
 
+    def scheduled(self, now: datetime) -> dict[str, int]:
+        """batch_id → records the vendor accepted in that batch and still holds (due after
+        `now`)."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                sa.text(
+                    f"select batch_id, count(*) from {LEDGER} where destination = :destination "
+                    "and status = 'delivered' and batch_id is not null and send_at > :now "
+                    "group by batch_id order by batch_id"
+                ),
+                {"destination": self.destination, "now": now},
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+    def mark_cancelled(self, batch_id: str, now: datetime, *, after: datetime) -> tuple[int, int]:
+        """Records of a cancelled batch due after `after` become 'cancelled' (never delivered);
+        returns (cancelled, uncertain: due between now and `after`, left as delivered)."""
+        params = {"destination": self.destination, "batch": batch_id, "now": now, "after": after}
+        where = (
+            "destination = :destination and batch_id = :batch and status = 'delivered' "
+            "and send_at > :after"
+        )
+        with self._connection() as conn:
+            cancelled = conn.execute(
+                sa.text(f"select count(*) from {LEDGER} where {where}"), params
+            ).scalar()
+            conn.execute(
+                sa.text(
+                    f"update {LEDGER} set status = 'cancelled', delivered_at = null, "
+                    f"error = 'cancelled_at_vendor', updated_at = :now where {where}"
+                ),
+                params,
+            )
+            uncertain = conn.execute(
+                sa.text(
+                    f"select count(*) from {LEDGER} where destination = :destination "
+                    "and batch_id = :batch and status = 'delivered' "
+                    "and send_at > :now and send_at <= :after"
+                ),
+                params,
+            ).scalar()
+        return int(cancelled or 0), int(uncertain or 0)
+
     def mark_in_flight(
         self, decision_ids: Sequence[str], attempts: dict[str, int], now: datetime
     ) -> None:

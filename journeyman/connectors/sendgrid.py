@@ -86,6 +86,9 @@ class SendGridDestination(HttpDestination):
     default_base_url = "https://api.sendgrid.com"  # EU subusers: https://api.eu.sendgrid.com
     max_batch_size = 1000
     schedule_window = (timedelta(0), timedelta(hours=72))
+    #: "Scheduled sends cancelled less than 10 minutes before the scheduled time are not
+    #: guaranteed to be cancelled" (Scheduled Sends API)
+    cancel_cutoff = timedelta(minutes=10)
     default_rate_limit = RateLimit(
         10_000, 10_000, "SendGrid: Mail Send accepts up to 10,000 requests per second"
     )
@@ -143,6 +146,34 @@ class SendGridDestination(HttpDestination):
                 raise RejectedBatchError(f"batch_id_{response.status_code}")
             self._batch_id = loads(response.content)["batch_id"]
         return self._batch_id
+
+    def cancel_group(self, group_id: str) -> None:
+        """Cancel a batch's scheduled sends (`POST /v3/user/scheduled_sends`, status
+        `cancel`); a batch already cancelled is fine (repeating a cancel is safe)."""
+        body = dumps({"batch_id": group_id, "status": "cancel"})
+        try:
+            response = self.request(
+                "POST", "/v3/user/scheduled_sends", data=body, headers=self._headers
+            )
+        except RetryableError as exc:
+            raise DestinationError(
+                f"destination {self.name!r}: cannot reach {self.base_url} to cancel ({exc.code})"
+            ) from None
+        if response.status_code in (200, 201):
+            return
+        if response.status_code == 400:  # already paused or cancelled?
+            known = self.probe(
+                "GET", f"/v3/user/scheduled_sends/{group_id}", "GET /v3/user/scheduled_sends"
+            )
+            listed = loads(known.content or b"[]")
+            entries = listed if isinstance(listed, list) else [listed]
+            if any(e.get("status") == "cancel" for e in entries if isinstance(e, dict)):
+                return
+        self.check_response(response, "POST /v3/user/scheduled_sends")
+        raise DestinationError(
+            f"destination {self.name!r}: cancelling batch {group_id} answered HTTP "
+            f"{response.status_code}: {self.describe_error(response)}"
+        )
 
     def send_group(self) -> str | None:
         """This run's batch id, once a request has created it."""

@@ -31,7 +31,9 @@ def _bearer(request: Request) -> str:
 
 
 class SendGridEmulator(Emulator):
-    """`POST /v3/mail/send`, `/v3/mail/batch`, `GET /v3/scopes`, `GET /v3/messages` (activity)."""
+    """`POST /v3/mail/send`, `/v3/mail/batch`, `GET /v3/scopes`, `GET /v3/messages` (activity),
+    `/v3/user/scheduled_sends` (cancel / pause a batch: its scheduled messages not yet due are
+    never delivered, counted or reported in events)."""
 
     vendor = "sendgrid"
     SPEC = "sendgrid_mail_v3.json"
@@ -40,6 +42,9 @@ class SendGridEmulator(Emulator):
         super().__init__(**kw)
         self.api_key = api_key
         self.batch_ids: set[str] = set()
+        self.batch_status: dict[str, str] = {}  # batch_id → cancel | pause
+        self._scheduled: dict[str, list[tuple[str, int]]] = {}  # batch → (decision, send_at)
+        self.cancelled: set[str] = set()  # decision ids whose scheduled send was cancelled
         key = ec.generate_private_key(ec.SECP256R1())
         self.signing_key_pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -100,6 +105,8 @@ class SendGridEmulator(Emulator):
             return Response(201, {"batch_id": batch_id})
         if request.path == "/v3/messages" and request.method == "GET":
             return self._activity(request)
+        if request.path.startswith("/v3/user/scheduled_sends"):
+            return self._scheduled_sends(request)
         if request.path == "/v3/mail/send" and request.method == "POST":
             return self._send(request)
         return Response(404, {"errors": [{"field": None, "message": "not found"}]})
@@ -175,7 +182,75 @@ class SendGridEmulator(Emulator):
                     )
                 )
             self.accept(deliveries)
+        if batch_id is not None:
+            self._schedule(batch_id, personalizations, payload.get("send_at"))
         return Response(202, b"", {"X-Message-Id": message_id})
+
+    def _schedule(self, batch_id: str, personalizations: list[Any], default: Any) -> None:
+        """Remember the batch's scheduled messages (so a cancel can withdraw them)."""
+        due = [
+            ((p.get("custom_args") or {}).get("decision_id"), p.get("send_at", default))
+            for p in personalizations
+        ]
+        due = [(d, at) for d, at in due if d and at]
+        if due:
+            with self.lock:
+                self._scheduled.setdefault(batch_id, []).extend(due)
+            if self.batch_status.get(batch_id) == "cancel":
+                self._withdraw(batch_id)
+
+    def _withdraw(self, batch_id: str) -> None:
+        """Cancel: the batch's messages not yet due are never sent."""
+        now = time.time()
+        with self.lock:
+            for decision_id, at in self._scheduled.pop(batch_id, []):
+                if at > now and decision_id not in self.cancelled:
+                    self.cancelled.add(decision_id)
+                    self.counts[decision_id] -= 1
+                    if self.counts[decision_id] <= 0:
+                        del self.counts[decision_id]
+                    self.recipients -= 1
+            if self.cancelled:
+                self.delivered = [d for d in self.delivered if d.decision_id not in self.cancelled]
+
+    def _scheduled_sends(self, request: Request) -> Response:
+        """Scheduled Sends API: POST {batch_id, status: cancel|pause} → 201; GET lists."""
+        rest = request.path[len("/v3/user/scheduled_sends") :].strip("/")
+        if request.method == "GET":
+            with self.lock:
+                listed = [
+                    {"batch_id": b, "status": st}
+                    for b, st in self.batch_status.items()
+                    if not rest or b == rest
+                ]
+            return Response(200, listed)
+        if request.method != "POST" or rest:
+            return Response(405, {"errors": [{"field": None, "message": "method not allowed"}]})
+        try:
+            body = request.json()
+        except ValueError:
+            return Response(400, {"errors": [{"field": None, "message": "Bad Request"}]})
+        batch_id = body.get("batch_id") if isinstance(body, dict) else None
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in ("cancel", "pause"):
+            return Response(
+                400, {"errors": [{"field": "status", "message": "status must be cancel or pause"}]}
+            )
+        with self.lock:
+            known = batch_id in self.batch_ids
+            taken = batch_id in self.batch_status
+            if known and not taken:
+                self.batch_status[batch_id] = status
+        if not known:
+            return Response(400, {"errors": [{"field": "batch_id", "message": "invalid batch id"}]})
+        if taken:
+            return Response(
+                400,
+                {"errors": [{"field": "batch_id", "message": "batch already paused or cancelled"}]},
+            )
+        if status == "cancel":
+            self._withdraw(batch_id)
+        return Response(201, {"batch_id": batch_id, "status": status})
 
     def _activity(self, request: Request) -> Response:
         """Email Activity: supports the query `unique_args['decision_id']="<id>"`."""
