@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from journeyman import settings
+from journeyman.decisioning import prior as eb
 from journeyman.decisioning import replay as rp
 from journeyman.decisioning.learning import fit_posterior
 from journeyman.decisioning.policies import REGISTRY
@@ -154,14 +155,14 @@ def test_hierarchical_prior_equals_fit_posterior_at_equal_ridges_and_prunes_nois
         data.feature_names, data.features, data.actions, data.rewards
     )
     fixed = fit_posterior(stats, phi, data.action_ids, 2.0)
-    same, lam = rp.empirical_bayes_posterior(
+    same, lam = eb.empirical_bayes_posterior(
         stats, phi, data.action_ids, 2.0, start=[2.0, 2.0, 2.0], max_iter=0, average=False
     )
     assert lam == [2.0, 2.0, 2.0]
     assert np.allclose(same.theta, fixed.theta) and np.allclose(same.cov, fixed.cov)
     assert np.allclose(same.mean, fixed.mean) and same.noise == pytest.approx(fixed.noise)
     # region × action interactions are real here: the evidence keeps them
-    _, lam = rp.empirical_bayes_posterior(stats, phi, data.action_ids)
+    _, lam = eb.empirical_bayes_posterior(stats, phi, data.action_ids)
     assert lam[0] == 1.0 and lam[2] < 1e4
     # pure-noise features: the evidence shuts the interactions off
     rng = np.random.default_rng(0)
@@ -169,7 +170,7 @@ def test_hierarchical_prior_equals_fit_posterior_at_equal_ridges_and_prunes_nois
     r = rng.random(6000) < np.where(data.actions == "beta", 0.3, 0.2)
     names = [f"n{i}" for i in range(5)]
     noise_stats = ArmStatistics.from_observations(names, noise_x, data.actions, r.astype(float))
-    _, lam = rp.empirical_bayes_posterior(noise_stats, phi, data.action_ids)
+    _, lam = eb.empirical_bayes_posterior(noise_stats, phi, data.action_ids)
     assert lam[2] > 1e5
 
 

@@ -66,29 +66,18 @@ import numpy as np
 
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.actions import ActionSpace
-from journeyman.decisioning.learning import (
-    ArmStatistics,
-    Design,
-    LinearPosterior,
-    design_statistics,
-)
+from journeyman.decisioning.learning import ArmStatistics
 from journeyman.decisioning.policies import REGISTRY, LinearPolicy, Policy
 from journeyman.decisioning.policies.base import DecisionContext
 
 Z95 = 1.959963984540054
 DEFAULT_BATCH_SIZE = 1000
 
-MIN_EVENTS_FOR_EVIDENCE = 2  # below this the evidence is undefined; the policy's own fit is kept
-
 # Parameters the replay passes to a policy unless the caller overrides them; see the module
 # docstring and docs/evaluation.md for why.
 REPLAY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "linear_ts": {"prior": "empirical_bayes", "exploration": 0.5},
-    "lin_ucb": {"prior": "empirical_bayes"},
-    "epsilon_greedy": {"prior": "empirical_bayes"},
+    "linear_ts": {"exploration": 0.5},
 }
-PRIORS = ("fixed", "empirical_bayes")
-_MAX_RIDGE = 1e10  # an "off" group: its coefficients are pinned at zero
 
 
 class ReplayError(ValueError):
@@ -310,120 +299,10 @@ def load_logs(
     return LoggedData(actions, rewards, matrix, names, columns, action_ids)
 
 
-# --------------------------------------------------------------------------- the hierarchical prior
-
-
-def prior_groups(d1: int, phi: np.ndarray) -> np.ndarray:
-    """Group of each coefficient of z = x̃' ⊗ φ: 0 intercepts (x̃'₀ = 1 times every action
-    feature), 1 a feature's effect shared by all actions (φ column constant over actions),
-    2 feature × action interactions (the rest)."""
-    shared = np.all(phi == phi[:1], axis=0)  # (p,)
-    groups = np.where(shared, 1, 2)[None, :].repeat(d1, axis=0)
-    groups[0, :] = 0
-    return groups.reshape(-1)
-
-
-def empirical_bayes_posterior(
-    stats: ArmStatistics,
-    actions: ActionFeatures,
-    action_ids: Sequence[str],
-    ridge: float = 1.0,
-    start: Sequence[float] | None = None,
-    max_iter: int = 300,
-    average: bool = True,
-) -> tuple[LinearPosterior, list[float]]:
-    """The linear posterior under the hierarchical ridge prior (see the module docstring).
-
-    Prior θ_g ~ N(0, σ²/λ_g · I) per group g; λ₀ = `ridge` (intercepts, as the policy's own
-    prior), λ₁ and λ₂ maximise the evidence p(r | λ, σ²) by MacKay's fixed point in ridge units:
-    S = (Λ + ZᵀZ)⁻¹, m = S Zᵀr, γᵢ = 1 − λᵢ Sᵢᵢ, σ² = ‖r − Zm‖² / (n − Σγ),
-    λ_g = σ² Σ_{i∈g} γᵢ / ‖m_g‖². The posterior is then `fit_posterior`'s with a diagonal Λ
-    instead of λI (noise σ̂² from the residual as there) — with `average`, moment-matched over
-    λ₂ (`_average_interactions`). Returns it and [λ₀, λ₁, λ₂] (λ₂ the evidence maximum).
-    """
-    design = design_statistics(stats, actions, action_ids)
-    d1, p = design.shape
-    groups = prior_groups(d1, actions.matrix)
-    lam = np.array([ridge, *(start[1:] if start is not None else (ridge, ridge))], dtype=float)
-    free = [g for g in (1, 2) if (groups == g).any()]
-    ztz, ztr = design.ztz, design.ztr
-    for _ in range(max_iter):
-        lamvec = lam[groups]
-        inv = np.linalg.inv(np.diag(lamvec) + ztz)
-        m = inv @ ztr
-        gamma = 1.0 - lamvec * np.diag(inv)
-        resid = max(design.rr - 2 * m @ ztr + m @ ztz @ m, 0.0)
-        sigma2 = max(resid / max(design.n - gamma.sum(), 1.0), 1e-12)
-        new = lam.copy()
-        for g in free:
-            sel = groups == g
-            energy = float(m[sel] @ m[sel])
-            wanted = sigma2 * max(float(gamma[sel].sum()), 1e-12) / max(energy, 1e-300)
-            new[g] = min(max(wanted, 1e-6), _MAX_RIDGE)
-        done = float(np.abs(np.log(new / lam)).max()) < 1e-4
-        lam = new
-        if done:
-            break
-    precision = np.diag(lam[groups]) + ztz
-    mu = np.linalg.solve(precision, ztr)
-    if design.n > 1:
-        residual = design.rr - 2 * mu @ ztr + mu @ ztz @ mu
-        noise2 = max(residual / max(design.n - 1, 1.0), 1e-6)
-    else:
-        noise2 = 1.0
-    cov = noise2 * np.linalg.inv(precision)
-    if average and (groups == 2).any():
-        mu, cov = _average_interactions(design, groups, lam, noise2)
-    cov = (cov + cov.T) / 2
-    posterior = LinearPosterior(
-        design.mean, design.scale, mu.reshape(d1, p), cov, float(np.sqrt(noise2)), int(design.n)
-    )
-    return posterior, lam.tolist()
-
-
-_INTERACTION_GRID = 10.0 ** np.arange(0.0, 10.01, 0.5)
-
-
-def _average_interactions(
-    design: Design, groups: np.ndarray, lam: np.ndarray, noise2: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Average the posterior over the interactions' prior strength λ₂ instead of plugging in
-    its maximum: a log-uniform hyperprior on a grid (1 … 10¹⁰), each point weighted by its
-    evidence, the mixture replaced by its mean and covariance. Thompson sampling then keeps
-    exploring personalisation while the evidence against it is still weak."""
-    ztz, ztr = design.ztz, design.ztr
-    count2 = int((groups == 2).sum())
-    fixed_logdet = float(np.log(lam[groups[groups != 2]]).sum())
-    means, covs, logev = [], [], []
-    for lam2 in _INTERACTION_GRID:
-        lamvec = np.where(groups == 2, lam2, lam[groups])
-        chol = np.linalg.cholesky(np.diag(lamvec) + ztz)
-        mean = np.linalg.solve(chol.T, np.linalg.solve(chol, ztr))
-        inv_chol = np.linalg.inv(chol)
-        means.append(mean)
-        covs.append(noise2 * inv_chol.T @ inv_chol)
-        logdet = 2.0 * float(np.log(np.diag(chol)).sum())
-        fit = (design.rr - mean @ ztr) / noise2
-        logev.append(0.5 * (fixed_logdet + count2 * np.log(lam2) - logdet - fit))
-    w = np.exp(np.array(logev) - max(logev))
-    w /= w.sum()
-    stacked = np.array(means)
-    mu = w @ stacked
-    spread = stacked - mu
-    cov = np.einsum("k,kij->ij", w, np.array(covs)) + (spread.T * w) @ spread
-    return mu, cov
-
-
-def _refit(agent: Policy, stats: ArmStatistics, phi: ActionFeatures, ids: list[str], lam):
-    """Refit a learning policy; with the hierarchical prior, replace its posterior."""
-    agent.fit(stats, phi, ids)  # type: ignore[attr-defined]  # sets the version and Φ
-    prior = agent.params.get("prior", "fixed")
-    evidence = stats.observations >= MIN_EVENTS_FOR_EVIDENCE
-    if isinstance(agent, LinearPolicy) and prior == "empirical_bayes" and evidence:
-        agent.posterior, lam = empirical_bayes_posterior(
-            stats, phi, ids, float(agent.params["ridge"])
-        )
-    return lam
+def _refit(agent: Policy, stats: ArmStatistics, phi: ActionFeatures, ids: list[str]):
+    """Refit a learning policy; return its hierarchical prior's strengths (None if fixed)."""
+    agent.fit(stats, phi, ids)  # type: ignore[attr-defined]
+    return getattr(agent, "prior_ridges", None)
 
 
 # --------------------------------------------------------------------------- the replay
@@ -451,8 +330,6 @@ def build_replay_policy(name: str, params: Mapping[str, Any] | None = None) -> P
         known = ", ".join(sorted(REGISTRY))
         raise ReplayError(f"unknown policy {name!r}; use one of: {known}")
     merged = {**REPLAY_DEFAULTS.get(name, {}), **(params or {})}
-    if "prior" in merged and merged["prior"] not in PRIORS:
-        raise ReplayError(f"prior must be one of {', '.join(PRIORS)}; got {merged['prior']!r}")
     if "prior" in merged and not issubclass(REGISTRY[name], LinearPolicy):
         raise ReplayError(f"policy {name!r} has no posterior; the prior parameter does not apply")
     try:
@@ -519,9 +396,9 @@ def replay(
     order = rng.permutation(data.events)
     u_all = rng.random(data.events)
     stats = ArmStatistics.empty(data.feature_names)
-    lam = None  # the hierarchical prior's strengths, warm-started from the previous refit
+    lam = None  # the hierarchical prior's strengths (the policy warm-starts from them)
     if agent.learns:
-        lam = _refit(agent, stats, phi, ids, lam)
+        lam = _refit(agent, stats, phi, ids)
 
     matched_rewards: list[np.ndarray] = []
     chosen_counts = np.zeros(k)
@@ -558,7 +435,7 @@ def replay(
                 data.actions[matched],
                 data.rewards[matched],
             )
-            lam = _refit(agent, stats, phi, ids, lam)
+            lam = _refit(agent, stats, phi, ids)
 
     rewards = np.concatenate(matched_rewards) if matched_rewards else np.zeros(0)
     if len(rewards) == 0:

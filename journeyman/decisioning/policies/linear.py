@@ -21,8 +21,9 @@ import numpy as np
 
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.hashing import hash64
-from journeyman.decisioning.learning import ArmStatistics, LinearPosterior, fit_posterior
+from journeyman.decisioning.learning import ArmStatistics, LinearPosterior
 from journeyman.decisioning.policies.base import Choice, DecisionContext, Policy, pick_among
+from journeyman.decisioning.prior import PRIORS, fit_with_prior
 
 _CHUNK = 20_000
 _SCORE_ELEMENTS = 1 << 20  # float32 scores per Thompson chunk (4 MiB: stays in cache)
@@ -33,18 +34,33 @@ _GROUP_MIN_ROWS = 128  # smaller allowed-set groups are scored together, with th
 class LinearPolicy(Policy):
     """Shared machinery: fit the posterior from warehouse statistics, then score."""
 
-    defaults: Mapping[str, Any] = {"ridge": 1.0}
+    defaults: Mapping[str, Any] = {"ridge": 1.0, "prior": "empirical_bayes"}
     learns = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__({**self.defaults, **(params or {})})
+        if self.params["prior"] not in PRIORS:
+            raise ValueError(
+                f"`prior` must be one of {', '.join(PRIORS)}; got {self.params['prior']!r}"
+            )
         self.posterior: LinearPosterior | None = None
         self.phi: np.ndarray | None = None
         self.trained_on = "prior"
+        self.prior_ridges: list[float] | None = None  # [λ₀, λ₁, λ₂] of the last empirical fit
 
     def fit(self, stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]) -> None:
-        """Posterior from the agent's statistics; the version then names the data it saw."""
-        self.posterior = fit_posterior(stats, actions, action_ids, float(self.params["ridge"]))
+        """Posterior from the agent's statistics (under the `prior` param: the hierarchical
+        prior fitted by empirical Bayes, see decisioning.prior, or a fixed ridge); the version
+        then names the data it saw. The prior strengths warm-start from the previous fit."""
+        self.posterior, ridges = fit_with_prior(
+            stats,
+            actions,
+            action_ids,
+            float(self.params["ridge"]),
+            str(self.params["prior"]),
+            start=self.prior_ridges,
+        )
+        self.prior_ridges = ridges or self.prior_ridges
         self.phi = actions.matrix
         self.trained_on = f"n{stats.observations}-{stats.digest()}"
 
@@ -70,7 +86,7 @@ class LinearThompsonSampling(LinearPolicy):
     """Thompson sampling with M posterior draws per day (params: ridge, exploration, draws)."""
 
     name = "linear_ts"
-    defaults = {"ridge": 1.0, "exploration": 1.0, "draws": 32}
+    defaults = {"ridge": 1.0, "prior": "empirical_bayes", "exploration": 1.0, "draws": 32}
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
@@ -268,7 +284,7 @@ class LinUCB(LinearPolicy):
     """Upper confidence bound: mean + α·sd (params: ridge, alpha). Deterministic."""
 
     name = "lin_ucb"
-    defaults = {"ridge": 1.0, "alpha": 1.0}
+    defaults = {"ridge": 1.0, "prior": "empirical_bayes", "alpha": 1.0}
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         posterior, phi = self._ready(ctx)
@@ -285,7 +301,7 @@ class EpsilonGreedy(LinearPolicy):
     """Greedy on the posterior mean, uniform over allowed actions with probability ε."""
 
     name = "epsilon_greedy"
-    defaults = {"ridge": 1.0, "epsilon": 0.1}
+    defaults = {"ridge": 1.0, "prior": "empirical_bayes", "epsilon": 0.1}
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         posterior, phi = self._ready(ctx)
