@@ -148,6 +148,30 @@ def serve_events(host: str, port: int) -> None:
         sys.exit(2)
 
 
+@main.command("cancel-scheduled")
+@click.argument("destination")
+@click.option("--batch-id", "batch_ids", multiple=True, help="Only this batch (repeatable).")
+def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
+    """Cancel DESTINATION's scheduled, not-yet-sent sends (SendGrid batches) and mark them
+    cancelled in the delivery ledger. See docs/connectors.md."""
+    import dagster as dg
+
+    from journeyman.connectors.destination import DestinationError
+    from journeyman.orchestration.defs.destinations import DestinationConfigError
+    from journeyman.orchestration.defs.syncs import cancel_scheduled_sends
+
+    try:
+        report = cancel_scheduled_sends(destination, list(batch_ids) or None)
+    except (DestinationError, DestinationConfigError, dg.Failure) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    out.print(
+        f"{destination}: {len(report.batches)} batch(es) cancelled, {report.cancelled} "
+        f"message(s) marked cancelled, {report.uncertain} due within the vendor's cut-off "
+        "(may still go out; left as delivered)"
+    )
+
+
 def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path: Path) -> None:
     table = Table(title=f"journeyman demo: {customers} customers, {days} days, seed {seed}")
     for name in (

@@ -6,10 +6,14 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from journeyman import settings
+from journeyman.connectors.cancel import CancelReport, cancel_scheduled
+from journeyman.connectors.ledger import DeliveryLedger
 from journeyman.connectors.outbound import Creative, deliver_day
 from journeyman.decisioning.config import AgentConfig, load_agents
 from journeyman.orchestration.defs.destinations import destination_resources
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
+from journeyman.tables import ensure_journeyman_tables
+from journeyman.warehouse import Warehouse
 
 SYNC_PREFIX = "sync_"
 #: parallel requests per sync (threads, one HTTP session each; the vendor's rate limit holds)
@@ -75,6 +79,19 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
         )
 
     return _asset
+
+
+def cancel_scheduled_sends(
+    name: str, batch_ids: list[str] | None = None, now: datetime | None = None
+) -> CancelReport:
+    """Cancel destination `name`'s scheduled, not-yet-sent batches (SendGrid) and mark their
+    records cancelled in the ledger (the `journeyman cancel-scheduled` command)."""
+    resource = destination_resources({name})[f"destination_{name}"]
+    destination = resource.build()
+    wh = Warehouse(settings.warehouse_path())
+    ensure_journeyman_tables(wh)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    return cancel_scheduled(destination, DeliveryLedger(wh, name), now, batch_ids=batch_ids)
 
 
 def _destination_names() -> set[str]:
