@@ -166,6 +166,83 @@ def _decision_values(warehouse: Warehouse, day: date, agent: str) -> dict[str, f
     return out
 
 
+def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
+    """What each kind of knowledge is worth, at the world's state after the last day.
+
+    Over the customers in the agent's audience, with every consented action allowed: the mean
+    expected value per customer-day (the metric of `_decision_values`) of the trait oracle
+    (knows the latent traits), of the best policy the agent's model class can express — the
+    linear x̃ ⊗ φ(a) model least-squares fitted on the TRUE values (`feature_oracle`) — of the
+    best non-personalised ranking (intercepts only), of the learned agent's greedy choice (its
+    posterior mean after the run) and of uniform random over the allowed actions.
+    """
+    from journeyman.decisioning.action_features import action_features
+    from journeyman.decisioning.actions import ActionSpace
+    from journeyman.decisioning.policies import build_policy
+    from journeyman.decisioning.store import load_arm_statistics
+
+    truth, goal, tags = _WORLD["world"].truth, config.goal, _WORLD["tags"]
+    space = ActionSpace.for_agent(config)
+    phi = action_features(config, space).matrix
+    features = config.features
+    cols = ", ".join(features)
+    consent = ", ".join(f"coalesce(consent_{c}, false)" for c in ("email", "sms", "push"))
+    rows = warehouse.rows(
+        f"select customer_id, {cols}, {consent} from marts.customer_features "
+        f"where {config.audience}"
+    )
+    if not rows:
+        return {}
+    ids = np.array([r[0] for r in rows])
+    x = np.array([[float(v) for v in r[1 : 1 + len(features)]] for r in rows])
+    can = np.array([r[1 + len(features) :] for r in rows], dtype=bool)
+    penalty = goal.penalties.get("unsubscribe", 0.0) + goal.penalties.get("complaint", 0.0)
+    values = np.zeros((len(ids), space.size))
+    allowed = np.ones_like(values, dtype=bool)
+    channel_index = {"email": 0, "sms": 1, "push": 2}
+    for a in np.flatnonzero(space.is_send):
+        channel = str(space.channel[a])
+        reward = truth.expected_reward(
+            ids,
+            channel,
+            int(space.hour[a]),
+            tags[str(space.message_id[a])],
+            window_days=goal.attribution_window_days,
+        )
+        gain = (
+            reward.revenue - reward.baseline_revenue
+            if goal.metric == "revenue"
+            else reward.conversion - reward.baseline_conversion
+        )
+        values[:, a] = gain - penalty * reward.opt_out
+        allowed[:, a] = can[:, channel_index[channel]]
+    rows_idx = np.arange(len(ids))
+
+    def value_of(scores: np.ndarray) -> float:
+        return float(values[rows_idx, np.where(allowed, scores, -np.inf).argmax(axis=1)].mean())
+
+    xt = np.column_stack([np.ones(len(x)), (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)])
+    n, k = values.shape
+
+    def best_linear(design: np.ndarray) -> np.ndarray:
+        z = np.einsum("ni,kp->nkip", design, phi).reshape(n * k, -1)
+        weights = np.linalg.lstsq(z, values.reshape(-1), rcond=None)[0]
+        return (z @ weights).reshape(n, k)
+
+    policy = build_policy(config.policy)
+    stats = load_arm_statistics(warehouse, config.name, end, features).select(features)
+    policy.fit(stats, action_features(config, space), list(space.action_id))
+    learned = policy.posterior.expected(x, phi)
+    return {
+        "customers": len(ids),
+        "oracle": value_of(values),
+        "feature_oracle": value_of(best_linear(xt)),
+        "non_personalised": value_of(best_linear(xt[:, :1])),
+        "learned_greedy": value_of(learned),
+        "uniform_random": float((np.where(allowed, values, 0).sum(1) / allowed.sum(1)).mean()),
+    }
+
+
 def run_seed(
     seed: int,
     customers: int,
@@ -208,6 +285,7 @@ def run_seed(
         elapsed = time.perf_counter() - started
         end = date.fromordinal(start.toordinal() + days)
         revenue, value = _per_customer(warehouse, end, expected)
+        ceiling = _ceiling(warehouse, config, end)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
     value_summary = {arm: _mean_ci(values) for arm, values in value.items()}
     print(
@@ -219,8 +297,10 @@ def run_seed(
         ),
         file=sys.stderr,
     )
+    print(f"seed {seed}: value per customer-day at the end: {ceiling}", file=sys.stderr)
     return {
         "seed": seed,
+        "ceiling": ceiling,
         "seconds": round(elapsed, 1),
         "arms": summary,
         "value_arms": value_summary,
@@ -291,6 +371,11 @@ def main() -> None:
                 "ci95": {a: [pooled[a]["low"], pooled[a]["high"]] for a in arms},
                 "revenue_gap_closed_rule_to_oracle": _gap(pooled),
                 "customers_per_arm": {a: pooled[a]["n"] for a in arms},
+                "value_per_customer_day_at_end": {
+                    key: round(float(np.mean([r["ceiling"][key] for r in results])), 4)
+                    for key in results[0]["ceiling"]
+                    if key != "customers"
+                },
                 "seconds_per_seed": [r["seconds"] for r in results],
             }
         )
