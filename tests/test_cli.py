@@ -40,18 +40,19 @@ def _table(stdout: str) -> list[str]:
 
 def test_demo_end_to_end_is_reproducible(tmp_path):
     path = tmp_path / "wh" / "warehouse.duckdb"
-    args = ("--customers", "300", "--days", "2", "--seed", "3")
+    args = ("--customers", "300", "--days", "2", "--seed", "3")  # through the emulators
     first = _demo(path, *args)
     assert first.returncode == 0, first.stderr[-3000:]
     rows = _table(first.stdout)
     assert any("holdout" in r for r in rows) and any("rule_based" in r for r in rows)
-    assert list((path.parent / "outbox" / "file").glob("*.jsonl")), "no message was delivered"
+    assert not (path.parent / "outbox").exists()  # nothing went to files
     second = _demo(path, *args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert _table(second.stdout) == rows
-    third = _demo(path, "--customers", "300", "--days", "2", "--seed", "4")
-    assert third.returncode == 0
+    third = _demo(path, "--customers", "300", "--days", "2", "--seed", "4", "--delivery", "file")
+    assert third.returncode == 0, third.stderr[-3000:]
     assert _table(third.stdout) != rows
+    assert list((path.parent / "outbox" / "sendgrid").glob("*.jsonl")), "no e-mail delivered"
 
 
 def test_invalid_option_is_one_clear_error_and_writes_nothing(tmp_path):

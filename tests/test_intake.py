@@ -659,3 +659,17 @@ def test_settings_from_env(tmp_path: Path) -> None:
     ):
         with pytest.raises(IntakeConfigError):
             IntakeSettings.from_env(bad)
+
+
+def test_twilio_receipt_time_is_the_carriers_done_date_when_given():
+    from datetime import datetime
+
+    from journeyman.intake.events import twilio_status_event
+
+    form = {"MessageSid": ["SM1"], "MessageStatus": ["delivered"], "RawDlrDoneDate": ["2603021405"]}
+    parsed = twilio_status_event(form, {"decision_id": ["d1"]}, received_at=2_000_000_000.0)
+    assert parsed.rows[0].occurred_at == datetime(2026, 3, 2, 14, 5)
+    for bad in ("26030214", "2613021405", "abcdefghij"):  # wrong length, month 13, not digits
+        form["RawDlrDoneDate"] = [bad]
+        parsed = twilio_status_event(form, {}, received_at=2_000_000_000.0)
+        assert parsed.rows[0].occurred_at == datetime(2033, 5, 18, 3, 33, 20)  # time of receipt

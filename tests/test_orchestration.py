@@ -68,7 +68,8 @@ def test_definitions_load_and_validate():
     defs = _defs()
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"marts/customer_features", "marts/decision_rewards", "decisions", "sync_file"} <= keys
+    assert {"marts/customer_features", "marts/decision_rewards", "decisions"} <= keys
+    assert {"sync_sendgrid", "sync_twilio", "sync_fcm"} <= keys  # the agents' destinations
     graph = defs.resolve_asset_graph()
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("decisions")).parent_keys}
     assert "marts/customer_features" in upstream
@@ -95,7 +96,7 @@ def test_whole_graph_materializes_each_day(loop):
     materialized = {
         e.asset_key.to_user_string() for e in loop["results"][0].get_asset_materialization_events()
     }
-    assert {"marts/customer_features", "decisions", "sync_file"} <= materialized
+    assert {"marts/customer_features", "decisions", "sync_sendgrid"} <= materialized
     wh = loop["warehouse"]
     per_day = wh.rows(
         "select decision_date, count(*), count(message_id) from journeyman.decisions "
@@ -164,7 +165,7 @@ def test_rerunning_a_day_changes_nothing_and_sends_nothing_twice(loop):
     outbox_before = len(read_outbox(loop["root"] / "outbox"))
     defs = loop["defs"]
     result = dg.materialize(
-        _assets(defs, {"decisions", "sync_file"}),
+        _assets(defs, {"decisions", "sync_sendgrid", "sync_twilio", "sync_fcm"}),
         partition_key=day.isoformat(),
         resources=loop["resources"],
     )
@@ -220,13 +221,17 @@ def test_each_destination_sync_reports_and_checks_its_failure_share(loop):
         for c in result.get_asset_check_evaluations()
         if c.check_name == "failure_share_within_threshold"
     ]
-    assert [c.asset_key.to_user_string() for c in checks] == ["sync_file"]
-    assert checks[0].passed
-    assert checks[0].metadata["failure_share"].value == 0.0
+    assert sorted(c.asset_key.to_user_string() for c in checks) == [
+        "sync_fcm",
+        "sync_sendgrid",
+        "sync_twilio",
+    ]
+    assert all(c.passed for c in checks)
+    assert all(c.metadata["failure_share"].value == 0.0 for c in checks)
     materialization = [
         e
         for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "sync_file"
+        if e.asset_key.to_user_string() == "sync_sendgrid"
     ][0]
     metadata = materialization.event_specific_data.materialization.metadata
     assert metadata["delivered"].value == metadata["sent"].value > 0

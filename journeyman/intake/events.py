@@ -121,15 +121,27 @@ def twilio_status_event(
     event_type = TWILIO_STATUSES.get(status)
     if sid is None or event_type is None:  # other statuses, or not a message callback at all
         return ParsedEvents(ignored=1)
+    done = carrier_done_date(first(form, "RawDlrDoneDate"))
     row = MessageEvent(
         event_id=f"{sid}:{status}",
         decision_id=first(query, "decision_id"),
         customer_id=first(query, "customer_id"),
         channel="sms",
         event_type=event_type,
-        occurred_at=utc_naive(received_at),
+        occurred_at=done if done is not None else utc_naive(received_at),
     )
     return ParsedEvents(rows=[row])
+
+
+def carrier_done_date(value: str | None) -> datetime | None:
+    """Twilio's `RawDlrDoneDate` (the carrier's delivery-receipt time, `YYMMDDhhmm`, taken as
+    UTC) → naive UTC datetime; None when absent or not that shape."""
+    if value is None or len(value) != 10 or not value.isdigit():
+        return None
+    try:
+        return datetime.strptime("20" + value, "%Y%m%d%H%M")
+    except ValueError:
+        return None
 
 
 def _occurred_at(value: Any) -> datetime:

@@ -60,7 +60,16 @@ def main() -> None:
     show_default=True,
     help="Logical date of the first simulated day (UTC).",
 )
-def demo(customers: int, days: int, seed: int, start: date) -> None:
+@click.option(
+    "--delivery",
+    type=click.Choice(["emulators", "file"]),
+    default="emulators",
+    show_default=True,
+    help="emulators: send through local SendGrid / Twilio / FCM emulators; their signed "
+    "webhooks bring the outcomes back through the event intake. file: shadow mode, messages "
+    "are JSON lines under the outbox folder.",
+)
+def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> None:
     """Run the whole loop on embedded DuckDB: a sandbox world, D daily cycles of the Dagster
     job (dbt → decisions → deliveries), then a per agent / policy / group summary."""
     from datetime import timedelta
@@ -86,23 +95,27 @@ def demo(customers: int, days: int, seed: int, start: date) -> None:
         from journeyman.orchestration.demo import (
             DemoError,
             DemoOptions,
+            demo_delivery,
             prepare_warehouse,
             run_demo,
         )
 
-        loaded = defs()  # parses the dbt project if needed: fails before anything is touched
-        warehouse = prepare_warehouse(path, outbox)
-
         options = DemoOptions(customers=customers, days=days, seed=seed, start=start)
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[step]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
+        with (
+            demo_delivery(delivery, path.parent, path, seed) as channel,
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[step]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as progress,
+        ):
+            # parses the dbt project if needed: fails before the warehouse is touched
+            loaded = defs()
+            warehouse = prepare_warehouse(path, outbox)
             task = progress.add_task("simulated days", total=days + 1, step="")
             seen: set[date] = set()
 
@@ -112,7 +125,7 @@ def demo(customers: int, days: int, seed: int, start: date) -> None:
                 seen.add(day)
                 progress.update(task, step=f"{day}  {step}")
 
-            run_demo(options, loaded, warehouse, outbox, on_step)
+            run_demo(options, loaded, warehouse, outbox, on_step, channel)
             progress.update(task, completed=days + 1, step="done")
         from journeyman.orchestration.demo import summary_rows
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -70,6 +70,14 @@ PENDING_SCHEMA = pa.schema(
         ("due_day", pa.int32()),
     ]
 )
+
+
+class EventReporter(Protocol):
+    """Who carries the day's message events to the warehouse the way a vendor would."""
+
+    def report(self, events: pa.Table) -> pa.Table:
+        """Send the events a vendor reports by webhook; return the rest (loaded directly)."""
+        ...
 
 
 class SandboxError(RuntimeError):
@@ -324,11 +332,21 @@ class SandboxWorld:
 
     # -- simulation ----------------------------------------------------------------------
 
-    def simulate_day(self, day: date, delivered: Sequence[OutboundMessage] = ()) -> DaySummary:
+    def simulate_day(
+        self,
+        day: date,
+        delivered: Sequence[OutboundMessage] = (),
+        *,
+        reporter: EventReporter | None = None,
+    ) -> DaySummary:
         """Load everything that happens on UTC `day` into raw.*; see the module docstring.
 
         Days skipped since the last simulated one are simulated first without messages. A day
         already simulated is not touched again: its stored summary is returned (replayed=True).
+        With a `reporter` (the sandbox's vendors), the day's message events — those released
+        from earlier days included — are first handed to it; the events it returns, and only
+        those, are loaded into raw.message_events directly. Its webhooks carry the world's
+        event ids, so a day retried after a failure sends nothing twice.
         """
         n, start, last = self._world()
         if day < start:
@@ -341,12 +359,17 @@ class SandboxWorld:
             return DaySummary(**{**asdict(summary), "replayed": True})
         current = start if last is None else last + timedelta(days=1)
         while current < day:
-            self._simulate(current, (), n, start)
+            self._simulate(current, (), n, start, reporter)
             current += timedelta(days=1)
-        return self._simulate(day, delivered, n, start)
+        return self._simulate(day, delivered, n, start, reporter)
 
     def _simulate(
-        self, day: date, delivered: Sequence[OutboundMessage], n: int, start: date
+        self,
+        day: date,
+        delivered: Sequence[OutboundMessage],
+        n: int,
+        start: date,
+        reporter: EventReporter | None = None,
     ) -> DaySummary:
         today = day_number(day)
         loaded = loaded_at(day)
@@ -403,6 +426,8 @@ class SandboxWorld:
                 opt_outs=len(opted_out),
                 pending=0,
             )
+            if reporter is not None:  # before anything of the day is written: retry-safe
+                events = reporter.report(events)
             append_arrow(conn, "raw.orders", orders)
             append_arrow(conn, "raw.message_events", events)
             for table in loads.consents:

@@ -22,9 +22,12 @@ class DestinationConfigError(ValueError):
     """The destinations catalog is invalid; the message names file, destination and fix."""
 
 
+PROJECT_CATALOG = settings.PROJECT_ROOT / "destinations.yml"
+
+
 def catalog_path() -> Path:
     """JOURNEYMAN_DESTINATIONS, else destinations.yml in the project."""
-    return Path(os.environ.get(CATALOG_ENV) or settings.PROJECT_ROOT / "destinations.yml")
+    return Path(os.environ.get(CATALOG_ENV) or PROJECT_CATALOG)
 
 
 def load_catalog(path: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -48,6 +51,18 @@ def load_catalog(path: Path | None = None) -> dict[str, dict[str, Any]]:
                 f"them and set the environment variable(s) {[SECRET_ENV[kind][s] for s in secrets]}"
             )
     return data
+
+
+def shadow_catalog(catalog: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The same destination names, each the `file` destination (shadow mode: nothing is sent)."""
+    return {name: {"kind": "file"} for name in catalog}
+
+
+def write_catalog(path: Path, catalog: dict[str, dict[str, Any]]) -> Path:
+    """Write a catalog (non-secret settings only) as YAML; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(catalog, sort_keys=True))
+    return path
 
 
 class DestinationResource(dg.ConfigurableResource):

@@ -4,6 +4,7 @@ delivery records, and a small control API (`/_emulator/...`) for out-of-process 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import threading
@@ -45,6 +46,7 @@ class Delivery:
     provider_id: str
     callback: str | None = None
     received_at: float = field(default_factory=time.time)
+    custom_args: dict[str, str] | None = None  # SendGrid echoes them in every event
 
 
 @dataclass
@@ -104,7 +106,8 @@ class Emulator:
 
     validate: "all" checks every request against the spec, "sample" one in `sample_every`,
     "off" none. record: "full" keeps every Delivery, "counts" only counts per decision id
-    (benchmarks).
+    (benchmarks). id_seed: vendor ids (message SIDs, batch ids) derive from the seed and a
+    request counter instead of random UUIDs, so the same requests get the same ids (the demo).
     """
 
     vendor = "vendor"
@@ -117,12 +120,16 @@ class Emulator:
         validate: str = "all",
         sample_every: int = 100,
         record: str = "full",
+        id_seed: int | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("emulators listen on loopback only")
         self.host, self.port = host, port
         self.validate, self.sample_every, self.record = validate, sample_every, record
         self.lock = threading.Lock()
+        self.id_seed = id_seed
+        self._id_lock = threading.Lock()
+        self._id_counts: dict[bytes, int] = {}
         self.faults: list[Fault] = []
         self.invalid_recipients: set[str] = set()
         self.reset()
@@ -143,9 +150,17 @@ class Emulator:
             self.recipients = 0
             self._seq = 0
 
-    def next_id(self, prefix: str) -> str:
-        """A vendor-looking id: prefix + 32 hex digits."""
-        return prefix + uuid.uuid4().hex
+    def next_id(self, prefix: str, content: bytes | None = None) -> str:
+        """A vendor-looking id: prefix + 32 hex digits. Seeded (`id_seed`): derived from the
+        request `content` and how often that content came before (else from a counter), so the
+        same requests get the same ids in any order."""
+        if self.id_seed is None:
+            return prefix + uuid.uuid4().hex
+        with self._id_lock:
+            key = content if content is not None else b""
+            self._id_counts[key] = n = self._id_counts.get(key, 0) + 1
+        seed = f"{self.vendor}:{self.id_seed}:{n}:".encode()
+        return prefix + hashlib.sha256(seed + key).hexdigest()[:32]
 
     def accept(self, deliveries: list[Delivery]) -> None:
         """Record accepted messages (count per decision id)."""

@@ -152,7 +152,7 @@ class SendGridEmulator(Emulator):
                             ]
                         },
                     )
-        message_id = self.next_id("")[:22]
+        message_id = self.next_id("", request.body)[:22]
         if self.record == "counts":
             self.accept_counts(
                 [p.get("custom_args", {}).get("decision_id") for p in personalizations]
@@ -179,6 +179,7 @@ class SendGridEmulator(Emulator):
                         body,
                         _iso(send_at) if send_at else None,
                         f"{message_id}.{len(deliveries)}",
+                        custom_args={str(k): str(v) for k, v in args.items()} or None,
                     )
                 )
             self.accept(deliveries)
@@ -434,7 +435,9 @@ class TwilioEmulator(Emulator):
                     "more_info": "https://www.twilio.com/docs/errors/21211",
                 },
             )
-        sid = self.next_id("SM")
+        callback = form.get("StatusCallback", [None])[-1]
+        # seeded ids from what identifies the message (the callback's host and port vary by run)
+        sid = self.next_id("SM", f"{to}\n{form.get('Body', [''])[-1]}\n{_query(callback)}".encode())
         scheduled = "SendAt" in form
         message = {
             "sid": sid,
@@ -455,7 +458,6 @@ class TwilioEmulator(Emulator):
         }
         with self.lock:
             self.messages.append(message)
-        callback = form.get("StatusCallback", [None])[-1]
         self.accept(
             [
                 Delivery(
@@ -499,6 +501,10 @@ class TwilioEmulator(Emulator):
                 )
                 sent += 1
         return sent
+
+
+def _query(url: str | None) -> str:
+    return url.partition("?")[2] if url else ""
 
 
 def _twilio_limits(form: dict[str, list[str]]) -> list[str]:
@@ -648,7 +654,7 @@ class FcmEmulator(Emulator):
                     }
                 },
             )
-        name = f"projects/{self.project_id}/messages/{self.next_id('')[:16]}"
+        name = f"projects/{self.project_id}/messages/{self.next_id('', request.body)[:16]}"
         notification = message.get("notification") or {}
         self.accept(
             [

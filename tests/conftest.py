@@ -1,0 +1,36 @@
+"""Shared test setup: the graph delivers to the file destination unless a test says otherwise.
+
+The shipped agents route to `sendgrid`, `twilio` and `fcm` (destinations.yml: the real vendors,
+secrets from the environment). Tests that materialize the whole graph without emulators use
+the same names in shadow mode: every destination writes JSON lines under the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from journeyman.orchestration.defs.destinations import (
+    CATALOG_ENV,
+    PROJECT_CATALOG,
+    load_catalog,
+    shadow_catalog,
+    write_catalog,
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shadow_destinations(tmp_path_factory):
+    """JOURNEYMAN_DESTINATIONS → the project's destination names, each the file destination."""
+    if os.environ.get(CATALOG_ENV):
+        yield os.environ[CATALOG_ENV]
+        return
+    path = tmp_path_factory.mktemp("catalog") / "destinations.yml"
+    write_catalog(path, shadow_catalog(load_catalog(PROJECT_CATALOG)))
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CATALOG_ENV, str(path))
+    try:
+        yield path
+    finally:
+        mp.undo()
