@@ -1,12 +1,14 @@
 """Learning quality in the sandbox world: the learned agent against the static rule-based
 journey, uniform random and the oracle, over simulated days, for several seeds.
 
-One world per seed; one agent (default: agents/winback.yml) whose audience is split by the
-sticky assignment hash into holdout and four arms served side by side on the same days:
-`linear_ts` (the agent's policy), `rule_based` (the static journey), `uniform_random`, and an
-`oracle` that reads the world's ground truth and picks, per customer and day, the allowed
-action with the highest expected goal value (revenue minus the agent's unsubscribe/complaint
-penalties times their probabilities) — a myopic upper reference. Every day runs through the real
+One world per seed; one agent (default: agents/winback.yml) whose audience is split by hashes
+into four arms served side by side on the same days: `linear_ts` (the agent's policy),
+`rule_based` (the static journey) and `uniform_random` — sticky assignment within the agent,
+which also holds out 10 % — and an `oracle` that reads the world's ground truth and picks, per
+customer and day, the allowed action with the highest expected goal value (revenue minus the
+agent's unsubscribe/complaint penalties times their probabilities) — a myopic upper reference.
+The oracle runs as a twin agent on its own 22.5 % of the audience so that its choices, made on
+latent traits, never enter the learning agent's statistics. Every day runs through the real
 Dagster job (dbt build → decisions → deliveries) exactly as `journeyman demo` does.
 
 Two metrics per arm, each averaged over the arm's customers (everyone who entered the audience),
@@ -38,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -87,22 +90,44 @@ class Oracle(Policy):
         return Choice(action=action, propensity=np.ones(len(ids)))
 
 
-def _agent_file(source: Path, target: Path, params: dict | None = None) -> dict:
+ORACLE_SHARE = 0.225  # of the audience: about the size of each of the agent's three arms
+
+
+def _agent_files(source: Path, target: Path, params: dict | None = None) -> tuple[str, str]:
+    """The agent under test and its oracle twin, on disjoint halves of one audience split.
+
+    The oracle is a separate agent (own statistics) because it chooses on latent traits the
+    features do not show: pooled into the agent's statistics, its choices would be confounded
+    data (e.g. its "send nothing" falls on the customers it knows are worth least).
+    """
     data = yaml.safe_load(source.read_text())
     data["policy"]["params"] = {**data["policy"].get("params", {}), **(params or {})}
     rule = next(b for b in data.get("baselines", []) if b["name"] == "rule_based")
-    data["baselines"] = [
-        {**rule, "share": 0.25},
-        {"name": "uniform_random", "share": 0.25},
-        {"name": "oracle", "share": 0.25},
-    ]
-    data["guardrails"]["holdout_share"] = 0.1
+    audience = data.get("audience", "true")
+    split = f"hash(customer_id || '{data['name']}-oracle') % 1000 < {round(ORACLE_SHARE * 1000)}"
     # Shadow delivery (the file destination): the benchmark measures decisions, not transport.
-    data["destinations"] = {channel: "file" for channel in data["destinations"]}
+    destinations = {channel: "file" for channel in data["destinations"]}
+    agent = {
+        **data,
+        "audience": f"({audience}) and not ({split})",
+        "baselines": [{**rule, "share": 1 / 3}, {"name": "uniform_random", "share": 1 / 3}],
+        "guardrails": {**data["guardrails"], "holdout_share": 0.1},
+        "destinations": destinations,
+    }
+    oracle = {
+        **agent,
+        "name": f"{data['name']}_oracle",
+        "salt": f"{data.get('salt') or data['name']}-oracle",
+        "audience": f"({audience}) and ({split})",
+        "policy": {"name": "oracle"},
+        "baselines": [],
+        "guardrails": {**data["guardrails"], "holdout_share": 0.0},
+    }
     target.mkdir(parents=True, exist_ok=True)
     (target.parent / "destinations.yml").write_text("file:\n  kind: file\n")
-    (target / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
-    return data
+    (target / source.name).write_text(yaml.safe_dump(agent, sort_keys=False))
+    (target / f"{oracle['name']}.yml").write_text(yaml.safe_dump(oracle, sort_keys=False))
+    return agent["name"], oracle["name"]
 
 
 def _per_customer(
@@ -137,13 +162,14 @@ def _per_customer(
     return as_arrays(revenue), as_arrays(value)
 
 
-def _decision_values(warehouse: Warehouse, day: date, agent: str) -> dict[str, float]:
+def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> dict[str, float]:
     """customer → expected incremental value of the day's decision under the current truth."""
+    names = ", ".join(f"'{a}'" for a in agents)
     rows = warehouse.rows(
         f"""
         select customer_id, channel, local_hour, message_id
         from journeyman.decisions
-        where agent = '{agent}' and decision_date = date '{day.isoformat()}'
+        where agent in ({names}) and decision_date = date '{day.isoformat()}'
           and exclusion_reason is null and message_id is not null
         """
     )
@@ -263,7 +289,7 @@ def run_seed(
         os.environ[settings.WAREHOUSE_ENV] = str(root / "warehouse.duckdb")
         os.environ[settings.AGENTS_ENV] = str(root / "agents")
         os.environ["JOURNEYMAN_DESTINATIONS"] = str(root / "destinations.yml")
-        _agent_file(agent, root / "agents", params)
+        names = _agent_files(agent, root / "agents", params)
         config = load_agent(root / "agents" / agent.name)
         _WORLD["goal"] = config.goal
         _WORLD["tags"] = {m.id: dict(m.tags) for m in config.dimensions.messages}
@@ -275,7 +301,7 @@ def run_seed(
 
         def on_step(day: date, step: str) -> None:
             if step == "customers live the day":  # decided, not yet lived: truth as it stood
-                for customer, value in _decision_values(warehouse, day, config.name).items():
+                for customer, value in _decision_values(warehouse, day, names).items():
                     expected[customer] = expected.get(customer, 0.0) + value
 
         started = time.perf_counter()

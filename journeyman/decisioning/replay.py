@@ -31,24 +31,11 @@ hour are placeholders) whose action features are a shared bias plus one indicato
 disjoint arms sharing a baseline — so the linear policies learn, per action, an intercept and a
 slope for every customer feature.
 
-Replay-specific policy parameters (`REPLAY_DEFAULTS`, overridable per run): the linear policies
-get `prior="empirical_bayes"` — a hierarchical ridge prior whose strengths are chosen by evidence
-maximisation at every refit (`empirical_bayes_posterior`) — and `linear_ts` also gets
-`exploration=0.5`. Why: with d customer features the linear model has (d+1) coefficients per
-action, and with a fixed weak ridge every customer's sampled score carries the noise of all of
-them, so Thompson sampling keeps exploring (and the posterior mean keeps over-fitting) long after
-the data have said that the actions barely interact with the features. The hierarchical prior
-keeps the intercepts' ridge (the policy's `ridge`) and gives two further groups — the features'
-effects shared by all actions, and the feature × action interactions — their own prior precision,
-fitted by type-II maximum likelihood (MacKay's fixed point, Bishop 2006 §3.5); the posterior is
-then averaged over the interactions' prior strength, each value weighted by its evidence (so a
-still-uncertain "no interaction" verdict keeps some exploration of personalisation). When the
-evidence says the interactions are noise they are shrunk towards zero and the policy behaves
-like a per-action bandit; when it supports personalisation the interactions are released.
-The narrowed posterior for sampling (σ scaled by 0.5) follows Chapelle & Li (2011), who found
-a scaled-down posterior better than the exact one on real click logs. Pass `prior="fixed"`,
-`exploration=1` to evaluate the production defaults instead; docs/evaluation.md lists the
-measured effect of each.
+Policies run with their production defaults — for the linear ones the hierarchical
+empirical-Bayes prior of `decisioning.prior` — plus one replay default (`REPLAY_DEFAULTS`,
+overridable per run): `linear_ts` samples at `exploration=0.5`, the narrowed posterior Chapelle &
+Li (2011) found better than the exact one on real click logs. docs/evaluation.md lists the
+measured effect of each parameter.
 """
 
 from __future__ import annotations
