@@ -22,6 +22,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import resource
 import sys
@@ -84,6 +85,15 @@ def build_warehouse(path: Path, n: int, day: date, send_at: datetime) -> Warehou
     return wh
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process, or of process `pid` (Linux /proc)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def naive_rate(url: str, now: datetime, max_requests: int, max_seconds: float) -> float:
     """Recipients/s of one `requests.post` per recipient (no session, no batching)."""
     started = time.perf_counter()
@@ -126,20 +136,18 @@ def main() -> None:
     n = args.recipients
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     day = now.date()
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        EmulatorProcess(
-            "sendgrid",
-            "--api-key",
-            API_KEY,
-            "--validate",
-            "sample",
-            "--sample-every",
-            str(args.sample_every),
-            "--record",
-            "counts",
-        ) as emulator,
-    ):
+    server = EmulatorProcess(
+        "sendgrid",
+        "--api-key",
+        API_KEY,
+        "--validate",
+        "sample",
+        "--sample-every",
+        str(args.sample_every),
+        "--record",
+        "counts",
+    )
+    with tempfile.TemporaryDirectory() as tmp, server as emulator:
         t0 = time.perf_counter()
         wh = build_warehouse(Path(tmp) / "warehouse.duckdb", n, day, now + timedelta(hours=1))
         print(
@@ -152,6 +160,8 @@ def main() -> None:
         dest.check()
 
         profile = cProfile.Profile() if args.profile else None
+        emulator_pid = server.process.pid if server.process else None
+        cpu_client, cpu_emulator = cpu_seconds(), cpu_seconds(emulator_pid)
         started = time.perf_counter()
         if profile is not None:
             profile.enable()
@@ -161,6 +171,8 @@ def main() -> None:
         if profile is not None:
             profile.disable()
         elapsed = time.perf_counter() - started
+        cpu_client = cpu_seconds() - cpu_client
+        cpu_emulator = cpu_seconds(emulator_pid) - cpu_emulator
         rate = report.delivered / elapsed
         if profile is not None:
             out = io.StringIO()
@@ -192,6 +204,9 @@ def main() -> None:
         "ratio_vs_naive": round(rate / naive, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "seconds": round(elapsed, 2),
+        "client_cpu_s": round(cpu_client, 2),
+        "emulator_cpu_s": round(cpu_emulator, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "requests": stats["requests"],
         "concurrency": args.concurrency,
         "exactly_once": ok,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from connector_helpers import make_ledger, make_messages, utc_now
 
 from journeyman.connectors.cancel import cancel_scheduled
 from journeyman.connectors.destination import DestinationError
@@ -14,7 +15,6 @@ from journeyman.connectors.file import FileDestination
 from journeyman.connectors.sendgrid import SendGridDestination
 from journeyman.connectors.sync import sync
 from journeyman.sandbox.emulators import SendGridEmulator
-from tests.connector_helpers import make_ledger, make_messages, utc_now
 
 KEY = "SG.cancel-test"
 

@@ -236,9 +236,7 @@ def test_sendgrid_arrow_fast_path_matches_the_per_record_payload(tmp_path):
     odd = msgs[3].to_dict() | {"body": 'quote " back\\ nl\n tab\t ctl\x01 é', "subject": None}
     msgs[3] = type(msgs[3])(**odd)
     batch = MessageBatch.from_messages(msgs)
-    table = pa.table(
-        {f: getattr(batch, f) for f in MESSAGE_FIELDS if f != "tags"}
-    )
+    table = pa.table({f: getattr(batch, f) for f in MESSAGE_FIELDS if f != "tags"})
     dest = SendGridDestination(
         api_key="SG.arrow", from_email="news@shop.example", use_batch_id=False
     )
@@ -270,3 +268,51 @@ def test_render_column_matches_jinja():
     ):
         expected = [render(source, row) for row in table.to_pylist()]
         assert render_column(source, table).to_pylist() == expected
+
+
+def test_arrow_tables_are_dispatched_like_message_lists(tmp_path):
+    """The column-wise filter (Arrow tables) and the per-record one agree: due, scheduled
+    ahead, deferred, already settled, left in flight."""
+    import pyarrow as pa
+
+    from journeyman.connectors.destination import MESSAGE_FIELDS, MessageBatch
+
+    now = utc_now()
+    msgs = (
+        make_messages(6, send_at=now, prefix="due")
+        + make_messages(4, send_at=now + timedelta(hours=10), prefix="ahead")
+        + make_messages(3, send_at=now + timedelta(hours=80), prefix="late")
+    )
+    settled = [m.decision_id for m in msgs[:2]]
+    stuck = [msgs[2].decision_id]
+    outcomes = {}
+    with SendGridEmulator(api_key="SG.paths") as sg:
+        for kind in ("list", "arrow"):
+            ledger = make_ledger(tmp_path / kind, "sendgrid")
+            first = [m for m in msgs if m.decision_id in settled]
+            sync(
+                SendGridDestination(
+                    api_key="SG.paths", from_email="a@shop.example", base_url=sg.url
+                ),
+                ledger,
+                first,
+                now,
+            )
+            ledger.mark_in_flight(stuck, {}, now)
+            batch = MessageBatch.from_messages(msgs)
+            table = pa.table({f: getattr(batch, f) for f in MESSAGE_FIELDS if f != "tags"})
+            given = msgs if kind == "list" else table
+            report = sync(
+                SendGridDestination(
+                    api_key="SG.paths", from_email="a@shop.example", base_url=sg.url
+                ),
+                ledger,
+                given,
+                now,
+                concurrency=2,
+                ledger_chunk=4,  # pieces with and without known records
+            )
+            outcomes[kind] = (report.as_metadata(), ledger.statuses())
+    assert outcomes["list"][0]["delivered"] == 7
+    assert outcomes["list"][0]["deferred"] == 3
+    assert outcomes["arrow"] == outcomes["list"]

@@ -130,6 +130,20 @@ class MessageBatch:
             raise ValueError("column decision_id is missing")
         return cls._over(table, encoded)
 
+    @property
+    def arrow(self) -> Any | None:
+        """The Arrow table behind this batch (None when built from Python lists)."""
+        return self._source
+
+    def filter(self, mask: Any) -> MessageBatch:
+        """The records where `mask` (a pyarrow boolean array) is true (Arrow batches)."""
+        if hasattr(mask, "combine_chunks"):
+            mask = mask.combine_chunks()
+        if self._source is None or isinstance(self.encoded, list):
+            return self.take([i for i, keep in enumerate(mask.to_pylist()) if keep])
+        encoded = None if self.encoded is None else self.encoded.filter(mask)
+        return MessageBatch._over(self._source.filter(mask), encoded)
+
     def take(self, indices: Sequence[int]) -> MessageBatch:
         encoded = None if self.encoded is None else _take(self.encoded, indices)
         if self._source is not None:

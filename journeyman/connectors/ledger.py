@@ -44,6 +44,8 @@ _SETTLED = (
     "delivered_at",
     "batch_id",
 )
+#: what a settle changes when every record was delivered (a mark in flight nulled the error)
+_DELIVERED = tuple(c for c in _SETTLED if c != "error")
 #: columns a new attempt resets
 _MARKED = (
     "status",
@@ -273,7 +275,9 @@ class DeliveryLedger:
         )
         if DeliveryStatus.IN_FLIGHT in statuses:
             table = table.filter(pa.compute.not_equal(status, DeliveryStatus.IN_FLIGHT.value))
-        self._write(table, update=_SETTLED, existing=True)
+        # all delivered (the hot path): the error stays NULL as marked in flight
+        update = _DELIVERED if errors.null_count == n else _SETTLED
+        self._write(table, update=update, existing=True)
 
     def _table(
         self,

@@ -21,7 +21,7 @@ from journeyman.connectors.destination import (
     Destination,
     OutboundMessage,
 )
-from journeyman.connectors.ledger import DeliveryLedger, idempotency_key
+from journeyman.connectors.ledger import LEDGER, DeliveryLedger, idempotency_key
 from journeyman.connectors.render import TemplateError, render, render_column
 from journeyman.connectors.sync import SyncReport, sync
 from journeyman.warehouse import Warehouse
@@ -158,17 +158,28 @@ def _literal(value: str) -> str:
 
 
 def decisions_to_send_arrow(
-    warehouse: Warehouse, day: date, routes: Iterable[tuple[str, str]] | None = None
+    warehouse: Warehouse,
+    day: date,
+    routes: Iterable[tuple[str, str]] | None = None,
+    *,
+    unsettled_for: str | None = None,
 ) -> pa.Table:
     """`decisions_to_send` as one Arrow table, optionally only the (agent, channel) routes
-    given (one destination's share)."""
+    given (one destination's share) and only decisions that destination has not settled yet
+    (delivered, failed permanently or cancelled: a repeated dispatch run reads only the rest)."""
     where = ""
+    if unsettled_for is not None:
+        where += (
+            f" and not exists (select 1 from {LEDGER} l where l.decision_id = d.decision_id "
+            f"and l.destination = {_literal(unsettled_for)} "
+            "and l.status in ('delivered', 'failed_permanent', 'cancelled'))"
+        )
     if routes is not None:
         pairs = sorted(set(routes))
         if not pairs:
-            where = " and false"
+            where += " and false"
         else:
-            where = (
+            where += (
                 " and ("
                 + " or ".join(
                     f"(d.agent = {_literal(a)} and d.channel = {_literal(c)})" for a, c in pairs
@@ -354,11 +365,11 @@ def deliver_day(
     **options: Any,
 ) -> tuple[SyncReport, int]:
     """Deliver the day's decisions routed to `destination` (what a sync asset runs): read
-    them from the warehouse, render column-wise, sync through the ledger. Returns the report
-    and the number of decisions routed here."""
+    those it has not settled yet from the warehouse, render column-wise, sync through the
+    ledger. Returns the report and the number of unsettled decisions routed here."""
     name = destination.name
     routes = [route for route, target in destination_for.items() if target == name]
-    table = decisions_to_send_arrow(warehouse, day, routes)
+    table = decisions_to_send_arrow(warehouse, day, routes, unsettled_for=name)
     box = build_outbox_tables(table, creatives, destination_for).get(name)
     report = sync(
         destination,

@@ -19,12 +19,13 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyman.connectors.destination import (
     AuthError,
@@ -369,9 +370,50 @@ def _sync(
     high = (now + window[1]).strftime(_ISO) if window and window[1] is not None else None
     sender = _Sender(destination, now, retry, bucket, report)
     pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
+    # with a pool, ledger commits run on their own thread: this one filters and encodes the
+    # next chunk meanwhile (a commit mostly waits for the disk)
+    writer = (
+        ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        if pool is not None and not destination.reconcile_needs_content
+        else None
+    )
+    job: Future[_Chunk | None] | None = None
     pending: _Chunk | None = None
+
+    def advance(pending: _Chunk | None, todo: MessageBatch, counts: list[int]) -> _Chunk | None:
+        """Settle the previous chunk and mark this one in flight in one transaction, then
+        start this chunk's requests (none once the vendor refused the credentials)."""
+        if pending is not None:
+            _collect(pending)  # HTTP outside the transaction
+        with ledger.transaction():
+            if pending is not None:
+                _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
+            if sender.auth_failed is not None:
+                return None
+            ledger.mark_in_flight_bulk(todo.decision_id, counts, now, send_at=todo.send_at)
+        return _start_chunk(todo, counts, sender, pool, size)
+
+    # Arrow tables without repeated decision ids are filtered column-wise: records the
+    # ledger does not know yet need no per-record Python (the dispatch window is one compare)
+    unique = hasattr(messages, "to_batches") and _unique_ids(messages)
+    known_ids = pa.array(list(status_of), pa.string()) if unique and status_of else None
     try:
         for piece in _as_batches(messages, chunk, destination, now):
+            if unique:
+                fresh = _fresh_due(piece, known_ids, due_by, low, high)
+                if fresh is not None:
+                    keep_mask, n_keep = fresh
+                    report.deferred += len(piece) - n_keep
+                    if not n_keep:
+                        continue
+                    todo = piece if n_keep == len(piece) else piece.filter(keep_mask)
+                    counts = [1] * n_keep  # first attempts: the ledger has none of them
+                    pending, job, stop = _dispatch(
+                        todo, counts, pending, job, writer, advance, sender
+                    )
+                    if stop:
+                        break
+                    continue
             keep: list[int] = []
             stuck: list[int] = []
             for i, (d, send_at) in enumerate(zip(piece.decision_id, piece.send_at, strict=True)):
@@ -402,24 +444,19 @@ def _sync(
             if not keep:
                 continue
             todo = piece if len(keep) == len(piece) else piece.take(keep)
-            # pipelined: the previous chunk's outcomes and this chunk's in-flight mark are
-            # committed together (one transaction), before this chunk's requests start; with
-            # a pool, the previous chunk's HTTP overlapped this chunk's filtering and encoding
-            if pending is not None:
-                _collect(pending)  # HTTP outside the transaction
-            with ledger.transaction():
-                if pending is not None:
-                    _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
-                    pending = None
-                if sender.auth_failed is None:
-                    _mark_chunk(todo, ledger, now, attempts, status_of)
-            if sender.auth_failed is not None:
+            counts = _claim(todo, attempts, status_of)  # this run's view, before any commit
+            pending, job, stop = _dispatch(todo, counts, pending, job, writer, advance, sender)
+            if stop:
                 break
-            pending = _start_chunk(todo, attempts, sender, pool, size)
+        if job is not None:
+            pending = job.result()
+            job = None
         if pending is not None:
             _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
             pending = None
     finally:
+        if writer is not None:
+            writer.shutdown()
         if pool is not None:
             pool.shutdown()
     log.info(
@@ -482,30 +519,80 @@ class _Chunk:
     done: list[BatchResult] | None = None
 
 
-def _mark_chunk(
+def _unique_ids(table: Any) -> bool:
+    """Whether a pyarrow Table's decision ids are all different (one hash pass)."""
+    ids = table.column("decision_id")
+    return ids.null_count == 0 and pc.count_distinct(ids).as_py() == table.num_rows
+
+
+def _fresh_due(
+    piece: MessageBatch,
+    known_ids: Any,
+    due_by: str,
+    low: str | None,
+    high: str | None,
+) -> tuple[Any, int] | None:
+    """Column-wise filter of an Arrow piece none of whose records the ledger knows: (mask of
+    the records to send now, how many); None when some are known (the per-record path)."""
+    source = piece.arrow
+    if source is None:
+        return None
+    ids = source.column("decision_id")
+    if known_ids is not None and pc.any(pc.is_in(ids, value_set=known_ids)).as_py():
+        return None
+    send_at = source.column("send_at")
+    if send_at.null_count:
+        return None
+    due = pc.less_equal(send_at, due_by)
+    if low is not None:
+        ahead = pc.greater_equal(send_at, low)
+        if high is not None:
+            ahead = pc.and_(ahead, pc.less_equal(send_at, high))
+        due = pc.or_(due, ahead)
+    return due, pc.sum(due).as_py() or 0
+
+
+def _dispatch(
     todo: MessageBatch,
-    ledger: DeliveryLedger,
-    now: datetime,
-    attempts: dict[str, int],
-    status_of: dict[str, str],
-) -> None:
-    """Commit the chunk in flight (with attempt numbers) before any of its requests."""
+    counts: list[int],
+    pending: _Chunk | None,
+    job: Future[_Chunk | None] | None,
+    writer: ThreadPoolExecutor | None,
+    advance: Callable[[_Chunk | None, MessageBatch, list[int]], _Chunk | None],
+    sender: _Sender,
+) -> tuple[_Chunk | None, Future[_Chunk | None] | None, bool]:
+    """Hand a chunk on: the previous chunk's outcomes and this chunk's in-flight mark are
+    committed together (one transaction) before this chunk's requests start. With a pool, the
+    commit runs on the ledger thread while this one prepares the next chunk (at most one
+    commit ahead). Returns (pending, job, stop)."""
+    if writer is not None:
+        if job is not None:
+            pending = job.result()  # errors surface here
+            job = None
+        if sender.auth_failed is not None:
+            return pending, None, True
+        return None, writer.submit(advance, pending, todo, counts), False
+    pending = advance(pending, todo, counts)
+    return pending, None, sender.auth_failed is not None or pending is None
+
+
+def _claim(todo: MessageBatch, attempts: dict[str, int], status_of: dict[str, str]) -> list[int]:
+    """This run's view of a chunk about to be marked in flight: attempt numbers, status."""
     ids = todo.decision_id
     counts = [attempts.get(d, 0) + 1 for d in ids]
-    ledger.mark_in_flight_bulk(ids, counts, now, send_at=todo.send_at)
     attempts.update(zip(ids, counts, strict=True))
     status_of.update(dict.fromkeys(ids, DeliveryStatus.IN_FLIGHT.value))
+    return counts
 
 
 def _start_chunk(
     todo: MessageBatch,
-    attempts: dict[str, int],
+    counts: list[int],
     sender: _Sender,
     pool: ThreadPoolExecutor | None,
     size: int,
 ) -> _Chunk:
     """Start the chunk's requests (in the pool), or leave them to `_finish_chunk`."""
-    counts = [attempts[d] for d in todo.decision_id]
     pieces = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
     if pool is not None:
         results: Any = [pool.submit(sender.deliver, p) for p in pieces]
