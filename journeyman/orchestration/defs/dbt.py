@@ -1,6 +1,7 @@
 """dbt models as Dagster assets, built as of the partition's logical date."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -38,4 +39,7 @@ def warehouse_models(
     ensure_feature_columns(wh, discover_features(dbt_project.manifest_path))
     run_vars = json.dumps({"run_date": context.partition_key})
     args = ["build", "--vars", run_vars, "--exclude-resource-type", "unit_test"]
-    yield from dbt.cli(args, context=context).stream()
+    # One target folder reused by every run (the warehouse pool runs one build at a time);
+    # dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
+    target = Path(dbt_project.project_dir) / "target" / "daily_build"
+    yield from dbt.cli(args, context=context, target_path=target).stream()
