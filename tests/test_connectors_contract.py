@@ -242,6 +242,8 @@ def test_sendgrid_arrow_fast_path_matches_the_per_record_payload(tmp_path):
     )
     encoded = [orjson.loads(x) for x in dest.encode_arrow(table, now).to_pylist()]
     assert encoded == dest.payload(batch, now)["personalizations"]
+    plain = [orjson.loads(x) for x in dest.encode_arrow(table.slice(4), now).to_pylist()]
+    assert plain == dest.payload(batch.slice(4, 2500), now)["personalizations"]  # no escapes
     with SendGridEmulator(api_key="SG.arrow") as sg:
         dest = SendGridDestination(
             api_key="SG.arrow", from_email="news@shop.example", base_url=sg.url

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
@@ -294,14 +295,15 @@ class DeliveryLedger:
         keys: bool = True,
     ) -> pa.Table:
         n = len(decision_ids)
-        ids = decision_ids if isinstance(decision_ids, pa.Array) else pa.array(decision_ids)
+        ids = _arrow(decision_ids)
         if ids.type != pa.string():
             ids = ids.cast(pa.string())
         if send_at is None:
             due = pa.nulls(n, pa.timestamp("us"))
         else:
-            text = send_at if isinstance(send_at, pa.Array) else pa.array(send_at, pa.string())
-            due = pa.compute.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="us")
+            due = pa.compute.strptime(
+                _arrow(send_at, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="us"
+            )
         return pa.Table.from_arrays(
             [
                 ids,
@@ -386,6 +388,15 @@ class DeliveryLedger:
             missing = [r for r in rows if r["decision_id"] not in present]
             if missing:
                 append_arrow(conn, LEDGER, pa.Table.from_pylist(missing, schema=_SCHEMA))
+
+
+def _arrow(values: Any, type: pa.DataType | None = None) -> pa.Array:
+    """A list, Array or ChunkedArray as one Arrow Array."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values, type)
 
 
 def _delivered_at(status: pa.Array, now: datetime) -> pa.Array:

@@ -253,27 +253,50 @@ class SendGridDestination(HttpDestination):
             "",
         )
         subject = table.column("subject")
+        text = {
+            "to": table.column("to"),
+            "decision_id": table.column("decision_id"),
+            "agent": table.column("agent"),
+            "message_id": table.column("message_id"),
+            "subject": subject,
+            "body": body,
+        }
+        # one scan for characters JSON must escape; usually none, and each value is then
+        # quoted by the literal parts around it (no per-column escaping pass)
+        everything = pc.binary_join_element_wise(*(pc.fill_null(c, "") for c in text.values()), "")
+        clean = not pc.any(pc.match_substring_regex(everything, _NEEDS_ESCAPE)).as_py()
+
+        def quoted(name: str) -> list[Any]:
+            column = text[name]
+            return ['"', column, '"'] if clean else [_json_text(column)]
+
         subject_part = pc.fill_null(
-            pc.binary_join_element_wise(',"subject":', _json_text(subject), ""), ""
+            pc.binary_join_element_wise(',"subject":', *quoted("subject"), ""), ""
         )
-        return pc.binary_join_element_wise(
+        parts: list[Any] = [
             '{"to":[{"email":',
-            _json_text(table.column("to")),
+            *quoted("to"),
             '}],"custom_args":{"decision_id":',
-            _json_text(table.column("decision_id")),
+            *quoted("decision_id"),
             ',"agent":',
-            _json_text(table.column("agent")),
+            *quoted("agent"),
             ',"message_id":',
-            _json_text(table.column("message_id")),
+            *quoted("message_id"),
             "}",
             subject_part,
             ',"substitutions":{"' + BODY_TAG + '":',
-            _json_text(body),
+            *quoted("body"),
             "}",
             send_at,
             "}",
-            "",
-        )
+        ]
+        merged: list[Any] = []
+        for part in parts:  # adjacent literals become one
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        return pc.binary_join_element_wise(*merged, "")
 
     def _envelope(self) -> tuple[bytes, bytes]:
         """The request body around the personalizations array (substitution mode)."""

@@ -380,7 +380,9 @@ def _sync(
     job: Future[_Chunk | None] | None = None
     pending: _Chunk | None = None
 
-    def advance(pending: _Chunk | None, todo: MessageBatch, counts: list[int]) -> _Chunk | None:
+    def advance(
+        pending: _Chunk | None, todo: MessageBatch, counts: list[int], tracked: bool = True
+    ) -> _Chunk | None:
         """Settle the previous chunk and mark this one in flight in one transaction, then
         start this chunk's requests (none once the vendor refused the credentials)."""
         if pending is not None:
@@ -390,8 +392,10 @@ def _sync(
                 _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
             if sender.auth_failed is not None:
                 return None
-            ledger.mark_in_flight_bulk(todo.decision_id, counts, now, send_at=todo.send_at)
-        return _start_chunk(todo, counts, sender, pool, size)
+            ledger.mark_in_flight_bulk(_ids(todo), counts, now, send_at=_send_ats(todo))
+        started = _start_chunk(todo, counts, sender, pool, size)
+        started.tracked = tracked
+        return started
 
     # Arrow tables without repeated decision ids are filtered column-wise: records the
     # ledger does not know yet need no per-record Python (the dispatch window is one compare)
@@ -409,7 +413,7 @@ def _sync(
                     todo = piece if n_keep == len(piece) else piece.filter(keep_mask)
                     counts = [1] * n_keep  # first attempts: the ledger has none of them
                     pending, job, stop = _dispatch(
-                        todo, counts, pending, job, writer, advance, sender
+                        todo, counts, pending, job, writer, advance, sender, tracked=False
                     )
                     if stop:
                         break
@@ -517,12 +521,28 @@ class _Chunk:
     results: Any
     sender: _Sender
     done: list[BatchResult] | None = None
+    tracked: bool = True  # kept in the run's status_of (per-record path)
+
+
+def _ids(batch: MessageBatch) -> Any:
+    """Decision ids as Arrow (no Python list) when the batch is Arrow-backed."""
+    source = batch.arrow
+    return batch.decision_id if source is None else source.column("decision_id")
+
+
+def _send_ats(batch: MessageBatch) -> Any:
+    source = batch.arrow
+    return batch.send_at if source is None else source.column("send_at")
 
 
 def _unique_ids(table: Any) -> bool:
     """Whether a pyarrow Table's decision ids are all different (one hash pass)."""
     ids = table.column("decision_id")
-    return ids.null_count == 0 and pc.count_distinct(ids).as_py() == table.num_rows
+    if ids.null_count:
+        return False
+    if len(ids) > 1 and pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
+        return True  # strictly increasing (sorted input): no repeats, no hashing
+    return pc.count_distinct(ids).as_py() == table.num_rows
 
 
 def _fresh_due(
@@ -558,8 +578,10 @@ def _dispatch(
     pending: _Chunk | None,
     job: Future[_Chunk | None] | None,
     writer: ThreadPoolExecutor | None,
-    advance: Callable[[_Chunk | None, MessageBatch, list[int]], _Chunk | None],
+    advance: Callable[..., _Chunk | None],
     sender: _Sender,
+    *,
+    tracked: bool = True,
 ) -> tuple[_Chunk | None, Future[_Chunk | None] | None, bool]:
     """Hand a chunk on: the previous chunk's outcomes and this chunk's in-flight mark are
     committed together (one transaction) before this chunk's requests start. With a pool, the
@@ -571,8 +593,8 @@ def _dispatch(
             job = None
         if sender.auth_failed is not None:
             return pending, None, True
-        return None, writer.submit(advance, pending, todo, counts), False
-    pending = advance(pending, todo, counts)
+        return None, writer.submit(advance, pending, todo, counts, tracked), False
+    pending = advance(pending, todo, counts, tracked)
     return pending, None, sender.auth_failed is not None or pending is None
 
 
@@ -621,7 +643,6 @@ def _finish_chunk(
     on_batch: Callable[[int], None] | None,
 ) -> None:
     todo, counts, pieces = chunk.todo, chunk.counts, chunk.pieces
-    ids = todo.decision_id
     results = _collect(chunk)
     outcome = BatchResult([], [], [])
     for piece, result in zip(pieces, results, strict=True):
@@ -635,9 +656,9 @@ def _finish_chunk(
             on_batch(len(piece))
     report.sent += len(todo)
     report._count(outcome.statuses, outcome.errors)
-    all_delivered = outcome.statuses.count(DeliveryStatus.DELIVERED) == len(ids)
+    all_delivered = outcome.statuses.count(DeliveryStatus.DELIVERED) == len(todo)
     if not all_delivered:
-        for d, s, e in zip(ids, outcome.statuses, outcome.errors, strict=True):
+        for d, s, e in zip(todo.decision_id, outcome.statuses, outcome.errors, strict=True):
             if (
                 s == DeliveryStatus.FAILED_PERMANENT
                 and e
@@ -645,7 +666,10 @@ def _finish_chunk(
             ):
                 report.invalid_recipients.append(d)
     # UNKNOWN outcomes stay in flight
-    ledger.settle_bulk(ids, outcome, counts, now, batch_id=destination.send_group())
+    ledger.settle_bulk(_ids(todo), outcome, counts, now, batch_id=destination.send_group())
+    if not chunk.tracked:  # records this run's view never held (column-wise path)
+        return
+    ids = todo.decision_id
     if all_delivered:
         status_of.update(dict.fromkeys(ids, DeliveryStatus.DELIVERED.value))
     else:

@@ -189,11 +189,17 @@ class SendGridEmulator(Emulator):
 
     def _schedule(self, batch_id: str, personalizations: list[Any], default: Any) -> None:
         """Remember the batch's scheduled messages (so a cancel can withdraw them)."""
-        due = [
-            ((p.get("custom_args") or {}).get("decision_id"), p.get("send_at", default))
-            for p in personalizations
-        ]
-        due = [(d, at) for d, at in due if d and at]
+        if default:
+            due = [
+                ((p.get("custom_args") or {}).get("decision_id"), p.get("send_at", default))
+                for p in personalizations
+            ]
+        else:  # one pass over the scheduled ones only
+            due = [
+                ((p.get("custom_args") or {}).get("decision_id"), p["send_at"])
+                for p in personalizations
+                if "send_at" in p
+            ]
         if due:
             with self.lock:
                 self._scheduled.setdefault(batch_id, []).extend(due)
@@ -205,7 +211,7 @@ class SendGridEmulator(Emulator):
         now = time.time()
         with self.lock:
             for decision_id, at in self._scheduled.pop(batch_id, []):
-                if at > now and decision_id not in self.cancelled:
+                if decision_id and at and at > now and decision_id not in self.cancelled:
                     self.cancelled.add(decision_id)
                     self.counts[decision_id] -= 1
                     if self.counts[decision_id] <= 0:
