@@ -130,6 +130,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--sample-every", type=int, default=100)
     parser.add_argument(
+        "--ledger-chunk", type=int, default=None, help="records per ledger commit (engine default)"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="cProfile the sync (main thread) to stderr"
     )
     args = parser.parse_args()
@@ -166,7 +169,14 @@ def main() -> None:
         if profile is not None:
             profile.enable()
         report, routed = deliver_day(
-            wh, day, dest, CREATIVES, ROUTES, now, concurrency=args.concurrency
+            wh,
+            day,
+            dest,
+            CREATIVES,
+            ROUTES,
+            now,
+            concurrency=args.concurrency,
+            ledger_chunk=args.ledger_chunk,
         )
         if profile is not None:
             profile.disable()
@@ -209,6 +219,7 @@ def main() -> None:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "requests": stats["requests"],
         "concurrency": args.concurrency,
+        "ledger_chunk": args.ledger_chunk,
         "exactly_once": ok,
         "validation_errors": len(stats["validation_errors"]),
         "peer": "naive one-request-per-recipient requests.post loop, same emulator, same run",
