@@ -6,7 +6,8 @@ into four arms served side by side on the same days: `linear_ts` (the agent's po
 `rule_based` (the static journey) and `uniform_random` — sticky assignment within the agent,
 which also holds out 10 % — and an `oracle` that reads the world's ground truth and picks, per
 customer and day, the allowed action with the highest expected goal value (revenue minus the
-agent's unsubscribe/complaint penalties times their probabilities) — a myopic upper reference.
+agent's penalty per unsubscribe and per complaint times their probabilities) — a myopic upper
+reference.
 The oracle runs as a twin agent on its own 22.5 % of the audience so that its choices, made on
 latent traits, never enter the learning agent's statistics. Every day runs through the real
 Dagster job (dbt build → decisions → deliveries) exactly as `journeyman demo` does.
@@ -19,7 +20,8 @@ with a normal 95 % interval:
   a customer happened to order at all (≈ ±2 per seed at 5000 customers).
 - `expected_value_per_customer` (decision quality under the ground truth): the sum, over the
   customer's decisions, of the world's expected 7-day incremental revenue of the chosen action
-  minus the agent's penalties times the opt-out probability, read from the world's truth as it
+  minus the agent's penalties times the unsubscribe / complaint probabilities (`Reward.penalty`:
+  what the agent's learning reward subtracts), read from the world's truth as it
   stood when the decision was made (sending nothing, a held-out or a blocked decision: 0). It
   removes the outcome noise — the standard regret-style measure of bandit simulations — and is
   what the oracle maximizes day by day.
@@ -83,8 +85,7 @@ class Oracle(Policy):
                 window_days=goal.attribution_window_days,
             )
             value = reward.revenue if goal.metric == "revenue" else reward.conversion
-            penalty = goal.penalties.get("unsubscribe", 0.0) + goal.penalties.get("complaint", 0.0)
-            values[:, a] = value - penalty * reward.opt_out
+            values[:, a] = value - reward.penalty(goal.penalties)
         masked = np.where(allowed, values, -np.inf)
         action = np.where(allowed.any(axis=1), masked.argmax(axis=1), -1)
         return Choice(action=action, propensity=np.ones(len(ids)))
@@ -174,7 +175,6 @@ def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> 
         """
     )
     truth, goal, tags = _WORLD["world"].truth, _WORLD["goal"], _WORLD["tags"]
-    penalty = goal.penalties.get("unsubscribe", 0.0) + goal.penalties.get("complaint", 0.0)
     out: dict[str, float] = {}
     groups: dict[tuple, list[str]] = {}
     for customer, channel, hour, message in rows:
@@ -187,7 +187,7 @@ def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> 
             gain = reward.revenue - reward.baseline_revenue
         else:
             gain = reward.conversion - reward.baseline_conversion
-        for customer, value in zip(ids, gain - penalty * reward.opt_out, strict=True):
+        for customer, value in zip(ids, gain - reward.penalty(goal.penalties), strict=True):
             out[customer] = float(value)
     return out
 
@@ -222,7 +222,6 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     ids = np.array([r[0] for r in rows])
     x = np.array([[float(v) for v in r[1 : 1 + len(features)]] for r in rows])
     can = np.array([r[1 + len(features) :] for r in rows], dtype=bool)
-    penalty = goal.penalties.get("unsubscribe", 0.0) + goal.penalties.get("complaint", 0.0)
     values = np.zeros((len(ids), space.size))
     allowed = np.ones_like(values, dtype=bool)
     channel_index = {"email": 0, "sms": 1, "push": 2}
@@ -240,7 +239,7 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
             if goal.metric == "revenue"
             else reward.conversion - reward.baseline_conversion
         )
-        values[:, a] = gain - penalty * reward.opt_out
+        values[:, a] = gain - reward.penalty(goal.penalties)
         allowed[:, a] = can[:, channel_index[channel]]
     rows_idx = np.arange(len(ids))
 

@@ -52,6 +52,13 @@ class Reward:
     baseline_conversion: np.ndarray  # same, had nothing been sent
     baseline_revenue: np.ndarray
     opt_out: np.ndarray  # P(unsubscribe or complaint caused by the message; 0 for no send)
+    unsubscribe: np.ndarray  # P(an unsubscribe event); 0 for no send
+    complaint: np.ndarray  # P(a complaint event: e-mail only); 0 for no send
+
+    def penalty(self, penalties: Mapping[str, float]) -> np.ndarray:
+        """Expected goal penalty, Σ penalty × P(event), as the agent's learning reward counts it."""
+        per_unsubscribe = penalties.get("unsubscribe", 0.0)
+        return per_unsubscribe * self.unsubscribe + penalties.get("complaint", 0.0) * self.complaint
 
     @property
     def incremental_conversion(self) -> np.ndarray:
@@ -138,7 +145,10 @@ class GroundTruth:
         conversion = 1 - (1 - p_org) * (1 - p_inc)
         revenue = value * (p_org * pay_org + p_inc * resp.pay)
         opt_out = np.where(send, resp.opt_out, 0.0)
-        return Reward(conversion, revenue, base_conv, base_rev, opt_out)
+        unsubscribe = np.where(send, resp.delivered * resp.unsubscribe, 0.0)
+        email = actions.channel == 0
+        complaint = np.where(send & email, resp.delivered * resp.complaint, 0.0)
+        return Reward(conversion, revenue, base_conv, base_rev, opt_out, unsubscribe, complaint)
 
     def best_actions(
         self,
