@@ -343,9 +343,7 @@ def build_outbox_tables(
         )
     out: dict[str, OutboxTable] = {}
     for name, parts in pieces.items():
-        messages = (
-            pa.concat_tables(parts).combine_chunks() if parts else OUTBOX_SCHEMA.empty_table()
-        )
+        messages = pa.concat_tables(parts) if parts else OUTBOX_SCHEMA.empty_table()
         if len(parts) > 1:
             messages = messages.take(pc.sort_indices(messages, [("decision_id", "ascending")]))
         refused = sorted(rejected[name], key=lambda r: r.decision_id)
