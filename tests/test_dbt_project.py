@@ -294,6 +294,8 @@ EVENTS = [
 ]
 
 FEATURE_COLUMNS = {
+    "order_hour_cos",
+    "order_hour_sin",
     "tenure_days",
     "order_count",
     "orders_last_90d",
@@ -478,6 +480,10 @@ def test_customer_features_hand_computed(build: Build) -> None:
     assert c1["total_revenue"] == pytest.approx(100.0)
     assert c1["avg_order_value"] == pytest.approx(100.0 / 3)
     assert c1["days_since_last_order"] == 5  # 2024-02-25 -> 2024-03-01 (leap year)
+    # three orders at 10:00 UTC = 05:00 in New York (EST): direction 5 h, length 3 / (3 + 1)
+    angle = 5 * math.pi / 12
+    assert c1["order_hour_cos"] == pytest.approx(0.75 * math.cos(angle))
+    assert c1["order_hour_sin"] == pytest.approx(0.75 * math.sin(angle))
     assert c1["has_ordered"] == 1
     assert c1["tenure_days"] == 60
     assert c1["ipi_mean_days"] == pytest.approx(23.0)  # intervals 31 and 15 days
@@ -512,6 +518,7 @@ def test_customer_without_history_gets_defaults(build: Build) -> None:
     assert c2["last_message_at"] is None
     assert c2["email_open_rate"] == pytest.approx((2 + 0.16 * 100) / (2 + 100))
     assert c2["ipi_mean_days"] == pytest.approx(23.0)  # population mean (only c1 has 2+ orders)
+    assert c2["order_hour_cos"] == c2["order_hour_sin"] == 0.0  # no orders: no direction
     for column in FEATURE_COLUMNS:
         assert c2[column] is not None, column
 

@@ -19,3 +19,9 @@
 {% macro add_days(ts, days) -%}
     ({{ ts }} + ({{ days }}) * interval '1 day')
 {%- endmacro %}
+
+{# Local clock hour (fractional, 0 ≤ h < 24) of a naive UTC timestamp in an IANA time zone.
+   Postgres: extract(epoch from ((ts at time zone 'UTC') at time zone tz)::time) / 3600. #}
+{% macro local_hour(utc_ts, time_zone) -%}
+    (extract(epoch from cast(timezone({{ time_zone }}, timezone('UTC', {{ utc_ts }})) as time)) / 3600.0)
+{%- endmacro %}

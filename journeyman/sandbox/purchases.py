@@ -13,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from journeyman.sandbox.population import Traits
+from journeyman.sandbox.randomness import day_of
+from journeyman.sandbox.regions import utc_offsets_hours
 
 PROSPECT_FACTOR = 0.35  # first-purchase rate of a prospect relative to λ
 AMOUNT_SIGMA = 0.30  # order-to-order spread around the customer's median value
+ORDER_AT_PREF_HOUR = 0.6  # share of orders placed around the customer's own preferred hour
 #: relative frequency of orders by local clock hour (evening-heavy, quiet at night)
 ORDER_HOUR_WEIGHTS = np.array(
     [
@@ -86,13 +89,37 @@ def order_categories(rng: np.random.Generator, traits: Traits, idx: np.ndarray) 
 
 
 def order_seconds(
-    rng: np.random.Generator, traits: Traits, idx: np.ndarray, day_offsets: np.ndarray
+    rng: np.random.Generator,
+    traits: Traits,
+    idx: np.ndarray,
+    offsets_hours: np.ndarray,
 ) -> np.ndarray:
-    """Seconds after UTC midnight of orders placed on a UTC day, at realistic local hours."""
+    """Seconds after UTC midnight of orders placed on a UTC day, at realistic local hours.
+
+    People shop when they are active: an order falls around the customer's own preferred hour
+    (normal, their hour width) with probability ORDER_AT_PREF_HOUR, otherwise at the population's
+    hour profile (ORDER_HOUR_WEIGHTS). `offsets_hours`: each order's UTC offset (hours).
+    """
     p = ORDER_HOUR_WEIGHTS / ORDER_HOUR_WEIGHTS.sum()
-    local = rng.choice(24, size=len(idx), p=p) * 3600 + rng.integers(0, 3600, size=len(idx))
-    utc = local - np.round(day_offsets[traits.region[idx]] * 3600).astype(np.int64)
+    n = len(idx)
+    profile = rng.choice(24, size=n, p=p) + rng.random(n)
+    own = traits.pref_hour[idx] + traits.hour_width[idx] * rng.standard_normal(n)
+    local_hours = np.where(rng.random(n) < ORDER_AT_PREF_HOUR, own, profile)
+    local = np.mod(np.floor(local_hours * 3600).astype(np.int64), 86400)
+    utc = local - np.round(np.asarray(offsets_hours) * 3600).astype(np.int64)
     return np.mod(utc, 86400)
+
+
+def history_order_times(
+    rng: np.random.Generator, traits: Traits, idx: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """The history's order times (fractional day numbers) moved to realistic hours of their
+    UTC day, with each day's own UTC offsets (daylight saving included)."""
+    days = np.floor(times).astype(np.int64)
+    unique, inverse = np.unique(days, return_inverse=True)
+    offsets = np.stack([utc_offsets_hours(day_of(int(d))) for d in unique])  # (days, regions)
+    seconds = order_seconds(rng, traits, idx, offsets[inverse.reshape(-1), traits.region[idx]])
+    return days + seconds / 86400.0
 
 
 def draw_history(

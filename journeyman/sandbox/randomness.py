@@ -7,7 +7,7 @@ re-running one) gives the same world as running them in one.
 from __future__ import annotations
 
 import zlib
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -17,6 +17,11 @@ _EPOCH = date(1970, 1, 1)
 def day_number(day: date) -> int:
     """Days since 1970-01-01 (the integer day used throughout the world's state)."""
     return (day - _EPOCH).days
+
+
+def day_of(number: int) -> date:
+    """The date of a day number (inverse of day_number)."""
+    return _EPOCH + timedelta(days=number)
 
 
 def stream(seed: int, purpose: str, day: date | None = None) -> np.random.Generator:

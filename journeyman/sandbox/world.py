@@ -41,6 +41,7 @@ from journeyman.sandbox.purchases import (
     buy_probability,
     cycle_rate,
     draw_history,
+    history_order_times,
     order_amounts,
     order_categories,
     order_seconds,
@@ -207,6 +208,7 @@ class SandboxWorld:
         start_day = day_number(start)
         signup_at = day_time(traits.signup_day + rng.random(n_customers) * 0.999)
         idx, times, alive, last_day, n_orders = draw_history(rng, traits, start_day)
+        times = history_order_times(stream(self.seed, "history-hours"), traits, idx, times)
         order = np.lexsort((idx, times))
         idx, times = idx[order], times[order]
         ordered_at = day_time(times)
@@ -458,7 +460,7 @@ class SandboxWorld:
         p = np.where(state.alive, buy_probability(mu, today - state.last_order_day, 1.0), 0.0)
         idx = np.flatnonzero(u < p)
         pay = np.where(state.coupon_until[idx] >= today, state.coupon_pay[idx], 1.0)
-        seconds = order_seconds(rng, traits, idx, utc_offsets_hours(day))
+        seconds = order_seconds(rng, traits, idx, utc_offsets_hours(day)[traits.region[idx]])
         at = np.datetime64(day, "us") + (seconds * 1_000_000).astype("timedelta64[us]")
         ids = numbered(f"ord-{day:%Y%m%d}-", idx, 7)
         loads.orders.append(

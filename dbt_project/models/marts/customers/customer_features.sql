@@ -144,6 +144,9 @@ joined as (
         affinities.affinity_{{ category }},
         {%- endfor %}
 
+        cast(coalesce(order_stats.order_hour_cos, 0) as double precision) as order_hour_cos,
+        cast(coalesce(order_stats.order_hour_sin, 0) as double precision) as order_hour_sin,
+
         engagement.email_open_rate,
         engagement.email_click_rate,
         engagement.sms_click_rate,
