@@ -49,6 +49,9 @@ def test_sendgrid_events_reach_the_warehouse_once_and_forgeries_never(tmp_path):
             stored = receiver.stored()
             assert len(stored) == 10
             assert {r[1] for r in stored} == {m.decision_id for m in messages}
+            # custom_args carry the customer too: each event names its decision's customer
+            owner = {m.decision_id: m.customer_id for m in messages}
+            assert all(r[2] == owner[r[1]] for r in stored)
             assert {r[4] for r in stored} == {"delivered", "open"}
             forged = requests.post(
                 url,

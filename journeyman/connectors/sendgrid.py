@@ -2,9 +2,9 @@
 
 One personalization per recipient carries the rendered subject, the body (as a substitution of
 the shared `-journeyman_body-` content tag, or `dynamic_template_data` with a dynamic template),
-`custom_args` with the decision id (SendGrid echoes them in every event webhook, so outcomes
-join back to decisions) and `send_at` when the send is scheduled (at most 72 h ahead; later
-records are deferred by the engine). All requests of one run share one `batch_id`
+`custom_args` with the decision and customer ids (SendGrid echoes them in every event webhook,
+so outcomes join back to decisions) and `send_at` when the send is scheduled (at most 72 h
+ahead; later records are deferred by the engine). All requests of one run share one `batch_id`
 (`POST /v3/mail/batch`), so a run's scheduled sends can be paused or cancelled together.
 
 Reconciliation: SendGrid has no idempotency key. With `activity_lookup=True` (the Email
@@ -186,8 +186,9 @@ class SendGridDestination(HttpDestination):
         personalizations = []
         template = self.template_id is not None
         cache: dict[str, int | None] = {}
-        for d, agent, mid, to, subject, body, send_at in zip(
+        for d, customer, agent, mid, to, subject, body, send_at in zip(
             batch.decision_id,
+            batch.customer_id,
             batch.agent,
             batch.message_id,
             batch.to,
@@ -198,7 +199,12 @@ class SendGridDestination(HttpDestination):
         ):
             p: dict[str, Any] = {
                 "to": [{"email": to}],
-                "custom_args": {"decision_id": d, "agent": agent, "message_id": mid},
+                "custom_args": {
+                    "decision_id": d,
+                    "customer_id": customer,
+                    "agent": agent,
+                    "message_id": mid,
+                },
             }
             if template:
                 p["dynamic_template_data"] = {"subject": subject, "body": body}
@@ -256,6 +262,7 @@ class SendGridDestination(HttpDestination):
         text = {
             "to": table.column("to"),
             "decision_id": table.column("decision_id"),
+            "customer_id": table.column("customer_id"),
             "agent": table.column("agent"),
             "message_id": table.column("message_id"),
             "subject": subject,
@@ -278,6 +285,8 @@ class SendGridDestination(HttpDestination):
             *quoted("to"),
             '}],"custom_args":{"decision_id":',
             *quoted("decision_id"),
+            ',"customer_id":',
+            *quoted("customer_id"),
             ',"agent":',
             *quoted("agent"),
             ',"message_id":',

@@ -299,7 +299,8 @@ class SendGridEmulator(Emulator):
                         "event": kind,
                         "sg_event_id": self.next_id("")[:22],
                         "sg_message_id": d.provider_id,
-                        "decision_id": d.decision_id,
+                        # SendGrid echoes the personalization's custom_args in every event
+                        **(d.custom_args or {"decision_id": d.decision_id}),
                     }
                 )
         if not events:
