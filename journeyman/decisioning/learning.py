@@ -218,16 +218,33 @@ def fit_posterior(
     """Combine per-action statistics with the action features into the linear posterior."""
     design = design_statistics(stats, actions, action_ids)
     d1, p = design.shape
+    mu, noise2, cov = ridge_posterior(design, np.full(d1 * p, ridge))
+    return posterior_of(design, mu, cov, noise2)
+
+
+def ridge_posterior(
+    design: Design, prior_precision: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Mean, residual variance σ̂² and covariance σ̂²A⁻¹ under A = diag(prior_precision) + ZᵀZ."""
     ztz, ztr = design.ztz, design.ztr
-    precision = ridge * np.eye(d1 * p) + ztz
+    precision = np.diag(prior_precision) + ztz
     mu = np.linalg.solve(precision, ztr)
     if design.n > 1:
         residual = design.rr - 2 * mu @ ztr + mu @ ztz @ mu
         noise2 = max(residual / max(design.n - 1, 1.0), 1e-6)
     else:
         noise2 = 1.0
-    cov = noise2 * np.linalg.inv(precision)
-    cov = (cov + cov.T) / 2
+    return mu, noise2, noise2 * np.linalg.inv(precision)
+
+
+def posterior_of(design: Design, mu: np.ndarray, cov: np.ndarray, noise2: float) -> LinearPosterior:
+    """The posterior object of a design's mean and covariance (symmetrized)."""
+    d1, p = design.shape
     return LinearPosterior(
-        design.mean, design.scale, mu.reshape(d1, p), cov, float(np.sqrt(noise2)), int(design.n)
+        design.mean,
+        design.scale,
+        mu.reshape(d1, p),
+        (cov + cov.T) / 2,
+        float(np.sqrt(noise2)),
+        int(design.n),
     )

@@ -27,6 +27,8 @@ from journeyman.decisioning.learning import (
     LinearPosterior,
     design_statistics,
     fit_posterior,
+    posterior_of,
+    ridge_posterior,
 )
 
 PRIORS = ("fixed", "empirical_bayes")
@@ -85,20 +87,10 @@ def empirical_bayes_posterior(
         lam = new
         if done:
             break
-    precision = np.diag(lam[groups]) + ztz
-    mu = np.linalg.solve(precision, ztr)
-    if design.n > 1:
-        residual = design.rr - 2 * mu @ ztr + mu @ ztz @ mu
-        noise2 = max(residual / max(design.n - 1, 1.0), 1e-6)
-    else:
-        noise2 = 1.0
-    cov = noise2 * np.linalg.inv(precision)
+    mu, noise2, cov = ridge_posterior(design, lam[groups])
     if average and (groups == 2).any():
         mu, cov = _average_interactions(design, groups, lam, noise2)
-    cov = (cov + cov.T) / 2
-    posterior = LinearPosterior(
-        design.mean, design.scale, mu.reshape(d1, p), cov, float(np.sqrt(noise2)), int(design.n)
-    )
+    posterior = posterior_of(design, mu, cov, noise2)
     return posterior, lam.tolist()
 
 
