@@ -81,6 +81,14 @@ def test_shipped_agents_are_valid():
         (lambda d: d["dimensions"].update(send_hours=[25]), "dimensions.send_hours"),
         (lambda d: d.pop("goal"), "goal: required field is missing"),
         (lambda d: d["policy"].update(name="magic"), "policy.name: unknown policy 'magic'"),
+        (
+            lambda d: d["policy"].update(params={"exploraton": 0.5}),
+            "policy.params: unknown parameter(s) ['exploraton'] for policy 'linear_ts'",
+        ),
+        (
+            lambda d: d["policy"].update(params={"prior": "flat"}),
+            "policy.params: `prior` must be one of fixed, empirical_bayes",
+        ),
         (lambda d: d["destinations"].pop("sms"), "no entry for channel(s) ['sms']"),
         (
             lambda d: (

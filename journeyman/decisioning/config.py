@@ -244,6 +244,7 @@ def load_agent(path: str | Path) -> AgentConfig:
                 f"{path}: invalid agent configuration:\n  - {field}: unknown policy "
                 f"{spec.name!r}; use one of: {', '.join(sorted(REGISTRY))}"
             )
+        _check_params(path, field.replace(".name", ".params"), spec, REGISTRY[spec.name])
     if agent.name != path.stem:
         raise AgentConfigError(
             f"{path}: field `name` is {agent.name!r} but the file is {path.name}; "
@@ -251,6 +252,23 @@ def load_agent(path: str | Path) -> AgentConfig:
         )
     agent._source = str(path)
     return agent
+
+
+def _check_params(path: Path, field: str, spec: PolicySpec, policy: type) -> None:
+    """Unknown or invalid policy parameters fail at load, not on the first run."""
+    known = getattr(policy, "defaults", None)
+    unknown = sorted(set(spec.params) - set(known)) if known is not None else []
+    if unknown:
+        raise AgentConfigError(
+            f"{path}: invalid agent configuration:\n  - {field}: unknown parameter(s) "
+            f"{unknown} for policy {spec.name!r}; its parameters are {sorted(known)}"
+        )
+    try:
+        policy(spec.params)
+    except (TypeError, ValueError) as exc:
+        raise AgentConfigError(
+            f"{path}: invalid agent configuration:\n  - {field}: {exc}"
+        ) from None
 
 
 def load_agents(directory: str | Path) -> list[AgentConfig]:
