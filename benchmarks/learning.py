@@ -373,6 +373,7 @@ def main() -> None:
             date.fromisoformat(args.start),
             Path(args.agent),
             args.keep,
+            params,
         )
         for s in seeds
     ]
