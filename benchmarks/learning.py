@@ -30,6 +30,7 @@ gap_closed = (learned − rule_based) / (oracle − rule_based), for each metric
 judged on the expected value (the realized revenue is reported next to it).
 
 Usage: python benchmarks/learning.py [--customers 5000] [--days 30] [--seeds 1,2,3] [--keep DIR]
+       [--param KEY=VALUE ...]
 The last line printed is one JSON object.
 """
 
