@@ -73,6 +73,7 @@ create table if not exists journeyman.decisions (
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
     goal_metric varchar not null,     -- conversion | revenue
     attribution_window_days integer not null,
+    learning_window_days integer,     -- outcome window of the learning reward (NULL: attribution)
     penalty_unsubscribe double default 0 not null,  -- reward lost per unsubscribe (learning)
     penalty_complaint double default 0 not null,
     created_at timestamp not null

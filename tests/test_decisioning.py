@@ -76,6 +76,10 @@ def test_shipped_agents_are_valid():
     ("mutate", "expected"),
     [
         (lambda d: d["goal"].update(metric="clicks"), "goal.metric"),
+        (
+            lambda d: d["goal"].update(learning_window_days=9),
+            "`learning_window_days` must not exceed `attribution_window_days` (7)",
+        ),
         (lambda d: d["guardrails"].update(holdout_share=1.5), "guardrails.holdout_share"),
         (lambda d: d["guardrails"].update(quiet_hourz=1), "guardrails.quiet_hourz: unknown field"),
         (lambda d: d["dimensions"].update(send_hours=[25]), "dimensions.send_hours"),

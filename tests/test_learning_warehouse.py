@@ -28,6 +28,7 @@ def learned(tmp_path_factory):
     agents.mkdir()
     data = yaml.safe_load((settings.AGENTS_DIR / "winback.yml").read_text())
     data["goal"]["attribution_window_days"] = 1  # rewards known the next day: learning starts fast
+    data["goal"].pop("learning_window_days", None)  # the attribution window is the shorter one
     data["audience"] = "has_ordered = 1"
     (agents / "winback.yml").write_text(yaml.safe_dump(data))
     mp = pytest.MonkeyPatch()

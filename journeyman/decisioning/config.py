@@ -39,7 +39,25 @@ class Goal(_Strict):
 
     metric: Literal["conversion", "revenue"]
     attribution_window_days: int = Field(7, ge=1, le=90)
+    # learning may read a shorter window than the goal is judged on (sooner, less noisy rewards)
+    learning_window_days: int | None = Field(None, ge=1, le=90)
     penalties: dict[Literal["unsubscribe", "complaint"], float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _windows(self) -> Goal:
+        if self.learning_window_days is not None and (
+            self.learning_window_days > self.attribution_window_days
+        ):
+            raise ValueError(
+                "`learning_window_days` must not exceed `attribution_window_days` "
+                f"({self.attribution_window_days})"
+            )
+        return self
+
+    @property
+    def learning_window(self) -> int:
+        """Days of outcomes a decision's learning reward counts."""
+        return self.learning_window_days or self.attribution_window_days
 
 
 class ChannelContent(_Strict):

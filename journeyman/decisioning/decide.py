@@ -46,6 +46,7 @@ DECISIONS_SCHEMA = pa.schema(
         ("exclusion_reason", pa.string()),
         ("goal_metric", pa.string()),
         ("attribution_window_days", pa.int32()),
+        ("learning_window_days", pa.int32()),
         ("penalty_unsubscribe", pa.float64()),
         ("penalty_complaint", pa.float64()),
         ("created_at", pa.timestamp("s")),
@@ -230,6 +231,7 @@ def decide_batch(
             "exclusion_reason": pick(reason.astype(str), reason != "", pa.string()),
             "goal_metric": const(agent.goal.metric, pa.string()),
             "attribution_window_days": const(agent.goal.attribution_window_days, pa.int32()),
+            "learning_window_days": const(agent.goal.learning_window, pa.int32()),
             "penalty_unsubscribe": const(
                 agent.goal.penalties.get("unsubscribe", 0.0), pa.float64()
             ),

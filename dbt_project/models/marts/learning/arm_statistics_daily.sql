@@ -1,4 +1,5 @@
--- Sufficient statistics for learning, per agent × action × availability date: the count, Σr,
+-- Sufficient statistics for learning (from decision_learning_rewards), per agent × action ×
+-- availability date: the count, Σr,
 -- Σr², and over the decision-time features x: Σx, Σx·r and Σxᵢxⱼ (i ≤ j). The columns are
 -- generated from the feature list (macro feature_columns), so only these small sums leave the
 -- warehouse. Held-out decisions count as "send nothing" (action_id no_send).
@@ -36,7 +37,7 @@ rewards as (
         ) as available_on,
         learning_reward as r
 
-    from {{ ref('decision_rewards') }}
+    from {{ ref('decision_learning_rewards') }}
 
 ),
 

@@ -26,6 +26,7 @@ renamed as (
         exclusion_reason,
         lower(goal_metric) as goal_metric,
         attribution_window_days,
+        coalesce(learning_window_days, attribution_window_days) as learning_window_days,
         coalesce(penalty_unsubscribe, 0) as penalty_unsubscribe,
         coalesce(penalty_complaint, 0) as penalty_complaint,
         created_at
