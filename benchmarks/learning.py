@@ -58,35 +58,38 @@ ARMS = ["linear_ts", "rule_based", "uniform_random", "oracle"]
 _WORLD: dict[str, object] = {}
 
 
+def _goal_gain(truth, goal, ids: np.ndarray, channel: str, hour: int, tags: dict) -> np.ndarray:
+    """Expected 7-day (the goal's window) gain of one send over sending nothing, per customer:
+    incremental revenue (or conversion) minus the agent's penalties, under the ground truth."""
+    reward = truth.expected_reward(
+        ids, channel, hour, tags, window_days=goal.attribution_window_days
+    )
+    if goal.metric == "revenue":
+        gain = reward.revenue - reward.baseline_revenue
+    else:
+        gain = reward.conversion - reward.baseline_conversion
+    return gain - reward.penalty(goal.penalties)
+
+
 class Oracle(Policy):
     """Best allowed action per customer under the sandbox's ground truth (benchmark only)."""
 
     name = "oracle"
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
-        from journeyman.sandbox.truth import Action
-
-        world = _WORLD["world"]
-        goal = _WORLD["goal"]
-        truth = world.truth
         ids = np.asarray(ctx.columns["customer_id"]).astype(str)
         space = ctx.actions
-        values = np.empty((len(ids), space.size))
-        for a in range(space.size):
-            if space.is_send[a]:
-                tags = _WORLD["tags"][str(space.message_id[a])]
-                action = Action(str(space.channel[a]), int(space.hour[a]), tags)
-            else:
-                action = Action(None)
-            reward = truth.expected_reward(
+        values = np.zeros((len(ids), space.size))  # sending nothing gains nothing
+        for a in np.flatnonzero(space.is_send):
+            tags = _WORLD["tags"][str(space.message_id[a])]
+            values[:, a] = _goal_gain(
+                _WORLD["world"].truth,
+                _WORLD["goal"],
                 ids,
-                action.channel,
-                action.local_hour,
-                action.tags,
-                window_days=goal.attribution_window_days,
+                str(space.channel[a]),
+                int(space.hour[a]),
+                tags,
             )
-            value = reward.revenue if goal.metric == "revenue" else reward.conversion
-            values[:, a] = value - reward.penalty(goal.penalties)
         masked = np.where(allowed, values, -np.inf)
         action = np.where(allowed.any(axis=1), masked.argmax(axis=1), -1)
         return Choice(action=action, propensity=np.ones(len(ids)))
@@ -181,15 +184,8 @@ def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> 
     for customer, channel, hour, message in rows:
         groups.setdefault((channel, int(hour), message), []).append(customer)
     for (channel, hour, message), ids in groups.items():
-        reward = truth.expected_reward(
-            np.array(ids), channel, hour, tags[message], window_days=goal.attribution_window_days
-        )
-        if goal.metric == "revenue":
-            gain = reward.revenue - reward.baseline_revenue
-        else:
-            gain = reward.conversion - reward.baseline_conversion
-        for customer, value in zip(ids, gain - reward.penalty(goal.penalties), strict=True):
-            out[customer] = float(value)
+        gain = _goal_gain(truth, goal, np.array(ids), channel, hour, tags[message])
+        out.update(zip(ids, gain.tolist(), strict=True))
     return out
 
 
@@ -228,19 +224,9 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     channel_index = {"email": 0, "sms": 1, "push": 2}
     for a in np.flatnonzero(space.is_send):
         channel = str(space.channel[a])
-        reward = truth.expected_reward(
-            ids,
-            channel,
-            int(space.hour[a]),
-            tags[str(space.message_id[a])],
-            window_days=goal.attribution_window_days,
+        values[:, a] = _goal_gain(
+            truth, goal, ids, channel, int(space.hour[a]), tags[str(space.message_id[a])]
         )
-        gain = (
-            reward.revenue - reward.baseline_revenue
-            if goal.metric == "revenue"
-            else reward.conversion - reward.baseline_conversion
-        )
-        values[:, a] = gain - reward.penalty(goal.penalties)
         allowed[:, a] = can[:, channel_index[channel]]
     rows_idx = np.arange(len(ids))
 
