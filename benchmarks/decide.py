@@ -16,6 +16,12 @@ contexts and its rate extrapolated (`mabwiser_timed_on` says so). Reward: the me
 reward of the chosen actions over all N contexts (MABWiser: over the timed contexts), next to
 the oracle (best action) and uniform random.
 
+Cores: both get --threads (default `settings.decide_threads()`, the cores this process may use):
+journeyman scores its chunks on that many threads (JOURNEYMAN_THREADS), MABWiser predicts with
+`n_jobs` = the same. With more than one, both are also timed on one core (journeyman with 1
+thread, MABWiser with n_jobs=1): `ratio_vs_mabwiser` compares journeyman's threaded rate with
+MABWiser's better rate of the two, `ratio_vs_mabwiser_1_thread` the single-core rates.
+
 journeyman's parameters: ridge 1, exploration 1, draws M = 32 (the policy defaults). Each
 customer follows posterior draw ⌊u·M⌋ of its uniform u; its propensity is the share of the M
 draws whose best allowed action is the chosen one — exact for the policy as implemented.
@@ -45,7 +51,7 @@ the same settings. --draws 16 halves journeyman's scoring work (propensities are
 multiples of 1/16); the default stays the policy's 32.
 
 Usage: python benchmarks/decide.py [--contexts 200000] [--actions 20] [--dim 16]
-       [--logged 50000] [--repeats 3] [--mab-sample 0] [--stream 10000000]
+       [--logged 50000] [--repeats 3] [--threads 0] [--mab-sample 0] [--stream 10000000]
        [--stream-small 1000000] [--batch 65536] [--skip-stream]
 Small: python benchmarks/decide.py --contexts 20000 --logged 5000 --stream 200000
        --stream-small 50000
@@ -210,7 +216,8 @@ def phase_mabwiser(args: argparse.Namespace) -> dict:
     n = args.mab_sample or len(x)
     xs = x[:n]
     t0 = time.perf_counter()
-    mab = MAB(list(range(args.actions)), LearningPolicy.LinTS(alpha=1.0, l2_lambda=1.0), seed=7)
+    policy = LearningPolicy.LinTS(alpha=1.0, l2_lambda=1.0)
+    mab = MAB(list(range(args.actions)), policy, seed=7, n_jobs=args.threads)
     mab.fit(a_log, r_log, np.column_stack([np.ones(len(x_log)), x_log]))
     fit_s = time.perf_counter() - t0
     contexts = np.column_stack([np.ones(n), xs])
@@ -229,6 +236,7 @@ def phase_mabwiser(args: argparse.Namespace) -> dict:
         "decide_s": min(walls),
         "decide_cpu_s": min(cpus),
         "timed_on": n,
+        "n_jobs": args.threads,
         "fit_s": fit_s,
         "mean_reward": float(value[np.arange(n), chosen].mean()),
         "base_rss_mb": base,
@@ -392,6 +400,7 @@ def _run_phase(args: argparse.Namespace, phase: str, **extra) -> dict:
     if not args.keep_blas_env:
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
+    env["JOURNEYMAN_THREADS"] = str(extra.get("threads", args.threads))
     if args.blas_threads:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(args.blas_threads)
@@ -427,6 +436,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=65_536, help="Arrow batch size of the stream")
     p.add_argument("--duckdb-memory", default="64MB")
     p.add_argument("--skip-stream", action="store_true")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="cores for both (journeyman threads, MABWiser n_jobs); 0: settings.decide_threads()",
+    )
     p.add_argument("--blas-threads", type=int, default=1, help="0: the BLAS default")
     p.add_argument("--keep-blas-env", action="store_true")
     p.add_argument("--db", default="", help="DuckDB file for the stream (default: a temp dir)")
@@ -447,15 +462,32 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from journeyman.settings import decide_threads
+
+    args.threads = args.threads or decide_threads()
     print(f"decide benchmark: {os.cpu_count()} cores, load average {os.getloadavg()}", flush=True)
     jm = _run_phase(args, "journeyman")
-    mab = _run_phase(args, "mabwiser")
+    mabs = [_run_phase(args, "mabwiser")]
+    if args.threads > 1:  # single-core figures too; MABWiser's peer rate is its better one
+        jm1 = _run_phase(args, "journeyman", threads=1)
+        mabs.append(_run_phase(args, "mabwiser", threads=1))
+    else:
+        jm1 = jm
+    mab = max(mabs, key=lambda m: m["timed_on"] / m["decide_s"])
+    mab1 = mabs[-1]
     rate = args.contexts / jm["decide_s"]
     mab_rate = mab["timed_on"] / mab["decide_s"]
+    rate1 = args.contexts / jm1["decide_s"]
+    mab1_rate = mab1["timed_on"] / mab1["decide_s"]
     result = {
         "decisions_per_s": round(rate),
         "mabwiser_decisions_per_s": round(mab_rate),
         "ratio_vs_mabwiser": round(rate / mab_rate, 2),
+        "threads": args.threads,
+        "mabwiser_n_jobs": mab["n_jobs"],
+        "decisions_per_s_1_thread": round(rate1),
+        "mabwiser_decisions_per_s_1_job": round(mab1_rate),
+        "ratio_vs_mabwiser_1_thread": round(rate1 / mab1_rate, 2),
         "mean_reward": round(jm["mean_reward"], 5),
         "mabwiser_mean_reward": round(mab["mean_reward"], 5),
         "reward_ratio_vs_mabwiser": round(jm["mean_reward"] / mab["mean_reward"], 4),

@@ -12,6 +12,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 AGENTS_DIR = PROJECT_ROOT / "agents"
 AGENTS_ENV = "JOURNEYMAN_AGENTS"
+THREADS_ENV = "JOURNEYMAN_THREADS"
+MAX_DEFAULT_THREADS = 8
 
 
 def warehouse_path() -> Path:
@@ -22,3 +24,18 @@ def warehouse_path() -> Path:
 def agents_dir() -> Path:
     """The agent files folder: JOURNEYMAN_AGENTS, else the project's agents/."""
     return Path(os.environ.get(AGENTS_ENV) or AGENTS_DIR).expanduser().absolute()
+
+
+def decide_threads() -> int:
+    """Threads a policy may score with: JOURNEYMAN_THREADS, else the cores this process may use
+    (at most 8). Decisions do not depend on it."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{THREADS_ENV} must be a positive whole number; got {raw!r}")
+        return int(raw)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_THREADS))

@@ -206,3 +206,35 @@ def test_policy_version_ignores_summation_order_noise():
     assert not np.array_equal(jitter.xx, stats.xx)
     assert jitter.digest() == stats.digest()
     assert _fitted("linear_ts", jitter).version == _fitted("linear_ts", stats).version
+
+
+@pytest.mark.parametrize("threads", ["2", "3"])
+def test_thompson_choices_do_not_depend_on_the_number_of_threads(monkeypatch, threads):
+    """Chunks are scored in parallel: the same customers, masks and draws give the same
+    actions and propensities on one thread as on several (groups with and without masks)."""
+    stats, _ = _logged(400, seed=4)
+    policy = _fitted("linear_ts", stats, draws=16)
+    rng = np.random.default_rng(5)
+    n = 30_000  # many chunks
+    x = rng.normal(size=(n, D))
+    allowed = np.ones((n, SPACE.size), dtype=bool)
+    allowed[: n // 3, SPACE.channel == "sms"] = False  # a large group with its own allowed set
+    rare = rng.random(n) < 0.01  # rare allowed sets: scored together with their mask
+    allowed[rare] = rng.random((int(rare.sum()), SPACE.size)) < 0.5
+    u = rng.random(n)
+    monkeypatch.setenv(settings.THREADS_ENV, "1")
+    one = policy.choose(_ctx(x), allowed, u)
+    monkeypatch.setenv(settings.THREADS_ENV, threads)
+    many = policy.choose(_ctx(x), allowed, u)
+    assert np.array_equal(one.action, many.action)
+    assert np.array_equal(one.propensity, many.propensity)
+    chosen = one.action >= 0
+    assert allowed[np.flatnonzero(chosen), one.action[chosen]].all()
+
+
+def test_invalid_thread_setting_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(settings.THREADS_ENV, "two")
+    with pytest.raises(ValueError, match="JOURNEYMAN_THREADS must be a positive whole number"):
+        settings.decide_threads()
+    monkeypatch.delenv(settings.THREADS_ENV)
+    assert settings.decide_threads() >= 1

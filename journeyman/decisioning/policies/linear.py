@@ -7,23 +7,28 @@ actions cost one matrix product, not one model each. Propensities are exact:
   uses draw ⌊u·M⌋ of a deterministic uniform u. The policy's randomness is exactly that choice, so
   P(a | x) = (number of draws whose best allowed action is a) / M — computed, not estimated.
   Scores are float32 (ties go to the lower action index); customers are scored in groups that
-  share an allowed set, on those actions only, so guardrail masks cost no masking pass.
+  share an allowed set, on those actions only, so guardrail masks cost no masking pass; the
+  chunks are scored on `settings.decide_threads()` threads (the same choices for any number).
 - `lin_ucb` is deterministic given the day's statistics: propensity 1.
 - `epsilon_greedy`: (1 − ε)·[a is the greedy action] + ε / |allowed|.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.hashing import hash64
 from journeyman.decisioning.learning import ArmStatistics, LinearPosterior
 from journeyman.decisioning.policies.base import Choice, DecisionContext, Policy, pick_among
 from journeyman.decisioning.prior import PRIORS, fit_with_prior
+from journeyman.settings import decide_threads
 
 _CHUNK = 20_000
 _SCORE_ELEMENTS = 1 << 20  # float32 scores per Thompson chunk (4 MiB: stays in cache)
@@ -125,14 +130,18 @@ class LinearThompsonSampling(LinearPolicy):
         propensity = np.ones(n)
         draw = np.minimum((np.asarray(u) * draws).astype(np.int64), draws - 1)
         allowed = np.asarray(allowed, dtype=bool)
-        buffer = np.empty(0, dtype=np.float32)
+        tasks = []  # (weights, rows, allowed action indices or None = scored with the mask)
         for rows, actions in _mask_groups(allowed):
             if actions is not None and len(actions) == 0:
                 continue  # nothing allowed: -1 with propensity 1
             weights = stacked if actions is None or len(actions) == k else stacked[actions]
             chunk = max(_MIN_ROWS, _SCORE_ELEMENTS // (weights.shape[0] * draws))
             for start in range(0, _count(rows, n), chunk):
-                idx = _part(rows, start, chunk)
+                tasks.append((weights, _part(rows, start, chunk), actions))
+
+        def score(part: list) -> None:
+            buffer = np.empty(0, dtype=np.float32)
+            for weights, idx, actions in part:
                 xt = _standardized32(posterior, ctx.features[idx])
                 mask = allowed[idx] if actions is None else None
                 size = weights.shape[0] * len(xt) * draws
@@ -142,7 +151,29 @@ class LinearThompsonSampling(LinearPolicy):
                 best, prop = _thompson_chunk(weights, xt, mask, draw[idx], out)
                 action[idx] = best if actions is None else actions[best]
                 propensity[idx] = prop
+
+        _in_parallel(score, tasks, min(decide_threads(), len(tasks)))
         return Choice(action=action, propensity=propensity)
+
+
+def _in_parallel(work: Callable[[list], None], tasks: list, threads: int) -> None:
+    """Run `work` over the tasks in `threads` interleaved shares, one thread each.
+
+    numpy releases the GIL in the matrix products and reductions, so threads scale; BLAS is held
+    to one thread meanwhile (its own threads would compete with ours). Each task writes only its
+    own customers' rows, so the result does not depend on the number of threads.
+    """
+    if threads <= 1:
+        work(tasks)
+        return
+    blas = _blas_controller().limit(limits=1, user_api="blas")
+    with blas, ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, [tasks[i::threads] for i in range(threads)]))
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def _count(rows: np.ndarray | None, n: int) -> int:
