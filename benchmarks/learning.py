@@ -26,6 +26,10 @@ with a normal 95 % interval:
   removes the outcome noise — the standard regret-style measure of bandit simulations — and is
   what the oracle maximizes day by day.
 
+Next to them, `closed_windows_per_arm` (what there was to learn from): decisions whose
+attribution window closed within the run, the sends among them and the orders inside those
+windows.
+
 gap_closed = (learned − rule_based) / (oracle − rule_based), for each metric; the target is
 judged on the expected value (the realized revenue is reported next to it).
 
@@ -189,6 +193,25 @@ def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> 
     return out
 
 
+def _evidence(warehouse: Warehouse, agents: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per arm, what there was to learn from: decisions whose attribution window had closed by
+    the end, how many were sends, and the orders inside those windows (holdout: no sends)."""
+    names = ", ".join(f"'{a}'" for a in agents)
+    rows = warehouse.rows(
+        f"""
+        select case when experiment_group = 'holdout' then 'holdout' else policy end,
+               count(*), count(message_id), coalesce(sum(orders), 0)
+        from marts.decision_rewards
+        where agent in ({names})
+        group by 1
+        """
+    )
+    return {
+        arm: {"decisions": int(n), "sends": int(sends), "orders_in_windows": int(orders)}
+        for arm, n, sends, orders in rows
+    }
+
+
 def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     """What each kind of knowledge is worth, at the world's state after the last day.
 
@@ -298,6 +321,7 @@ def run_seed(
         end = date.fromordinal(start.toordinal() + days)
         revenue, value = _per_customer(warehouse, end, expected)
         ceiling = _ceiling(warehouse, config, end)
+        evidence = _evidence(warehouse, names)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
     value_summary = {arm: _mean_ci(values) for arm, values in value.items()}
     print(
@@ -310,9 +334,11 @@ def run_seed(
         file=sys.stderr,
     )
     print(f"seed {seed}: value per customer-day at the end: {ceiling}", file=sys.stderr)
+    print(f"seed {seed}: closed windows per arm: {evidence}", file=sys.stderr)
     return {
         "seed": seed,
         "ceiling": ceiling,
+        "evidence": evidence,
         "seconds": round(elapsed, 1),
         "arms": summary,
         "value_arms": value_summary,
@@ -388,6 +414,13 @@ def main() -> None:
                     key: round(float(np.mean([r["ceiling"][key] for r in results])), 4)
                     for key in results[0]["ceiling"]
                     if key != "customers"
+                },
+                "closed_windows_per_arm": {
+                    arm: {
+                        key: sum(r["evidence"].get(arm, {}).get(key, 0) for r in results)
+                        for key in ("decisions", "sends", "orders_in_windows")
+                    }
+                    for arm in arms
                 },
                 "seconds_per_seed": [r["seconds"] for r in results],
             }
