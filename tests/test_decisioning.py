@@ -93,6 +93,18 @@ def test_shipped_agents_are_valid():
             lambda d: d["policy"].update(params={"prior": "flat"}),
             "policy.params: `prior` must be one of fixed, empirical_bayes",
         ),
+        (
+            lambda d: d["policy"]["params"].update(personalise={"hours": "all"}),
+            "policy.params.personalise: unknown family 'hours'; use some of ['send', 'channel',",
+        ),
+        (
+            lambda d: d["policy"]["params"].update(personalise={"hour": ["order_hour"]}),
+            "policy.params.personalise.hour: ['order_hour'] are not in the agent's `features`",
+        ),
+        (
+            lambda d: d["policy"]["params"].update(personalise={"hour": "order_hour_cos"}),
+            "`personalise.hour` must be `all` or a list of customer features",
+        ),
         (lambda d: d["destinations"].pop("sms"), "no entry for channel(s) ['sms']"),
         (
             lambda d: (

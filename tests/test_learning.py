@@ -238,3 +238,28 @@ def test_invalid_thread_setting_is_a_clear_error(monkeypatch):
         settings.decide_threads()
     monkeypatch.delenv(settings.THREADS_ENV)
     assert settings.decide_threads() >= 1
+
+
+def test_personalise_pins_the_interactions_it_leaves_out():
+    """Only the named families interact with the named features: the others' coefficients are
+    zero in the posterior mean and in every Thompson draw; the baseline and the action effects
+    are untouched, and the prior reports one strength per group."""
+    from journeyman.decisioning.prior import OFF, prior_groups
+
+    stats, _ = _logged(3000, seed=6)
+    personalise = {"send": "all", "hour": ["f1"]}
+    policy = _fitted("linear_ts", stats, draws=8, personalise=personalise)
+    groups = prior_groups(NAMES, PHI, personalise).reshape(D + 1, -1)
+    off = groups == OFF
+    names = np.array(PHI.names)
+    assert not off[0].any()  # the constant row: baseline and action effects
+    hour = np.char.startswith(names, "hour=")
+    assert not off[:, names == "send"].any() and not off[2, hour].any()
+    assert off[1, hour].all() and off[1:, names == "channel=sms"].all()
+    theta = policy.posterior.theta
+    assert np.abs(theta[off]).max() < 1e-6 < np.abs(theta[~off]).max()
+    variance = np.diag(policy.posterior.cov).reshape(off.shape)  # Thompson draws do not move them
+    assert variance[off].max() < 1e-8 < variance[~off].min()
+    assert len(policy.prior_ridges) == 4
+    full = _fitted("linear_ts", stats, draws=8)
+    assert np.abs(full.posterior.theta[off]).max() > 1e-3  # without it they are learned

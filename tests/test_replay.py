@@ -156,9 +156,9 @@ def test_hierarchical_prior_equals_fit_posterior_at_equal_ridges_and_prunes_nois
     )
     fixed = fit_posterior(stats, phi, data.action_ids, 2.0)
     same, lam = eb.empirical_bayes_posterior(
-        stats, phi, data.action_ids, 2.0, start=[2.0, 2.0, 2.0], max_iter=0, average=False
+        stats, phi, data.action_ids, 2.0, start=[2.0, 2.0, 2.0, 2.0], max_iter=0, average=False
     )
-    assert lam == [2.0, 2.0, 2.0]
+    assert lam == [2.0, 2.0, 2.0, 2.0]
     assert np.allclose(same.theta, fixed.theta) and np.allclose(same.cov, fixed.cov)
     assert np.allclose(same.mean, fixed.mean) and same.noise == pytest.approx(fixed.noise)
     # region × action interactions are real here: the evidence keeps them

@@ -263,6 +263,7 @@ def load_agent(path: str | Path) -> AgentConfig:
                 f"{spec.name!r}; use one of: {', '.join(sorted(REGISTRY))}"
             )
         _check_params(path, field.replace(".name", ".params"), spec, REGISTRY[spec.name])
+    _check_personalise(path, agent)
     if agent.name != path.stem:
         raise AgentConfigError(
             f"{path}: field `name` is {agent.name!r} but the file is {path.name}; "
@@ -287,6 +288,36 @@ def _check_params(path: Path, field: str, spec: PolicySpec, policy: type) -> Non
         raise AgentConfigError(
             f"{path}: invalid agent configuration:\n  - {field}: {exc}"
         ) from None
+
+
+PERSONALISED_FAMILIES = ("send", "channel", "hour", "message", "subject")
+
+
+def _check_personalise(path: Path, agent: AgentConfig) -> None:
+    """`policy.params.personalise` names action-feature families of this agent and, where the
+    agent lists its features, only those features."""
+    personalise = agent.policy.params.get("personalise")
+    if not personalise:
+        return
+    tags = sorted({k for m in agent.dimensions.messages for k in m.tags})
+    families = [*PERSONALISED_FAMILIES, *tags]
+    field = "policy.params.personalise"
+    for name, features in personalise.items():
+        if name not in families:
+            raise AgentConfigError(
+                f"{path}: invalid agent configuration:\n  - {field}: unknown family {name!r}; "
+                f"use some of {families}"
+            )
+        unknown = (
+            [f for f in features if f not in agent.features]
+            if (agent.features is not None and features != "all")
+            else []
+        )
+        if unknown:
+            raise AgentConfigError(
+                f"{path}: invalid agent configuration:\n  - {field}.{name}: {unknown} are not "
+                f"in the agent's `features`; add them there or use some of {agent.features}"
+            )
 
 
 def load_agents(directory: str | Path) -> list[AgentConfig]:

@@ -4,19 +4,35 @@ With d customer features and p action features the reward model has (d+1)·p coe
 with one fixed weak ridge every customer's sampled score carries the noise of all of them:
 Thompson sampling keeps exploring, and the posterior mean keeps over-fitting, long after the
 data have said that the actions barely interact with the features. The hierarchical prior splits
-the coefficients into three groups — intercepts (the constant times each action feature), each
-feature's effect shared by all actions, and feature × action interactions — each with its own
-prior precision. The intercepts keep the policy's `ridge`; the other two strengths maximise the
-evidence (type-II maximum likelihood, MacKay's fixed point, Bishop 2006 §3.5) at every refit,
-and the posterior is then averaged over the interactions' strength, each value weighted by its
-evidence, so a still-uncertain "no interaction" verdict keeps some exploration of
-personalisation. When the evidence says the interactions are noise they shrink towards zero and
-the policy behaves like a per-action bandit; when it supports personalisation they are released.
+the coefficients into groups, each with its own prior precision:
+
+- the baseline: the organic intercept and the overall effect of sending (`bias`, `send`), which
+  keep the policy's weak `ridge`;
+- action effects: every other action feature's main effect (channel, hour, tags, message,
+  subject line), shrunk together — most of them differ by a few cents (with fewer than eight
+  there is too little to pool: they keep the baseline's ridge);
+- each customer feature's effect shared by all actions (the organic baseline's slope);
+- feature × action interactions (personalisation);
+- interactions the agent does not personalise on (`personalise`): pinned at zero.
+
+The strengths of the action effects, shared effects and interactions maximise the evidence
+(type-II maximum likelihood, MacKay's fixed point, Bishop 2006 §3.5) at every refit, and the
+posterior is then averaged over the interactions' strength, each value weighted by its evidence,
+so a still-uncertain "no interaction" verdict keeps some exploration of personalisation. When
+the evidence says the interactions are noise they shrink towards zero and the policy behaves
+like a per-action bandit; when it supports personalisation they are released.
+
+`personalise` (a policy parameter) maps action-feature families — `send`, `channel`, `hour`,
+`message`, `subject` and each tag key (`offer`, `tone`, `value_prop`, `category`) — to the
+customer features allowed to change them (`all`, or a list). Families it does not name are not
+personalised. Fewer interactions learn faster: on the winback sandbox, personalising the send
+and the channel on every feature and the hour on the order-hour features alone keeps the
+feature ceiling of full personalisation with a quarter of its coefficients (docs/learning.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -34,15 +50,42 @@ from journeyman.decisioning.learning import (
 PRIORS = ("fixed", "empirical_bayes")
 MIN_EVENTS_FOR_EVIDENCE = 2  # below this the evidence is undefined: the fixed ridge is used
 _MAX_RIDGE = 1e10  # an "off" group: its coefficients are pinned at zero
+BASELINE, SHARED, INTERACTION, ACTION, OFF = 0, 1, 2, 3, 4
+FITTED = (SHARED, INTERACTION, ACTION)  # the groups whose strength the evidence sets
+BASELINE_ACTION_FEATURES = ("send",)
+MIN_POOLED_ACTION_EFFECTS = 8  # fewer action effects keep the fixed ridge (too few to pool)
+Personalise = Mapping[str, str | Sequence[str]]
 
 
-def prior_groups(d1: int, phi: np.ndarray) -> np.ndarray:
-    """Group of each coefficient of z = x̃' ⊗ φ: 0 intercepts (x̃'₀ = 1 times every action
-    feature), 1 a feature's effect shared by all actions (φ column constant over actions),
-    2 feature × action interactions (the rest)."""
+def family(action_feature: str) -> str:
+    """The family of an action feature name: `channel=sms` → channel, `tag:offer=x` → offer."""
+    return action_feature.split("=", 1)[0].removeprefix("tag:")
+
+
+def prior_groups(
+    feature_names: Sequence[str], actions: ActionFeatures, personalise: Personalise | None = None
+) -> np.ndarray:
+    """Group of each coefficient of z = x̃' ⊗ φ (row-major over (1 + features) × action features):
+    BASELINE (the constant times `bias` / `send`, and every action feature when there are fewer
+    than MIN_POOLED_ACTION_EFFECTS others), ACTION (the constant times any other action
+    feature), SHARED (a customer feature times an action feature constant over actions),
+    INTERACTION (a customer feature times an action feature), OFF (an interaction `personalise`
+    leaves out)."""
+    phi = actions.matrix
+    d1 = len(feature_names) + 1
     shared = np.all(phi == phi[:1], axis=0)  # (p,)
-    groups = np.where(shared, 1, 2)[None, :].repeat(d1, axis=0)
-    groups[0, :] = 0
+    groups = np.where(shared, SHARED, INTERACTION)[None, :].repeat(d1, axis=0)
+    baseline = shared | np.isin(actions.names, BASELINE_ACTION_FEATURES)
+    pooled = (~baseline).sum() >= MIN_POOLED_ACTION_EFFECTS
+    groups[0, :] = np.where(baseline | (not pooled), BASELINE, ACTION)
+    if personalise is not None:
+        for col, name in enumerate(actions.names):
+            if shared[col]:
+                continue
+            allowed = personalise.get(family(name), ())
+            for j, feature in enumerate(feature_names, start=1):
+                if allowed != "all" and feature not in allowed:
+                    groups[j, col] = OFF
     return groups.reshape(-1)
 
 
@@ -54,21 +97,26 @@ def empirical_bayes_posterior(
     start: Sequence[float] | None = None,
     max_iter: int = 300,
     average: bool = True,
+    personalise: Personalise | None = None,
 ) -> tuple[LinearPosterior, list[float]]:
     """The linear posterior under the hierarchical ridge prior (see the module docstring).
 
-    Prior θ_g ~ N(0, σ²/λ_g · I) per group g; λ₀ = `ridge` (intercepts, as the policy's own
-    prior), λ₁ and λ₂ maximise the evidence p(r | λ, σ²) by MacKay's fixed point in ridge units:
+    Prior θ_g ~ N(0, σ²/λ_g · I) per group g (`prior_groups`); λ₀ = `ridge` (the baseline, as
+    the policy's own prior), λ_off = 10¹⁰, and λ₁ (shared), λ₂ (interactions), λ₃ (action
+    effects) maximise the evidence p(r | λ, σ²) by MacKay's fixed point in ridge units:
     S = (Λ + ZᵀZ)⁻¹, m = S Zᵀr, γᵢ = 1 − λᵢ Sᵢᵢ, σ² = ‖r − Zm‖² / (n − Σγ),
     λ_g = σ² Σ_{i∈g} γᵢ / ‖m_g‖². The posterior is then `fit_posterior`'s with a diagonal Λ
     instead of λI (noise σ̂² from the residual as there) — with `average`, moment-matched over
-    λ₂ (`_average_interactions`). Returns it and [λ₀, λ₁, λ₂] (λ₂ the evidence maximum).
+    λ₂ (`_average_interactions`). Returns it and [λ₀, λ₁, λ₂, λ₃] (λ₂ the evidence maximum);
+    `start` warm-starts λ₁…λ₃ from such a list.
     """
     design = design_statistics(stats, actions, action_ids)
-    d1, p = design.shape
-    groups = prior_groups(d1, actions.matrix)
-    lam = np.array([ridge, *(start[1:] if start is not None else (ridge, ridge))], dtype=float)
-    free = [g for g in (1, 2) if (groups == g).any()]
+    groups = prior_groups(stats.feature_names, actions, personalise)
+    lam = np.full(OFF + 1, float(ridge))
+    lam[OFF] = _MAX_RIDGE
+    if start is not None and len(start) == len(FITTED) + 1:
+        lam[list(FITTED)] = [start[g] for g in FITTED]
+    free = [g for g in FITTED if (groups == g).any()]
     ztz, ztr = design.ztz, design.ztr
     for _ in range(max_iter):
         lamvec = lam[groups]
@@ -88,10 +136,10 @@ def empirical_bayes_posterior(
         if done:
             break
     mu, noise2, cov = ridge_posterior(design, lam[groups])
-    if average and (groups == 2).any():
+    if average and (groups == INTERACTION).any():
         mu, cov = _average_interactions(design, groups, lam, noise2)
     posterior = posterior_of(design, mu, cov, noise2)
-    return posterior, lam.tolist()
+    return posterior, lam[:OFF].tolist()
 
 
 _INTERACTION_GRID = 10.0 ** np.arange(0.0, 10.01, 0.5)
@@ -105,11 +153,11 @@ def _average_interactions(
     evidence, the mixture replaced by its mean and covariance. Thompson sampling then keeps
     exploring personalisation while the evidence against it is still weak."""
     ztz, ztr = design.ztz, design.ztr
-    count2 = int((groups == 2).sum())
-    fixed_logdet = float(np.log(lam[groups[groups != 2]]).sum())
+    count2 = int((groups == INTERACTION).sum())
+    fixed_logdet = float(np.log(lam[groups[groups != INTERACTION]]).sum())
     means, covs, logev = [], [], []
     for lam2 in _INTERACTION_GRID:
-        lamvec = np.where(groups == 2, lam2, lam[groups])
+        lamvec = np.where(groups == INTERACTION, lam2, lam[groups])
         chol = np.linalg.cholesky(np.diag(lamvec) + ztz)
         mean = np.linalg.solve(chol.T, np.linalg.solve(chol, ztr))
         inv_chol = np.linalg.inv(chol)
@@ -134,11 +182,20 @@ def fit_with_prior(
     ridge: float = 1.0,
     prior: str = "empirical_bayes",
     start: Sequence[float] | None = None,
+    personalise: Personalise | None = None,
 ) -> tuple[LinearPosterior, list[float] | None]:
     """The posterior under `prior` ("fixed": ridge·I; "empirical_bayes": the hierarchical prior,
-    warm-started from `start`), and the group strengths [λ₀, λ₁, λ₂] when they were fitted."""
+    warm-started from `start`), and the group strengths [λ₀, λ₁, λ₂, λ₃] when they were fitted.
+    `personalise` pins the interactions it leaves out at zero under either prior."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
     if prior == "empirical_bayes" and stats.observations >= MIN_EVENTS_FOR_EVIDENCE:
-        return empirical_bayes_posterior(stats, actions, action_ids, ridge, start)
-    return fit_posterior(stats, actions, action_ids, ridge), None
+        return empirical_bayes_posterior(
+            stats, actions, action_ids, ridge, start, personalise=personalise
+        )
+    if personalise is None:
+        return fit_posterior(stats, actions, action_ids, ridge), None
+    design = design_statistics(stats, actions, action_ids)
+    groups = prior_groups(stats.feature_names, actions, personalise)
+    mu, noise2, cov = ridge_posterior(design, np.where(groups == OFF, _MAX_RIDGE, ridge))
+    return posterior_of(design, mu, cov, noise2), None

@@ -39,7 +39,7 @@ _GROUP_MIN_ROWS = 128  # smaller allowed-set groups are scored together, with th
 class LinearPolicy(Policy):
     """Shared machinery: fit the posterior from warehouse statistics, then score."""
 
-    defaults: Mapping[str, Any] = {"ridge": 1.0, "prior": "empirical_bayes"}
+    defaults: Mapping[str, Any] = {"ridge": 1.0, "prior": "empirical_bayes", "personalise": None}
     learns = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
@@ -48,10 +48,11 @@ class LinearPolicy(Policy):
             raise ValueError(
                 f"`prior` must be one of {', '.join(PRIORS)}; got {self.params['prior']!r}"
             )
+        _check_personalise(self.params["personalise"])
         self.posterior: LinearPosterior | None = None
         self.phi: np.ndarray | None = None
         self.trained_on = "prior"
-        self.prior_ridges: list[float] | None = None  # [λ₀, λ₁, λ₂] of the last empirical fit
+        self.prior_ridges: list[float] | None = None  # [λ₀, λ₁, λ₂, λ₃] of the last empirical fit
 
     def fit(self, stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]) -> None:
         """Posterior from the agent's statistics (under the `prior` param: the hierarchical
@@ -64,6 +65,7 @@ class LinearPolicy(Policy):
             float(self.params["ridge"]),
             str(self.params["prior"]),
             start=self.prior_ridges,
+            personalise=self.params["personalise"],
         )
         self.prior_ridges = ridges or self.prior_ridges
         self.phi = actions.matrix
@@ -81,6 +83,21 @@ class LinearPolicy(Policy):
         return self.posterior, self.phi
 
 
+def _check_personalise(value: object) -> None:
+    """`personalise`: None (every interaction) or {family: "all" | [customer features]}."""
+    if value is None:
+        return
+    fix = "use a mapping like {send: all, channel: all, hour: [order_hour_cos, order_hour_sin]}"
+    if not isinstance(value, Mapping):
+        raise ValueError(f"`personalise` must be a mapping of action-feature families; {fix}")
+    for name, features in value.items():
+        listed = isinstance(features, list) and all(isinstance(f, str) for f in features)
+        if features != "all" and not listed:
+            raise ValueError(
+                f"`personalise.{name}` must be `all` or a list of customer features; {fix}"
+            )
+
+
 def _argmax_allowed(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     masked = np.where(allowed, scores, -np.inf)
     best = masked.argmax(axis=-1)
@@ -91,7 +108,7 @@ class LinearThompsonSampling(LinearPolicy):
     """Thompson sampling with M posterior draws per day (params: ridge, exploration, draws)."""
 
     name = "linear_ts"
-    defaults = {"ridge": 1.0, "prior": "empirical_bayes", "exploration": 1.0, "draws": 32}
+    defaults = {**LinearPolicy.defaults, "exploration": 1.0, "draws": 32}
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
@@ -315,7 +332,7 @@ class LinUCB(LinearPolicy):
     """Upper confidence bound: mean + α·sd (params: ridge, alpha). Deterministic."""
 
     name = "lin_ucb"
-    defaults = {"ridge": 1.0, "prior": "empirical_bayes", "alpha": 1.0}
+    defaults = {**LinearPolicy.defaults, "alpha": 1.0}
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         posterior, phi = self._ready(ctx)
@@ -332,7 +349,7 @@ class EpsilonGreedy(LinearPolicy):
     """Greedy on the posterior mean, uniform over allowed actions with probability ε."""
 
     name = "epsilon_greedy"
-    defaults = {"ridge": 1.0, "prior": "empirical_bayes", "epsilon": 0.1}
+    defaults = {**LinearPolicy.defaults, "epsilon": 0.1}
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         posterior, phi = self._ready(ctx)
