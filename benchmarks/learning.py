@@ -59,6 +59,7 @@ from journeyman.decisioning.policies import REGISTRY, Choice, DecisionContext, P
 from journeyman.warehouse import Warehouse
 
 ARMS = ["linear_ts", "rule_based", "uniform_random", "oracle"]
+CHANNEL_INDEX = {"email": 0, "sms": 1, "push": 2}
 _WORLD: dict[str, object] = {}
 
 
@@ -212,6 +213,30 @@ def _evidence(warehouse: Warehouse, agents: Sequence[str]) -> dict[str, dict[str
     }
 
 
+def audience_values(warehouse: Warehouse, config, truth, space):
+    """The agent's audience now: ids, features, every action's true expected goal gain (0 for
+    sending nothing) and whether it is allowed (consent per channel)."""
+    features = list(config.features or [])
+    consent = ", ".join(f"coalesce(consent_{c}, false)" for c in CHANNEL_INDEX)
+    rows = warehouse.rows(
+        f"select customer_id, {', '.join(features)}, {consent} from marts.customer_features "
+        f"where {config.audience}"
+    )
+    ids = np.array([r[0] for r in rows], dtype=str)
+    x = np.array([[float(v) for v in r[1 : 1 + len(features)]] for r in rows])
+    can = np.array([r[1 + len(features) :] for r in rows], dtype=bool).reshape(len(rows), 3)
+    tags = {m.id: dict(m.tags) for m in config.dimensions.messages}
+    values = np.zeros((len(ids), space.size))
+    allowed = np.ones_like(values, dtype=bool)
+    for a in np.flatnonzero(space.is_send):
+        channel = str(space.channel[a])
+        values[:, a] = _goal_gain(
+            truth, config.goal, ids, channel, int(space.hour[a]), tags[str(space.message_id[a])]
+        )
+        allowed[:, a] = can[:, CHANNEL_INDEX[channel]]
+    return ids, x, values, allowed
+
+
 def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     """What each kind of knowledge is worth, at the world's state after the last day.
 
@@ -227,30 +252,12 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     from journeyman.decisioning.policies import build_policy
     from journeyman.decisioning.store import load_arm_statistics
 
-    truth, goal, tags = _WORLD["world"].truth, config.goal, _WORLD["tags"]
     space = ActionSpace.for_agent(config)
     phi = action_features(config, space).matrix
     features = config.features
-    cols = ", ".join(features)
-    consent = ", ".join(f"coalesce(consent_{c}, false)" for c in ("email", "sms", "push"))
-    rows = warehouse.rows(
-        f"select customer_id, {cols}, {consent} from marts.customer_features "
-        f"where {config.audience}"
-    )
-    if not rows:
+    ids, x, values, allowed = audience_values(warehouse, config, _WORLD["world"].truth, space)
+    if not len(ids):
         return {}
-    ids = np.array([r[0] for r in rows])
-    x = np.array([[float(v) for v in r[1 : 1 + len(features)]] for r in rows])
-    can = np.array([r[1 + len(features) :] for r in rows], dtype=bool)
-    values = np.zeros((len(ids), space.size))
-    allowed = np.ones_like(values, dtype=bool)
-    channel_index = {"email": 0, "sms": 1, "push": 2}
-    for a in np.flatnonzero(space.is_send):
-        channel = str(space.channel[a])
-        values[:, a] = _goal_gain(
-            truth, goal, ids, channel, int(space.hour[a]), tags[str(space.message_id[a])]
-        )
-        allowed[:, a] = can[:, channel_index[channel]]
     rows_idx = np.arange(len(ids))
 
     def value_of(scores: np.ndarray) -> float:

@@ -261,5 +261,8 @@ def test_personalise_pins_the_interactions_it_leaves_out():
     variance = np.diag(policy.posterior.cov).reshape(off.shape)  # Thompson draws do not move them
     assert variance[off].max() < 1e-8 < variance[~off].min()
     assert len(policy.prior_ridges) == 4
+    x = np.random.default_rng(7).normal(size=(500, D))
+    choice = policy.choose(_ctx(x), np.ones((500, SPACE.size), dtype=bool), np.linspace(0, 1, 500))
+    assert (choice.action >= 0).all() and ((choice.propensity > 0) & (choice.propensity <= 1)).all()
     full = _fitted("linear_ts", stats, draws=8)
     assert np.abs(full.posterior.theta[off]).max() > 1e-3  # without it they are learned
