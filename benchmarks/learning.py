@@ -17,7 +17,7 @@ with a normal 95 % interval:
 
 - `revenue_per_customer` (realized, intention-to-treat): each customer's order revenue from their
   first in-audience day to the end of the run. Honest but noisy: most of its variance is whether
-  a customer happened to order at all (≈ ±2 per seed at 5000 customers).
+  a customer happened to order at all (≈ ±2 per seed at 5,000 customers).
 - `expected_value_per_customer` (decision quality under the ground truth): the sum, over the
   customer's decisions, of the world's expected 7-day incremental revenue of the chosen action
   minus the agent's penalties times the unsubscribe / complaint probabilities (`Reward.penalty`:
@@ -33,7 +33,11 @@ windows.
 gap_closed = (learned − rule_based) / (oracle − rule_based), for each metric; the target is
 judged on the expected value (the realized revenue is reported next to it).
 
-Usage: python benchmarks/learning.py [--customers 5000] [--days 30] [--seeds 1,2,3] [--keep DIR]
+Scale: at 5,000 customers each arm's closed windows over 30 days hold about 50–80 orders — too
+few to learn anything from (`closed_windows_per_arm`); the default is 20,000 customers (about
+250–330 orders per arm, 7–8 minutes per seed on 2 cores).
+
+Usage: python benchmarks/learning.py [--customers 20000] [--days 30] [--seeds 1,2,3] [--keep DIR]
        [--param KEY=VALUE ...]
 The last line printed is one JSON object.
 """
@@ -368,7 +372,7 @@ def _mean_ci(values: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--start", default="2026-03-02")
