@@ -1,7 +1,7 @@
 """Offline replay of the agent policy on the real Hillstrom e-mail experiment, several seeds.
 
-For each outcome (default: visit and conversion) the policy (default `linear_ts` with the
-replay defaults of journeyman.decisioning.replay) is replayed through the 64,000 uniformly
+For each outcome (default: visit and conversion) the policy (default `linear_ts` with its
+production defaults) is replayed through the 64,000 uniformly
 randomized e-mails once per seed (a different random stream order and policy randomness each),
 exactly as `journeyman evaluate replay` does. Reported per outcome: the mean policy value over
 seeds, each seed's value and 95 % interval, every static action's value with its interval, and

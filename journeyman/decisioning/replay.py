@@ -31,11 +31,9 @@ hour are placeholders) whose action features are a shared bias plus one indicato
 disjoint arms sharing a baseline — so the linear policies learn, per action, an intercept and a
 slope for every customer feature.
 
-Policies run with their production defaults — for the linear ones the hierarchical
-empirical-Bayes prior of `decisioning.prior` — plus one replay default (`REPLAY_DEFAULTS`,
-overridable per run): `linear_ts` samples at `exploration=0.5`, the narrowed posterior Chapelle &
-Li (2011) found better than the exact one on real click logs. docs/evaluation.md lists the
-measured effect of each parameter.
+Policies run with their production defaults (overridable per run) — for the linear ones the
+hierarchical empirical-Bayes prior of `decisioning.prior`, and for `linear_ts` draws at
+`exploration=0.5`. docs/evaluation.md lists the measured effect of each parameter.
 """
 
 from __future__ import annotations
@@ -59,12 +57,6 @@ from journeyman.decisioning.policies.base import DecisionContext
 
 Z95 = 1.959963984540054
 DEFAULT_BATCH_SIZE = 1000
-
-# Parameters the replay passes to a policy unless the caller overrides them; see the module
-# docstring and docs/evaluation.md for why.
-REPLAY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "linear_ts": {"exploration": 0.5},
-}
 
 
 class ReplayError(ValueError):
@@ -312,11 +304,11 @@ def replay_actions(action_ids: Sequence[str]) -> tuple[ActionSpace, ActionFeatur
 
 
 def build_replay_policy(name: str, params: Mapping[str, Any] | None = None) -> Policy:
-    """The registered policy `name` with the replay defaults, overridden by `params`."""
+    """The registered policy `name` with its defaults, overridden by `params`."""
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         raise ReplayError(f"unknown policy {name!r}; use one of: {known}")
-    merged = {**REPLAY_DEFAULTS.get(name, {}), **(params or {})}
+    merged = dict(params or {})
     if "prior" in merged and not issubclass(REGISTRY[name], LinearPolicy):
         raise ReplayError(f"policy {name!r} has no posterior; the prior parameter does not apply")
     try:
