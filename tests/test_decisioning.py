@@ -131,6 +131,21 @@ def test_invalid_config_names_file_field_and_fix(tmp_path, mutate, expected):
     assert expected in message
 
 
+def test_personalise_names_discovered_features_when_the_agent_lists_none(tmp_path):
+    from journeyman.decisioning.features import agent_features
+
+    data = _agent_dict()
+    data.pop("features", None)
+    data["policy"]["params"] = {"personalise": {"send": "all", "hour": ["order_hour_cosine"]}}
+    agent = load_agent(_write(tmp_path, data))
+    available = ["days_since_last_order", "order_hour_cos", "order_hour_sin"]
+    with pytest.raises(AgentConfigError, match=r"names \['order_hour_cosine'\]"):
+        agent_features(agent, available)
+    data["policy"]["params"]["personalise"]["hour"] = ["order_hour_cos"]
+    agent = load_agent(_write(tmp_path, data))
+    assert agent_features(agent, available) == available
+
+
 def test_file_name_must_match_agent_name(tmp_path):
     path = _write(tmp_path, _agent_dict(), name="other")
     with pytest.raises(AgentConfigError, match="rename the file to winback.yml"):

@@ -263,7 +263,7 @@ def load_agent(path: str | Path) -> AgentConfig:
                 f"{spec.name!r}; use one of: {', '.join(sorted(REGISTRY))}"
             )
         _check_params(path, field.replace(".name", ".params"), spec, REGISTRY[spec.name])
-    _check_personalise(path, agent)
+    _check_personalised_names(path, agent)
     if agent.name != path.stem:
         raise AgentConfigError(
             f"{path}: field `name` is {agent.name!r} but the file is {path.name}; "
@@ -293,7 +293,7 @@ def _check_params(path: Path, field: str, spec: PolicySpec, policy: type) -> Non
 PERSONALISED_FAMILIES = ("send", "channel", "hour", "message", "subject")
 
 
-def _check_personalise(path: Path, agent: AgentConfig) -> None:
+def _check_personalised_names(path: Path, agent: AgentConfig) -> None:
     """`policy.params.personalise` names action-feature families of this agent and, where the
     agent lists its features, only those features."""
     personalise = agent.policy.params.get("personalise")
@@ -308,11 +308,9 @@ def _check_personalise(path: Path, agent: AgentConfig) -> None:
                 f"{path}: invalid agent configuration:\n  - {field}: unknown family {name!r}; "
                 f"use some of {families}"
             )
-        unknown = (
-            [f for f in features if f not in agent.features]
-            if (agent.features is not None and features != "all")
-            else []
-        )
+        if agent.features is None or features == "all":
+            continue  # checked against the discovered features at run time (agent_features)
+        unknown = [f for f in features if f not in agent.features]
         if unknown:
             raise AgentConfigError(
                 f"{path}: invalid agent configuration:\n  - {field}.{name}: {unknown} are not "

@@ -33,19 +33,21 @@ def discover_features(manifest_path: str | Path, model: str = FEATURES_MODEL) ->
 
 
 def agent_features(agent: AgentConfig, available: list[str], source: str = "") -> list[str]:
-    """The agent's feature list (all discovered features unless it names a subset)."""
-    personalise = agent.policy.params.get("personalise") or {}
-    listed = [f for fs in personalise.values() if fs != "all" for f in fs]
-    wanted = agent.features if agent.features is not None else listed
-    unknown = [f for f in wanted if f not in available]
-    if agent.features is None and not unknown:
-        return list(available)
+    """The agent's feature list (all discovered features unless it names a subset); every
+    feature it or its `policy.params.personalise` names must be a discovered one."""
+    if agent.features is not None:
+        named = list(agent.features)  # what `personalise` names was checked against these at load
+    else:
+        personalise = agent.policy.params.get("personalise") or {}
+        named = [f for fs in personalise.values() if fs != "all" for f in fs]
+    unknown = [f for f in named if f not in available]
     if unknown:
         where = f"{source}: " if source else f"agent {agent.name}: "
         raise AgentConfigError(
             f"{where}field `features` (or `policy.params.personalise`) names {unknown}, which "
-            f"are not feature columns of "
-            f"{FEATURES_MODEL}; use some of {available} or mark the column "
-            "`meta: {feature: true}` in the dbt model YAML"
+            f"are not feature columns of {FEATURES_MODEL}; use some of {available} or mark the "
+            "column `meta: {feature: true}` in the dbt model YAML"
         )
+    if agent.features is None:
+        return list(available)
     return list(agent.features)
