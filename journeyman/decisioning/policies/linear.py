@@ -108,8 +108,8 @@ class LinearThompsonSampling(LinearPolicy):
     """Thompson sampling with M posterior draws per day (params: ridge, prior, personalise,
     exploration, draws). `exploration` scales the draws' spread around the posterior mean: 0.5
     (the default) samples a posterior of half the standard deviation — better than the exact
-    one (1.0) on Hillstrom's real logs, as Chapelle & Li (2011) found on theirs, and on every
-    seed of the learning benchmark (docs/learning.md)."""
+    one (1.0) on Hillstrom's real logs, as Chapelle & Li (2011) found on theirs, and in the
+    sandbox (docs/learning.md)."""
 
     name = "linear_ts"
     defaults = {**LinearPolicy.defaults, "exploration": 0.5, "draws": 32}
