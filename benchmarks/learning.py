@@ -33,7 +33,7 @@ windows.
 gap_closed = (learned − rule_based) / (oracle − rule_based), for each metric; the target is
 judged on the expected value (the realized revenue is reported next to it).
 
-Scale: at 5,000 customers each arm's closed windows over 30 days hold about 40–75 orders — too
+Scale: at 5,000 customers each arm's closed windows over 30 days hold about 40–80 orders — too
 few to learn anything from (`closed_windows_per_arm`); the default is 20,000 customers (about
 240–340 orders per arm, 6–9 minutes per seed on 2 cores).
 
