@@ -289,6 +289,11 @@ EVENTS = [
     ("ev2", "dB", "c1", "Email", "CLICK", "2024-02-20 16:05:00", "2024-02-20 17:00:00"),
     ("ev3", "dA", "c1", "email", "open", "2024-02-27 16:00:00", "2024-02-27 17:00:00"),
     ("ev4", "dE", "c3", "sms", "unsubscribe", "2024-02-28 10:00:00", "2024-02-28 11:00:00"),
+    # the ESP's record of a journeyman message: not counted twice
+    ("ev5", "dA", "c1", "email", "delivered", "2024-02-27 15:01:00", "2024-02-27 17:00:00"),
+    # the brand's own newsletter, which journeyman did not send: delivered and opened
+    ("ev6", "cmp-1", "c1", "email", "delivered", "2024-02-10 15:00:00", "2024-02-11 02:00:00"),
+    ("ev7", "cmp-1", "c1", "email", "open", "2024-02-10 20:00:00", "2024-02-11 02:00:00"),
     (None, "dB", "c1", "email", "open", "2024-02-20 16:00:00", LOADED),
     ("ev_bad", "dB", "c1", "email", "teleport", "2024-02-20 16:00:00", LOADED),
 ]
@@ -296,6 +301,8 @@ EVENTS = [
 FEATURE_COLUMNS = {
     "order_hour_cos",
     "order_hour_sin",
+    "active_hour_cos",
+    "active_hour_sin",
     "tenure_days",
     "order_count",
     "orders_last_90d",
@@ -484,6 +491,12 @@ def test_customer_features_hand_computed(build: Build) -> None:
     angle = 5 * math.pi / 12
     assert c1["order_hour_cos"] == pytest.approx(0.75 * math.cos(angle))
     assert c1["order_hour_sin"] == pytest.approx(0.75 * math.sin(angle))
+    # active hours: those orders, and the first open / click of dB and dA (16:00 UTC = 11:00 EST)
+    # and of the newsletter cmp-1 (20:00 UTC = 15:00): six moments, one pseudo-moment
+    moments = [5, 5, 5, 11, 11, 15]
+    for column, trig in (("active_hour_cos", math.cos), ("active_hour_sin", math.sin)):
+        expected = sum(trig(h * math.pi / 12) for h in moments) / (len(moments) + 1)
+        assert c1[column] == pytest.approx(expected)
     assert c1["has_ordered"] == 1
     assert c1["tenure_days"] == 60
     assert c1["ipi_mean_days"] == pytest.approx(23.0)  # intervals 31 and 15 days
@@ -500,9 +513,10 @@ def test_customer_features_hand_computed(build: Build) -> None:
     # affinities: 2 of 3 orders apparel, smoothed with 2 pseudo-orders at the population share
     population_apparel = 2 / 4  # valid orders before as-of: o1, o2, o3 (c1) and o5 (c3)
     assert c1["affinity_apparel"] == pytest.approx((2 + 2 * population_apparel) / (3 + 2))
-    # e-mail opens: both of c1's two e-mails opened; the prior is the smoothed population rate
-    prior = (2 + 0.16 * 100) / (2 + 100)
-    assert c1["email_open_rate"] == pytest.approx((2 + 10 * prior) / (2 + 10))
+    # e-mail opens: all three of c1's e-mails opened (dA, dB and the newsletter cmp-1, which
+    # journeyman did not send); the prior is the smoothed population rate
+    prior = (3 + 0.16 * 100) / (3 + 100)
+    assert c1["email_open_rate"] == pytest.approx((3 + 10 * prior) / (3 + 10))
 
 
 def test_customer_without_history_gets_defaults(build: Build) -> None:
@@ -516,9 +530,10 @@ def test_customer_without_history_gets_defaults(build: Build) -> None:
     assert c2["days_since_last_order"] == c2["tenure_days"] == 29
     assert c2["hours_since_last_message"] == 8760.0
     assert c2["last_message_at"] is None
-    assert c2["email_open_rate"] == pytest.approx((2 + 0.16 * 100) / (2 + 100))
+    assert c2["email_open_rate"] == pytest.approx((3 + 0.16 * 100) / (3 + 100))
     assert c2["ipi_mean_days"] == pytest.approx(23.0)  # population mean (only c1 has 2+ orders)
     assert c2["order_hour_cos"] == c2["order_hour_sin"] == 0.0  # no orders: no direction
+    assert c2["active_hour_cos"] == c2["active_hour_sin"] == 0.0
     for column in FEATURE_COLUMNS:
         assert c2[column] is not None, column
 

@@ -20,6 +20,8 @@ OPTIONS = DemoOptions(customers=300, days=3, seed=5, start=START)
 # rows the world loads itself carry its nightly-ETL stamp (02:00 UTC after the simulated day, an
 # hour later for re-sent copies); the intake stamps the wall clock, long after the sandbox dates
 DIRECT = "_loaded_at <= timestamp '2026-03-06 03:00'"
+# what happened in the simulated days, not the brand's campaign history the world starts with
+SIMULATED = "occurred_at >= timestamp '2026-03-02'"
 EVENTS = (
     "select event_id, decision_id, customer_id, channel, event_type, occurred_at "
     "from raw.message_events order by all"
@@ -105,19 +107,22 @@ def test_email_and_sms_receipts_came_through_the_intake(runs):
     events = run["events"]
     assert run["rejected"] == 0
     # e-mail: every stored event is one the SendGrid webhook carried, none written directly
-    email = wh.scalar("select count(*) from raw.message_events where channel = 'email'")
+    email = wh.scalar(
+        f"select count(*) from raw.message_events where channel = 'email' and {SIMULATED}"
+    )
     assert email > 0 and email == events["sendgrid", "accepted"]
     assert run["sent"]["sendgrid_events"] == email + events["sendgrid", "duplicates"]
     assert run["sent"]["sendgrid_posts"] >= OPTIONS.days
     direct_email = wh.scalar(
-        f"select count(*) from raw.message_events where channel = 'email' and {DIRECT}"
+        f"select count(*) from raw.message_events where channel = 'email' and {DIRECT} "
+        f"and {SIMULATED}"
     )
     assert direct_email == 0
     # e-mail events belong to messages SendGrid accepted, at most one delivered-or-bounce each
     accepted_ids = set(run["counts"]["sendgrid"])
     rows = wh.rows(
         "select decision_id, count(*) filter (where event_type in ('delivered', 'bounce')) "
-        "from raw.message_events where channel = 'email' group by 1"
+        f"from raw.message_events where channel = 'email' and {SIMULATED} group by 1"
     )
     assert {r[0] for r in rows} <= accepted_ids
     assert all(r[1] <= 1 for r in rows)
@@ -125,7 +130,7 @@ def test_email_and_sms_receipts_came_through_the_intake(runs):
     sids = {d.provider_id for d in run["twilio"]}
     receipts = wh.rows(
         "select event_id, event_type from raw.message_events where channel = 'sms' "
-        "and event_type in ('delivered', 'bounce')"
+        f"and event_type in ('delivered', 'bounce') and {SIMULATED}"
     )
     assert receipts and len(receipts) == events["twilio", "accepted"]
     assert run["sent"]["twilio_callbacks"] == len(receipts) + events["twilio", "duplicates"]
@@ -135,7 +140,8 @@ def test_email_and_sms_receipts_came_through_the_intake(runs):
         assert status == {"delivered": "delivered", "bounce": "undelivered"}[event_type]
     # push (no per-message webhooks) and SMS clicks / opt-outs: loaded by the world directly
     other = wh.rows(
-        f"select distinct channel, event_type from raw.message_events where {DIRECT} order by all"
+        "select distinct channel, event_type from raw.message_events "
+        f"where {DIRECT} and {SIMULATED} order by all"
     )
     assert other and all(
         c == "push" or (c == "sms" and t not in ("delivered", "bounce")) for c, t in other

@@ -157,7 +157,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_email_engagement_matches_esp_benchmarks(campaign: dict) -> None:
     warehouse, sent = campaign["email"]["warehouse"], campaign["email"]["sent"]
-    counts = event_counts(warehouse)
+    counts = event_counts(warehouse, since=START)  # not the brand's past campaigns
     delivered = counts["delivered"]
     assert sent > 15_000
     assert 0.15 <= counts["open"] / delivered <= 0.26  # Mailchimp 22.7 %, e-commerce 15.7 %
@@ -192,11 +192,12 @@ def test_feed_has_bad_rows_at_small_rates(campaign: dict) -> None:
     duplicated = len(ids) - len(set(ids))
     for count in (null_ids, bad_email, bad_phone, bad_zone, duplicated):
         assert 0.002 * n <= count <= 0.009 * n
-    events = warehouse.rows("select count(*), count(distinct event_id) from raw.message_events")
+    simulated = "from raw.message_events where occurred_at >= :s"  # not the campaign history
+    events = warehouse.rows(f"select count(*), count(distinct event_id) {simulated}", {"s": START})
     assert events[0] == (0, 0)  # no messages in this arm
     email_arm: Warehouse = campaign["email"]["warehouse"]
     total, distinct = email_arm.rows(
-        "select count(*), count(distinct event_id) from raw.message_events"
+        f"select count(*), count(distinct event_id) {simulated}", {"s": START}
     )[0]
     assert 0.002 * distinct <= total - distinct <= 0.009 * distinct
 
@@ -303,7 +304,7 @@ def test_daily_messaging_fatigues_versus_weekly(tmp_path: Path) -> None:
         for k in range(14):
             day = START + timedelta(days=k)
             world.simulate_day(day, messages(customers, day) if k % cadence == 0 else [])
-        counts = event_counts(warehouse)
+        counts = event_counts(warehouse, since=START)
         rates[cadence] = {
             t: counts.get(t, 0) / counts["delivered"] for t in ("open", "click", "unsubscribe")
         }
@@ -311,6 +312,113 @@ def test_daily_messaging_fatigues_versus_weekly(tmp_path: Path) -> None:
     assert daily["open"] < 0.8 * weekly["open"]
     assert daily["click"] < 0.9 * weekly["click"]
     assert daily["unsubscribe"] > 1.5 * weekly["unsubscribe"]
+
+
+def _circular_agreement(hours: np.ndarray, reference: np.ndarray) -> float:
+    """Mean cos of the angle between two hours on the 24-hour clock (1 = same hour, 0 = none)."""
+    return float(np.mean(np.cos((hours - reference) * np.pi / 12)))
+
+
+def test_campaign_history_is_the_esp_record_before_start(
+    small_world: tuple[Warehouse, SandboxWorld],
+) -> None:
+    """Weekly e-mail, fortnightly push, monthly SMS for 26 weeks: delivered to consented,
+    signed-up customers only; undeliverable addresses bounce once; opens and clicks at ESP rates;
+    nothing on or after the start; the opens' local hours point at each customer's own hour."""
+    warehouse, _ = small_world
+    counts = {
+        (r[0], r[1]): int(r[2])
+        for r in warehouse.rows(
+            "select channel, event_type, count(*) from raw.message_events group by 1, 2"
+        )
+    }
+    assert (
+        warehouse.scalar(
+            "select count(*) from raw.message_events where occurred_at >= :s", {"s": START}
+        )
+        == 0
+    )
+    assert (
+        warehouse.scalar("select count(*) - count(distinct event_id) from raw.message_events") == 0
+    )
+    delivered = counts[("email", "delivered")]
+    assert 0.15 <= counts[("email", "open")] / delivered <= 0.26
+    assert 0.012 <= counts[("email", "click")] / delivered <= 0.035
+    for channel in ("sms", "push"):
+        assert counts[(channel, "delivered")] > 0
+    # recipients: consented when the world began, signed up before the send
+    rogue = warehouse.scalar(
+        """
+        select count(*)
+        from raw.message_events e
+        join sandbox.customer_traits t using (customer_id)
+        where e.event_type = 'delivered'
+          and (
+            (e.channel = 'email' and not t.consent0_email)
+            or (e.channel = 'sms' and not t.consent0_sms)
+            or (e.channel = 'push' and not t.consent0_push)
+            or cast(e.occurred_at as date) <= date '1970-01-01' + cast(t.signup_day as integer)
+          )
+        """
+    )
+    assert rogue == 0
+    bounces = warehouse.rows(
+        "select customer_id, channel, count(*) from raw.message_events "
+        "where event_type = 'bounce' group by 1, 2"
+    )
+    assert bounces and all(n == 1 for _, _, n in bounces)
+    hard = warehouse.scalar("select count(*) from sandbox.customer_state where hard_bounced_email")
+    assert hard == sum(1 for _, channel, _ in bounces if channel == "email")
+    # the local hour of first opens agrees with each customer's preferred hour
+    rows = warehouse.rows(
+        """
+        select t.pref_hour, c.time_zone, e.occurred_at
+        from raw.message_events e
+        join sandbox.customer_traits t using (customer_id)
+        join raw.customers c using (customer_id)
+        where e.event_type = 'open' and e.channel = 'email' and t.defect = 0
+        """
+    )
+    pref = np.array([r[0] for r in rows])
+    local = np.array(
+        [
+            r[2].replace(tzinfo=zoneinfo.ZoneInfo("UTC")).astimezone(zoneinfo.ZoneInfo(r[1]))
+            for r in rows
+        ]
+    )
+    hours = np.array([t.hour + t.minute / 60 for t in local])
+    agreement = _circular_agreement(hours, pref)
+    assert agreement > 0.25
+    shuffled = np.random.default_rng(0).permutation(pref)
+    assert agreement > 2 * abs(_circular_agreement(hours, shuffled))
+
+
+def test_messages_are_noticed_at_the_customers_active_hour(tmp_path: Path) -> None:
+    """Half of the e-mails are opened when the customer next turns to their inbox, at their own
+    hour; SMS clicks follow the send within minutes."""
+    warehouse, world = make_world(tmp_path / "w.duckdb", 3000, seed=4)
+    customers = emailable(warehouse)
+    world.simulate_day(START, messages(customers, START, local_hour=10))
+    rows = warehouse.rows(
+        """
+        select t.pref_hour, c.time_zone, e.occurred_at
+        from raw.message_events e
+        join sandbox.customer_traits t using (customer_id)
+        join raw.customers c using (customer_id)
+        where e.event_type = 'open' and e.occurred_at >= :s and t.defect = 0
+        """,
+        {"s": START},
+    )
+    assert len(rows) > 300
+    local = [
+        r[2].replace(tzinfo=zoneinfo.ZoneInfo("UTC")).astimezone(zoneinfo.ZoneInfo(r[1]))
+        for r in rows
+    ]
+    hours = np.array([t.hour + t.minute / 60 for t in local])
+    pref = np.array([r[0] for r in rows])
+    near_send = np.mean(np.abs(hours - 10.5) < 2.5)
+    assert 0.3 < near_send < 0.9  # some right away, the rest at the active hour
+    assert _circular_agreement(hours, pref) > 0.25
 
 
 # -- idempotence, pending responses, edge cases -----------------------------------------------

@@ -54,11 +54,16 @@ def utc_offsets_hours(day: date, utc_hour: np.ndarray | None = None) -> np.ndarr
     return grid
 
 
-def local_hours(region: np.ndarray, send_at_utc: np.ndarray, day: date) -> np.ndarray:
-    """Local clock hour (0-23) of UTC instants (datetime64) for customers in `region` on `day`."""
+def local_clock_hours(region: np.ndarray, at_utc: np.ndarray, day: date) -> np.ndarray:
+    """Local time of day in fractional hours [0, 24) of UTC instants (datetime64) on `day`, for
+    customers in `region` (instants outside the day use its first / last hour's offset)."""
     grid = utc_offsets_hours(day, np.arange(24))
     day0 = np.datetime64(day, "s")
-    seconds = (send_at_utc.astype("datetime64[s]") - day0).astype(np.int64)
+    seconds = (at_utc.astype("datetime64[s]") - day0).astype(np.int64)
     utc_h = np.clip(seconds // 3600, 0, 23)
-    local = seconds / 3600 + grid[region, utc_h]
-    return np.floor(local).astype(np.int64) % 24
+    return np.mod(seconds / 3600 + grid[region, utc_h], 24.0)
+
+
+def local_hours(region: np.ndarray, send_at_utc: np.ndarray, day: date) -> np.ndarray:
+    """Local clock hour (0-23) of UTC instants (datetime64) for customers in `region` on `day`."""
+    return np.floor(local_clock_hours(region, send_at_utc, day)).astype(np.int64) % 24

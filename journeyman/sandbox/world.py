@@ -26,6 +26,8 @@ import sqlalchemy as sa
 
 from journeyman.connectors.destination import OutboundMessage
 from journeyman.sandbox import creative
+from journeyman.sandbox.attention import seen_delay_hours
+from journeyman.sandbox.campaigns import campaign_history
 from journeyman.sandbox.feed import (
     RAW_SCHEMAS,
     customers_table,
@@ -47,7 +49,7 @@ from journeyman.sandbox.purchases import (
     order_seconds,
 )
 from journeyman.sandbox.randomness import day_number, stream
-from journeyman.sandbox.regions import local_hours, utc_offsets_hours
+from journeyman.sandbox.regions import local_clock_hours, local_hours, utc_offsets_hours
 from journeyman.sandbox.responses import Actions, draw_delays, respond
 from journeyman.sandbox.state import SANDBOX_DDL, CustomerState
 from journeyman.sandbox.truth import GroundTruth, Reward
@@ -56,7 +58,6 @@ from journeyman.warehouse import Warehouse, append_arrow, read_arrow
 
 FATIGUE_DAYS = 7
 COUPON_DAYS = 7
-SEEN_DELAY_HOURS = np.array([1.5, 0.05, 0.2])  # median hours from delivery to seen, per channel
 PENDING_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),
@@ -180,7 +181,7 @@ class SandboxWorld:
     # -- setup ---------------------------------------------------------------------------
 
     def create(self, n_customers: int = 5000, start: date = date(2026, 1, 1)) -> None:
-        """Write the population, its order history before `start` and the ground truth.
+        """Write the population, its order and campaign history before `start` and the truth.
 
         A no-op if this world already exists with the same seed, size and start; a SandboxError
         if the warehouse holds another world or raw customers from elsewhere.
@@ -230,10 +231,12 @@ class SandboxWorld:
             coupon_pay=np.ones(n_customers),
             coupon_until=np.full(n_customers, -1, dtype=np.int32),
         )
+        campaign_events, state.hard_bounced = campaign_history(self.seed, traits, state, start)
         with self.warehouse.connect() as conn:
             append_arrow(conn, "raw.customers", customers_table(rng, traits, signup_at))
             append_arrow(conn, "raw.consents", initial_consents_table(traits, signup_at))
             append_arrow(conn, "raw.orders", history)
+            append_arrow(conn, "raw.message_events", campaign_events)
             append_arrow(conn, "sandbox.customer_traits", traits.to_arrow())
             append_arrow(conn, "sandbox.customer_state", state.to_arrow())
             conn.execute(
@@ -647,7 +650,14 @@ class SandboxWorld:
 
         hour = np.timedelta64(3_600_000_000, "us")
         t_delivered = send_at + (rng.uniform(2, 60, m) * 1e6).astype("timedelta64[us]")
-        seen_h = SEEN_DELAY_HOURS[ch] * np.exp(rng.normal(0, 1.1, m))
+        seen_h = seen_delay_hours(
+            rng,
+            stream(self.seed, "attention", day),
+            traits,
+            idx,
+            ch,
+            local_clock_hours(traits.region[idx].astype(np.int64), t_delivered, day),
+        )
         t_seen = t_delivered + (seen_h * 3.6e9).astype("timedelta64[us]")
         t_click = t_seen + (np.exp(rng.normal(np.log(90), 0.8, m)) * 1e6).astype("timedelta64[us]")
         t_quit = np.where(seen, t_seen, t_delivered + 2 * hour) + np.timedelta64(45, "s")

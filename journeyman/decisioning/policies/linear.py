@@ -87,7 +87,7 @@ def _check_personalise(value: object) -> None:
     """`personalise`: None (every interaction) or {family: "all" | [customer features]}."""
     if value is None:
         return
-    fix = "use a mapping like {send: all, channel: all, hour: [order_hour_cos, order_hour_sin]}"
+    fix = "use a mapping like {send: all, channel: all, hour: [active_hour_cos, active_hour_sin]}"
     if not isinstance(value, Mapping):
         raise ValueError(f"`personalise` must be a mapping of action-feature families; {fix}")
     for name, features in value.items():

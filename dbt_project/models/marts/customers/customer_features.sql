@@ -83,6 +83,12 @@ affinities as (
 
 ),
 
+active_hours as (
+
+    select * from {{ ref('int_customer_active_hours_aggregated') }}
+
+),
+
 engagement as (
 
     select * from {{ ref('int_engagement_rates_smoothed') }}
@@ -146,6 +152,8 @@ joined as (
 
         cast(coalesce(order_stats.order_hour_cos, 0) as double precision) as order_hour_cos,
         cast(coalesce(order_stats.order_hour_sin, 0) as double precision) as order_hour_sin,
+        cast(coalesce(active_hours.active_hour_cos, 0) as double precision) as active_hour_cos,
+        cast(coalesce(active_hours.active_hour_sin, 0) as double precision) as active_hour_sin,
 
         engagement.email_open_rate,
         engagement.email_click_rate,
@@ -175,6 +183,8 @@ joined as (
         on customers.customer_id = order_stats.customer_id
     left join affinities
         on customers.customer_id = affinities.customer_id
+    left join active_hours
+        on customers.customer_id = active_hours.customer_id
     left join engagement
         on customers.customer_id = engagement.customer_id
     left join message_counts

@@ -1,0 +1,70 @@
+-- Per customer: when in their own day they are active, from every moment they acted before the
+-- as-of instant — their orders and their first open / click of each message (any sender). The
+-- mean direction of those local hours on the 24-hour circle, shrunk by one pseudo-moment at the
+-- centre: length n / (n + 1) grows with consistent evidence.
+with
+
+customers as (
+
+    select customer_id, time_zone from {{ ref('stg_raw__customers') }}
+
+),
+
+orders as (
+
+    select customer_id, ordered_at as acted_at
+    from {{ ref('int_orders_as_of') }}
+
+),
+
+engagements as (
+
+    select
+        decision_id,
+        min(customer_id) as customer_id,
+        min(occurred_at) as acted_at
+
+    from {{ ref('stg_raw__message_events') }}
+    where occurred_at < {{ as_of() }}
+        and event_type in ('open', 'click')
+        and decision_id is not null
+    group by decision_id
+
+),
+
+moments as (
+
+    select customer_id, acted_at, 'order' as kind from orders
+    union all
+    select customer_id, acted_at, 'engagement' as kind from engagements
+
+),
+
+angled as (
+
+    select
+        moments.customer_id,
+        moments.kind,
+        {{ local_hour('moments.acted_at', 'customers.time_zone') }} * pi() / 12 as local_angle
+
+    from moments
+    inner join customers
+        on moments.customer_id = customers.customer_id
+
+),
+
+aggregated as (
+
+    select
+        customer_id,
+        count(local_angle) as active_moments,
+        count(case when kind = 'engagement' then local_angle end) as engagement_moments,
+        sum(cos(local_angle)) / (count(local_angle) + 1) as active_hour_cos,
+        sum(sin(local_angle)) / (count(local_angle) + 1) as active_hour_sin
+
+    from angled
+    group by customer_id
+
+)
+
+select * from aggregated
