@@ -10,8 +10,8 @@ benchmark's metric: incremental revenue minus the agent's penalties) and compare
 - `learned`: the model fitted by the production code (`ArmStatistics.from_observations` →
   `LinearThompsonSampling.fit`, evidence-fitted prior) on R simulated rewards — a customer drawn
   at random, an allowed action uniformly at random, its true value plus normal noise of sd
-  --noise (about the sd of a winback learning reward) — then its greedy choice, valued on the
-  truth; mean and standard error over --repeats.
+  --noise (default 9, above the sd of a winback learning reward: $6.7 for a send) — then its
+  greedy choice, valued on the truth; mean and standard error over --repeats.
 
 Models: `full_fixed_action_effects` (every feature × every action feature, action main effects
 under the fixed ridge: the prior before pooling), `full` (every interaction, pooled action
