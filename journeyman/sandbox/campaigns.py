@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from journeyman.sandbox import creative
-from journeyman.sandbox.attention import seen_delay_hours
-from journeyman.sandbox.feed import RAW_SCHEMAS, day_time
+from journeyman.sandbox.attention import click_delay_seconds, seen_delay_hours
+from journeyman.sandbox.feed import RAW_SCHEMAS, day_time, events_table
 from journeyman.sandbox.population import CHANNELS, Traits
 from journeyman.sandbox.randomness import day_number, stream
 from journeyman.sandbox.regions import utc_offsets_hours
@@ -32,7 +32,6 @@ from journeyman.sandbox.responses import Actions, respond
 from journeyman.sandbox.state import CustomerState
 
 CAMPAIGN_WEEKS = 26
-CLICK_DELAY_SECONDS = 90.0  # median, lognormal σ 0.8 (as the world's clicks)
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def _campaign(
         rng, stream(seed, f"{purpose}-attention", day), traits, to, channel, local_delivered
     )
     t_seen = t_delivered + seen_h / 24
-    t_click = t_seen + np.exp(rng.normal(np.log(CLICK_DELAY_SECONDS), 0.8, m)) / 86400
+    t_click = t_seen + click_delay_seconds(rng, m) / 86400
     emitted = [("delivered", got, t_delivered), ("bounce", hard, t_delivered)]
     if ch == 2:  # a push tap is reported as an open
         emitted.append(("open", click, t_click))
@@ -139,20 +138,16 @@ def _campaign(
     for kind, mask, at in emitted:
         keep = mask & (at < today + 6)  # answered within six days: all before `start`
         occurred = day_time(at[keep])
+        loaded = occurred.astype("datetime64[D]") + np.timedelta64(26, "h")  # nightly export
         parts.append(
-            pa.table(
-                {
-                    "event_id": np.char.add(np.char.add("evt-", message[keep]), "-" + kind),
-                    "decision_id": message[keep],
-                    "customer_id": traits.customer_id[to[keep]],
-                    "channel": np.full(int(keep.sum()), CHANNELS[ch]),
-                    "event_type": np.full(int(keep.sum()), kind),
-                    "occurred_at": occurred,
-                    "_loaded_at": (
-                        occurred.astype("datetime64[D]") + np.timedelta64(26, "h")
-                    ).astype("datetime64[us]"),
-                },
-                schema=RAW_SCHEMAS["message_events"],
+            events_table(
+                message[keep],
+                message[keep],
+                traits.customer_id[to[keep]],
+                np.full(int(keep.sum()), CHANNELS[ch]),
+                kind,
+                occurred,
+                loaded,
             )
         )
     return pa.concat_tables(parts)

@@ -120,6 +120,32 @@ def loaded_at(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(2))
 
 
+def events_table(
+    ids: np.ndarray,
+    decision: np.ndarray,
+    customer: np.ndarray,
+    channel: np.ndarray,
+    kind: str,
+    at: np.ndarray,
+    loaded: datetime | np.ndarray,
+) -> pa.Table:
+    """raw.message_events rows of one event type: event ids `evt-<id>-<kind>`; `loaded` is one
+    load instant for all rows or one per row."""
+    n = len(ids)
+    return pa.table(
+        {
+            "event_id": np.char.add(np.char.add("evt-", ids.astype(str)), "-" + kind),
+            "decision_id": decision,
+            "customer_id": customer,
+            "channel": channel,
+            "event_type": np.full(n, kind),
+            "occurred_at": at.astype("datetime64[us]"),
+            "_loaded_at": np.broadcast_to(np.asarray(loaded, dtype="datetime64[us]"), (n,)),
+        },
+        schema=RAW_SCHEMAS["message_events"],
+    )
+
+
 def _digits(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
     return np.array([str(v).zfill(width) for v in rng.integers(0, 10**width, size=n)])
 

@@ -26,12 +26,13 @@ import sqlalchemy as sa
 
 from journeyman.connectors.destination import OutboundMessage
 from journeyman.sandbox import creative
-from journeyman.sandbox.attention import seen_delay_hours
+from journeyman.sandbox.attention import click_delay_seconds, seen_delay_hours
 from journeyman.sandbox.campaigns import campaign_history
 from journeyman.sandbox.feed import (
     RAW_SCHEMAS,
     customers_table,
     day_time,
+    events_table,
     initial_consents_table,
     loaded_at,
     numbered,
@@ -143,30 +144,6 @@ def _timestamps(values: Sequence[str]) -> np.ndarray:
             dt = dt.astimezone(UTC).replace(tzinfo=None)
         out[j] = np.datetime64(dt, "us")
     return out
-
-
-def _events_table(
-    ids: np.ndarray,
-    decision: np.ndarray,
-    customer: np.ndarray,
-    channel: np.ndarray,
-    kind: str,
-    at: np.ndarray,
-    loaded: datetime,
-) -> pa.Table:
-    n = len(ids)
-    return pa.table(
-        {
-            "event_id": np.char.add(np.char.add("evt-", ids.astype(str)), "-" + kind),
-            "decision_id": decision,
-            "customer_id": customer,
-            "channel": channel,
-            "event_type": np.full(n, kind),
-            "occurred_at": at.astype("datetime64[us]"),
-            "_loaded_at": np.full(n, np.datetime64(loaded, "us")),
-        },
-        schema=RAW_SCHEMAS["message_events"],
-    )
 
 
 class SandboxWorld:
@@ -659,7 +636,7 @@ class SandboxWorld:
             local_clock_hours(traits.region[idx].astype(np.int64), t_delivered, day),
         )
         t_seen = t_delivered + (seen_h * 3.6e9).astype("timedelta64[us]")
-        t_click = t_seen + (np.exp(rng.normal(np.log(90), 0.8, m)) * 1e6).astype("timedelta64[us]")
+        t_click = t_seen + (click_delay_seconds(rng, m) * 1e6).astype("timedelta64[us]")
         t_quit = np.where(seen, t_seen, t_delivered + 2 * hour) + np.timedelta64(45, "s")
         delay_days = draw_delays(rng, m)
         t_order = np.where(click, t_click, t_seen) + (delay_days * 86_400e6).astype(
@@ -684,7 +661,7 @@ class SandboxWorld:
         for kind, mask, at in emitted:
             now, later = mask & (at < day_end), mask & (at >= day_end)
             loads.events.append(
-                _events_table(
+                events_table(
                     decision[now], decision[now], cust[now], chan[now], kind, at[now], loaded
                 )
             )
