@@ -85,6 +85,14 @@ create table if not exists journeyman.decision_features (
     agent varchar not null,
     decision_date date not null
 );
+-- Every agent message's tags (offer, tone, value_prop, category, ...) as the agent files state
+-- them at the latest decision run: what dbt reads for responses per kind of message.
+create table if not exists journeyman.message_tags (
+    agent varchar not null,
+    message_id varchar not null,
+    tag varchar not null,
+    value varchar not null
+);
 create table if not exists journeyman.deliveries (
     decision_id varchar not null,
     destination varchar not null,

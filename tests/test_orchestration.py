@@ -178,6 +178,26 @@ def test_rerunning_a_day_changes_nothing_and_sends_nothing_twice(loop):
     assert len(read_outbox(loop["root"] / "outbox")) == outbox_before
 
 
+def test_message_tags_mirror_the_agent_files_and_feed_offer_responses(loop):
+    """Each decision run replaces the agents' message tags (three runs, no copies); dbt turns
+    them into per-customer responses to messages with and without an offer."""
+    from journeyman.decisioning.config import load_agents
+
+    wh = loop["warehouse"]
+    stored = sorted(wh.rows("select agent, message_id, tag, value from journeyman.message_tags"))
+    expected = sorted(
+        (agent.name, message.id, tag, value)
+        for agent in load_agents(settings.agents_dir())
+        for message in agent.dimensions.messages
+        for tag, value in message.tags.items()
+    )
+    assert stored == expected
+    low, high = wh.rows(
+        "select min(offer_response_rate), max(offer_response_rate) from marts.customer_features"
+    )[0]
+    assert 0 < low < high < 1  # some customers have answered (or ignored) offers by day three
+
+
 def test_staging_exclusions_match_the_bad_rows_the_feed_sent(loop):
     import zoneinfo
 

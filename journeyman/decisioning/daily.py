@@ -24,6 +24,7 @@ from journeyman.decisioning.store import (
     load_arm_statistics,
     stream_customers,
     write_decisions,
+    write_message_tags,
 )
 from journeyman.tables import ensure_feature_columns
 from journeyman.warehouse import Warehouse
@@ -78,6 +79,7 @@ def decide_day(
         if row["exclusion_reason"]:
             summary.exclusions[(row["agent"], row["exclusion_reason"])] += 1
     summary.written = write_decisions(warehouse, day, [a.name for a in agents], table, features)
+    write_message_tags(warehouse, agents)
     for decider in deciders:
         summary.versions[decider.agent.name] = decider.policies[0].version
     return summary

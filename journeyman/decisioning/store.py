@@ -17,6 +17,7 @@ from journeyman.warehouse import Warehouse, WarehouseError, append_arrow, stream
 FEATURES_TABLE = "marts.customer_features"
 DECISIONS_TABLE = "journeyman.decisions"
 LEDGER_TABLE = "journeyman.deliveries"
+MESSAGE_TAGS_TABLE = "journeyman.message_tags"
 
 
 def _audience_select(agents: Sequence[AgentConfig]) -> str:
@@ -160,3 +161,29 @@ def write_decisions(
         if features is not None:
             append_arrow(conn, FEATURES_SNAPSHOT, features)
     return decisions.num_rows
+
+
+def write_message_tags(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> int:
+    """Replace these agents' rows of journeyman.message_tags with their messages' tags as the
+    agent files state them now (one row per agent, message and tag). Returns the rows written."""
+    rows = [
+        (agent.name, message.id, tag, value)
+        for agent in agents
+        for message in agent.dimensions.messages
+        for tag, value in sorted(message.tags.items())
+    ]
+    table = pa.table(
+        {
+            name: pa.array([r[i] for r in rows], pa.string())
+            for i, name in enumerate(("agent", "message_id", "tag", "value"))
+        }
+    )
+    with warehouse.connect() as conn:
+        conn.execute(
+            sa.text(f"delete from {MESSAGE_TAGS_TABLE} where agent in :agents").bindparams(
+                sa.bindparam("agents", expanding=True)
+            ),
+            {"agents": [a.name for a in agents]},
+        )
+        append_arrow(conn, MESSAGE_TAGS_TABLE, table)
+    return table.num_rows

@@ -95,6 +95,12 @@ engagement as (
 
 ),
 
+offer_responses as (
+
+    select * from {{ ref('int_offer_response_rates_smoothed') }}
+
+),
+
 message_counts as (
 
     select * from {{ ref('int_customer_message_counts_aggregated') }}
@@ -159,6 +165,8 @@ joined as (
         engagement.email_click_rate,
         engagement.sms_click_rate,
         engagement.push_open_rate,
+        offer_responses.offer_response_rate,
+        offer_responses.no_offer_response_rate,
 
         cast(coalesce(message_counts.messages_last_1d, 0) as integer) as messages_last_1d,
         cast(coalesce(message_counts.messages_last_7d, 0) as integer) as messages_last_7d,
@@ -187,6 +195,8 @@ joined as (
         on customers.customer_id = active_hours.customer_id
     left join engagement
         on customers.customer_id = engagement.customer_id
+    left join offer_responses
+        on customers.customer_id = offer_responses.customer_id
     left join message_counts
         on customers.customer_id = message_counts.customer_id
 

@@ -1,0 +1,100 @@
+-- One row per valid customer: how they respond to journeyman's messages with an offer and to
+-- those without one. A response is a click (e-mail, SMS) or a push tap (reported as `open`)
+-- before the as-of instant. A message has an offer when its `offer` tag is present and not
+-- `none` (journeyman.message_tags). Rates are Beta-smoothed toward the population rate (var
+-- engagement_prior_strength pseudo-messages), which is smoothed toward
+-- var default_message_response_rate (var engagement_population_prior_strength).
+{%- set strength = var('engagement_prior_strength') %}
+{%- set population_strength = var('engagement_population_prior_strength') %}
+with
+
+customers as (
+
+    select customer_id from {{ ref('stg_raw__customers') }}
+
+),
+
+messages as (
+
+    select decision_id, agent, customer_id, message_id
+    from {{ ref('int_messages_sent') }}
+
+),
+
+offers as (
+
+    select agent, message_id, value as offer
+    from {{ ref('stg_journeyman__message_tags') }}
+    where tag = 'offer'
+
+),
+
+responses as (
+
+    select decision_id
+    from {{ ref('stg_raw__message_events') }}
+    where occurred_at < {{ as_of() }}
+        and (event_type = 'click' or (channel = 'push' and event_type = 'open'))
+    group by decision_id
+
+),
+
+per_message as (
+
+    select
+        messages.customer_id,
+        coalesce(offers.offer, 'none') <> 'none' as has_offer,
+        case when responses.decision_id is null then 0 else 1 end as responded
+
+    from messages
+    left join offers
+        on messages.agent = offers.agent
+        and messages.message_id = offers.message_id
+    left join responses
+        on messages.decision_id = responses.decision_id
+
+),
+
+per_customer as (
+
+    select
+        customer_id,
+        count(case when has_offer then 1 end) as offer_messages,
+        sum(case when has_offer then responded else 0 end) as offer_responses,
+        count(case when not has_offer then 1 end) as other_messages,
+        sum(case when not has_offer then responded else 0 end) as other_responses
+
+    from per_message
+    group by customer_id
+
+),
+
+priors as (
+
+    select
+        {{ smoothed_rate('sum(offer_responses)', 'sum(offer_messages)',
+            var('default_message_response_rate'), population_strength) }} as offer_prior,
+        {{ smoothed_rate('sum(other_responses)', 'sum(other_messages)',
+            var('default_message_response_rate'), population_strength) }} as other_prior
+
+    from per_customer
+
+),
+
+smoothed as (
+
+    select
+        customers.customer_id,
+        {{ smoothed_rate('per_customer.offer_responses', 'per_customer.offer_messages',
+            'priors.offer_prior', strength) }} as offer_response_rate,
+        {{ smoothed_rate('per_customer.other_responses', 'per_customer.other_messages',
+            'priors.other_prior', strength) }} as no_offer_response_rate
+
+    from customers
+    cross join priors
+    left join per_customer
+        on customers.customer_id = per_customer.customer_id
+
+)
+
+select * from smoothed
