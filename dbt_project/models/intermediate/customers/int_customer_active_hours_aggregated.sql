@@ -1,7 +1,8 @@
 -- Per customer: when in their own day they are active, from every moment they acted before the
--- as-of instant — their orders and their first open / click of each message (any sender). The
--- mean direction of those local hours on the 24-hour circle, shrunk by one pseudo-moment at the
--- centre: length n / (n + 1) grows with consistent evidence.
+-- as-of instant — their orders and their first open / click of each delivered message (any
+-- sender, int_messages_delivered). The mean direction of those local hours on the 24-hour
+-- circle, shrunk by one pseudo-moment at the centre: length n / (n + 1) grows with consistent
+-- evidence.
 with
 
 customers as (
@@ -19,16 +20,9 @@ orders as (
 
 engagements as (
 
-    select
-        decision_id,
-        min(customer_id) as customer_id,
-        min(occurred_at) as acted_at
-
-    from {{ ref('stg_raw__message_events') }}
-    where occurred_at < {{ as_of() }}
-        and event_type in ('open', 'click')
-        and decision_id is not null
-    group by decision_id
+    select customer_id, first_engaged_at as acted_at
+    from {{ ref('int_messages_delivered') }}
+    where first_engaged_at is not null
 
 ),
 

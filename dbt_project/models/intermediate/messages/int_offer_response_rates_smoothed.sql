@@ -16,8 +16,8 @@ customers as (
 
 messages as (
 
-    select decision_id, agent, customer_id, message_id
-    from {{ ref('int_messages_sent') }}
+    select * from {{ ref('int_messages_delivered') }}
+    where agent is not null  -- journeyman's own
 
 ),
 
@@ -29,29 +29,21 @@ offers as (
 
 ),
 
-responses as (
-
-    select decision_id
-    from {{ ref('stg_raw__message_events') }}
-    where occurred_at < {{ as_of() }}
-        and (event_type = 'click' or (channel = 'push' and event_type = 'open'))
-    group by decision_id
-
-),
-
 per_message as (
 
     select
         messages.customer_id,
         coalesce(offers.offer, 'none') <> 'none' as has_offer,
-        case when responses.decision_id is null then 0 else 1 end as responded
+        case
+            when messages.was_clicked = 1 then 1
+            when messages.channel = 'push' and messages.was_opened = 1 then 1
+            else 0
+        end as responded
 
     from messages
     left join offers
         on messages.agent = offers.agent
         and messages.message_id = offers.message_id
-    left join responses
-        on messages.decision_id = responses.decision_id
 
 ),
 

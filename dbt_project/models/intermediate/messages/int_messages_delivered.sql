@@ -1,0 +1,80 @@
+-- Every message delivered to a customer before the as-of instant, whoever sent it, with how the
+-- customer engaged with it: journeyman's (int_messages_sent) and those the ESP reports from other
+-- sends (the brand's own campaigns: a `delivered` event whose message key is no journeyman
+-- decision). Opens and clicks count once per message, duplicates included.
+with
+
+journeyman_messages as (
+
+    select decision_id, customer_id, channel, agent, message_id
+    from {{ ref('int_messages_sent') }}
+
+),
+
+events as (
+
+    select decision_id, customer_id, channel, event_type, occurred_at
+    from {{ ref('stg_raw__message_events') }}
+    where occurred_at < {{ as_of() }}
+        and decision_id is not null
+
+),
+
+decisions as (
+
+    select decision_id from {{ ref('stg_journeyman__decisions') }}
+
+),
+
+other_messages as (
+
+    select
+        events.decision_id,
+        min(events.customer_id) as customer_id,
+        min(events.channel) as channel,
+        cast(null as varchar) as agent,
+        cast(null as varchar) as message_id
+
+    from events
+    left join decisions
+        on events.decision_id = decisions.decision_id
+    where events.event_type = 'delivered'
+        and decisions.decision_id is null
+    group by events.decision_id
+
+),
+
+messages as (
+
+    select * from journeyman_messages
+    union all
+    select * from other_messages
+
+),
+
+engaged as (
+
+    select
+        messages.decision_id,
+        messages.customer_id,
+        messages.channel,
+        messages.agent,
+        messages.message_id,
+        max(case when events.event_type = 'open' then 1 else 0 end) as was_opened,
+        max(case when events.event_type = 'click' then 1 else 0 end) as was_clicked,
+        min(events.occurred_at) as first_engaged_at
+
+    from messages
+    left join events
+        on messages.decision_id = events.decision_id
+        and events.event_type in ('open', 'click')
+    group by
+        messages.decision_id,
+        messages.customer_id,
+        messages.channel,
+        messages.agent,
+        messages.message_id
+
+)
+
+select * from engaged
