@@ -31,7 +31,8 @@ create table if not exists raw.orders (
     order_id varchar,
     customer_id varchar,
     ordered_at timestamp,
-    amount double,
+    amount double,                -- what the customer paid, after discounts
+    discount_amount double,       -- money off the order (codes, coupons); optional, NULL = 0
     category varchar,
     _loaded_at timestamp
 );

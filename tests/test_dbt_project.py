@@ -81,20 +81,22 @@ CUSTOMERS = [
     ("c6", "future@example.com", None, None, "UTC", "US", "2024-03-05 00:00:00", LOADED),
 ]
 
-# order_id, customer_id, ordered_at, amount, category, _loaded_at
+# order_id, customer_id, ordered_at, amount, discount_amount, category, _loaded_at
 ORDERS = [
-    ("o1", "c1", "2024-01-10 10:00:00", 50.0, "apparel", LOADED),
-    ("o2", "c1", "2024-02-10 10:00:00", 30.0, "beauty", "2024-02-11 00:00:00"),
-    ("o2", "c1", "2024-02-10 10:00:00", 999.0, "beauty", "2024-02-12 00:00:00"),  # duplicate
-    ("o3", "c1", "2024-02-25 10:00:00", 20.0, "Apparel", LOADED),
-    ("o4", "c1", "2024-03-01 00:00:00", 100.0, "home", LOADED),  # at the as-of instant
-    ("o5", "c3", "2024-02-28 20:00:00", 10.0, "home", LOADED),
-    (None, "c1", "2024-02-01 00:00:00", 5.0, "home", LOADED),
-    ("o_neg", "c1", "2024-02-01 00:00:00", -5.0, "home", LOADED),
-    ("o_null_amount", "c1", "2024-02-01 00:00:00", None, "home", LOADED),
-    ("o_nan", "c1", "2024-02-01 00:00:00", float("nan"), "home", LOADED),
-    ("o_toys", "c1", "2024-02-01 00:00:00", 5.0, "toys", LOADED),
-    ("o_no_customer", None, "2024-02-01 00:00:00", 5.0, "home", LOADED),
+    ("o1", "c1", "2024-01-10 10:00:00", 50.0, 5.0, "apparel", LOADED),
+    ("o2", "c1", "2024-02-10 10:00:00", 30.0, 0.0, "beauty", "2024-02-11 00:00:00"),
+    ("o2", "c1", "2024-02-10 10:00:00", 999.0, 50.0, "beauty", "2024-02-12 00:00:00"),  # duplicate
+    ("o3", "c1", "2024-02-25 10:00:00", 20.0, None, "Apparel", LOADED),
+    ("o4", "c1", "2024-03-01 00:00:00", 100.0, 10.0, "home", LOADED),  # at the as-of instant
+    ("o5", "c3", "2024-02-28 20:00:00", 10.0, 2.5, "home", LOADED),
+    (None, "c1", "2024-02-01 00:00:00", 5.0, None, "home", LOADED),
+    ("o_neg", "c1", "2024-02-01 00:00:00", -5.0, None, "home", LOADED),
+    ("o_null_amount", "c1", "2024-02-01 00:00:00", None, None, "home", LOADED),
+    ("o_nan", "c1", "2024-02-01 00:00:00", float("nan"), None, "home", LOADED),
+    ("o_toys", "c1", "2024-02-01 00:00:00", 5.0, None, "toys", LOADED),
+    ("o_neg_discount", "c1", "2024-02-01 00:00:00", 5.0, -1.0, "home", LOADED),
+    ("o_nan_discount", "c1", "2024-02-01 00:00:00", 5.0, float("nan"), "home", LOADED),
+    ("o_no_customer", None, "2024-02-01 00:00:00", 5.0, None, "home", LOADED),
 ]
 
 # customer_id, channel, status, recorded_at, _loaded_at
@@ -291,9 +293,10 @@ MESSAGE_TAGS = [
 
 # event_id, decision_id, customer_id, channel, event_type, occurred_at, _loaded_at
 EVENTS = [
-    ("ev1", "dB", "c1", "email", "open", "2024-02-20 16:00:00", "2024-02-20 17:00:00"),
-    ("ev1", "dB", "c1", "email", "open", "2024-02-20 16:00:00", "2024-02-21 17:00:00"),
-    ("ev2", "dB", "c1", "Email", "CLICK", "2024-02-20 16:05:00", "2024-02-20 17:00:00"),
+    # dB has no `delivered` event: it reached c1 at its send_at, 15:00, three hours before
+    ("ev1", "dB", "c1", "email", "open", "2024-02-20 18:00:00", "2024-02-20 19:00:00"),
+    ("ev1", "dB", "c1", "email", "open", "2024-02-20 18:00:00", "2024-02-21 19:00:00"),
+    ("ev2", "dB", "c1", "Email", "CLICK", "2024-02-20 18:05:00", "2024-02-20 19:00:00"),
     ("ev3", "dA", "c1", "email", "open", "2024-02-27 16:00:00", "2024-02-27 17:00:00"),
     ("ev4", "dE", "c3", "sms", "unsubscribe", "2024-02-28 10:00:00", "2024-02-28 11:00:00"),
     # the ESP's record of a journeyman message: not counted twice
@@ -317,6 +320,7 @@ FEATURE_COLUMNS = {
     "orders_last_90d",
     "total_revenue",
     "avg_order_value",
+    "discounted_order_share",
     "days_since_last_order",
     "has_ordered",
     "ipi_mean_days",
@@ -386,7 +390,7 @@ def load_fixture(path: Path) -> None:
     ensure_journeyman_tables(warehouse)
     with duckdb.connect(str(path)) as conn:
         conn.executemany("insert into raw.customers values (?, ?, ?, ?, ?, ?, ?, ?)", CUSTOMERS)
-        conn.executemany("insert into raw.orders values (?, ?, ?, ?, ?, ?)", ORDERS)
+        conn.executemany("insert into raw.orders values (?, ?, ?, ?, ?, ?, ?)", ORDERS)
         conn.executemany("insert into raw.consents values (?, ?, ?, ?, ?)", CONSENTS)
         conn.executemany("insert into raw.message_events values (?, ?, ?, ?, ?, ?, ?)", EVENTS)
         conn.executemany(
@@ -465,6 +469,8 @@ def test_excluded_rows_are_listed_with_reason_codes(build: Build) -> None:
         ("raw.orders", "o_null_amount", "null_amount", "row_excluded"),
         ("raw.orders", "o_nan", "invalid_amount", "row_excluded"),
         ("raw.orders", "o_toys", "unknown_category", "row_excluded"),
+        ("raw.orders", "o_neg_discount", "negative_discount", "row_excluded"),
+        ("raw.orders", "o_nan_discount", "invalid_discount", "row_excluded"),
         ("raw.orders", "o_no_customer", "null_customer_id", "row_excluded"),
         ("raw.consents", "c1|fax|2024-01-01 12:00:00", "unknown_channel", "row_excluded"),
         ("raw.consents", "c2|email|2024-01-01 12:00:00", "unknown_status", "row_excluded"),
@@ -501,9 +507,11 @@ def test_customer_features_hand_computed(build: Build) -> None:
     angle = 5 * math.pi / 12
     assert c1["order_hour_cos"] == pytest.approx(0.75 * math.cos(angle))
     assert c1["order_hour_sin"] == pytest.approx(0.75 * math.sin(angle))
-    # active hours: those orders, and the first open / click of dB and dA (16:00 UTC = 11:00 EST)
-    # and of the newsletter cmp-1 (20:00 UTC = 15:00): six moments, one pseudo-moment
-    moments = [5, 5, 5, 11, 11, 15]
+    # active hours: those orders, and the first open / click of dB (18:00 UTC = 13:00 EST, three
+    # hours after its send) and of the newsletter cmp-1 (20:00 UTC = 15:00, five hours after its
+    # delivery); dA's open came 59 minutes after delivery (under the 2-hour delay): five moments,
+    # one pseudo-moment
+    moments = [5, 5, 5, 13, 15]
     for column, trig in (("active_hour_cos", math.cos), ("active_hour_sin", math.sin)):
         expected = sum(trig(h * math.pi / 12) for h in moments) / (len(moments) + 1)
         assert c1[column] == pytest.approx(expected)
@@ -523,6 +531,10 @@ def test_customer_features_hand_computed(build: Build) -> None:
     # affinities: 2 of 3 orders apparel, smoothed with 2 pseudo-orders at the population share
     population_apparel = 2 / 4  # valid orders before as-of: o1, o2, o3 (c1) and o5 (c3)
     assert c1["affinity_apparel"] == pytest.approx((2 + 2 * population_apparel) / (3 + 2))
+    # discounts: o1 had one (o2's is 0, o3's NULL; o4 is at as-of), as had c3's o5: 2 of 4
+    # valid orders, the population share; 2 pseudo-orders
+    assert c1["discounted_order_share"] == pytest.approx((1 + 2 * 0.5) / (3 + 2))
+    assert features(build)["c3"]["discounted_order_share"] == pytest.approx((1 + 2 * 0.5) / (1 + 2))
     # e-mail opens: all three of c1's e-mails opened (dA, dB and the newsletter cmp-1, which
     # journeyman did not send); the prior is the smoothed population rate
     prior = (3 + 0.16 * 100) / (3 + 100)
@@ -553,6 +565,7 @@ def test_customer_without_history_gets_defaults(build: Build) -> None:
     assert c2["ipi_mean_days"] == pytest.approx(23.0)  # population mean (only c1 has 2+ orders)
     assert c2["order_hour_cos"] == c2["order_hour_sin"] == 0.0  # no orders: no direction
     assert c2["active_hour_cos"] == c2["active_hour_sin"] == 0.0
+    assert c2["discounted_order_share"] == pytest.approx(0.5)  # the population share
     for column in FEATURE_COLUMNS:
         assert c2[column] is not None, column
 
@@ -677,3 +690,23 @@ def test_malformed_run_date_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "run_date must be a date 'YYYY-MM-DD'" in result.stdout + result.stderr
+
+
+def test_orders_without_a_discount_column_build(tmp_path: Path) -> None:
+    """discount_amount is optional in raw.orders: without it every order counts as undiscounted."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    load_fixture(warehouse)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("alter table raw.orders drop column discount_amount")
+    result = run_dbt(
+        ["build", "--select", "+stg_raw__orders", "--vars", json.dumps({"run_date": RUN_DATE})],
+        warehouse,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        rows = conn.execute(
+            "select count(*), sum(discount_amount) from staging.stg_raw__orders"
+        ).fetchall()
+    # o1 to o5 and the two rows excluded above for their discount only, none discounted
+    assert rows == [(7, 0.0)]

@@ -293,6 +293,48 @@ def test_offer_effects_depend_on_the_customer(small_world: tuple[Warehouse, Sand
     assert deal.incremental_conversion.mean() > full.incremental_conversion.mean()
 
 
+def test_discounts_in_the_order_history_trace_price_sensitivity(
+    small_world: tuple[Warehouse, SandboxWorld],
+) -> None:
+    warehouse, world = small_world
+    rows = warehouse.rows(
+        "select customer_id, count(*), sum(case when discount_amount > 0 then 1 else 0 end), "
+        "sum(discount_amount) / sum(amount + discount_amount) from raw.orders group by 1"
+    )
+    ids = np.array([r[0] for r in rows])
+    orders, discounted = (np.array([r[k] for r in rows], dtype=float) for k in (1, 2))
+    share_discounted = discounted.sum() / orders.sum()
+    assert 0.08 < share_discounted < 0.3  # promotion codes on a minority of orders
+    money_off = np.array([r[3] for r in rows], dtype=float)
+    assert money_off.max() <= 0.2 + 1e-3  # the brand's codes take 10-20 % off
+    sensitivity = world.truth.traits.price_sensitivity[world.truth.traits.index_of(ids)]
+    frequent = orders >= 3
+    assert np.corrcoef(discounted[frequent] / orders[frequent], sensitivity[frequent])[0, 1] > 0.3
+    # the customers a 20 % discount suits best use codes more often
+    truth = world.truth
+    offers = ("none", "discount_20")
+    best, _ = truth.best_actions(
+        ids, [Action("email", 10, {"offer": o}) for o in offers], objective="revenue"
+    )
+    rate = discounted / orders
+    assert rate[best == 1].mean() > 1.3 * rate[best == 0].mean()
+
+
+def test_orders_under_a_coupon_record_the_discount(tmp_path: Path) -> None:
+    warehouse, world = make_world(tmp_path / "w.duckdb", 8000, seed=3)
+    customers = emailable(warehouse)
+    world.simulate_day(START, messages(customers, START, tags={"offer": "discount_20"}))
+    world.simulate_day(START + timedelta(days=6))
+    rows = warehouse.rows(
+        "select amount, discount_amount from raw.orders where ordered_at >= :s", {"s": START}
+    )
+    assert all(d is not None for _, d in rows)  # 0 without a discount, never NULL
+    discounted = [(a, d) for a, d in rows if d > 0]
+    assert len(discounted) >= 10
+    for paid, money_off in discounted:  # 20 % off: the money off is a quarter of what was paid
+        assert money_off == pytest.approx(paid / 4, abs=0.011)
+
+
 # -- fatigue ----------------------------------------------------------------------------
 
 

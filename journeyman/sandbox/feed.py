@@ -236,10 +236,11 @@ def orders_table(
     customer_ids: np.ndarray,
     ordered_at: np.ndarray,
     amounts: np.ndarray,
+    discounts: np.ndarray,
     categories: np.ndarray,
     loaded: np.ndarray | datetime,
 ) -> pa.Table:
-    """raw.orders rows (category codes → names)."""
+    """raw.orders rows (category codes → names); `amounts` are paid, `discounts` the money off."""
     n = len(order_ids)
     if isinstance(loaded, datetime):
         loaded = np.full(n, np.datetime64(loaded, "us"))
@@ -249,6 +250,7 @@ def orders_table(
             "customer_id": customer_ids,
             "ordered_at": ordered_at.astype("datetime64[us]"),
             "amount": amounts.astype(np.float64),
+            "discount_amount": discounts.astype(np.float64),
             "category": np.array(CATEGORIES)[categories.astype(np.int64)],
             "_loaded_at": loaded.astype("datetime64[us]"),
         },

@@ -18,6 +18,8 @@ from journeyman.sandbox.regions import utc_offsets_hours
 
 PROSPECT_FACTOR = 0.35  # first-purchase rate of a prospect relative to λ
 AMOUNT_SIGMA = 0.30  # order-to-order spread around the customer's median value
+PROMO_CODE_USE = 0.2  # history orders with a promotion code: 1 − exp(−0.2 · price sensitivity)
+PROMO_CODE_RATES = np.array([0.10, 0.15, 0.20])  # the brand's past promotion codes
 ORDER_AT_PREF_HOUR = 0.6  # share of orders placed around the customer's own preferred hour
 #: relative frequency of orders by local clock hour (evening-heavy, quiet at night)
 ORDER_HOUR_WEIGHTS = np.array(
@@ -79,6 +81,20 @@ def order_amounts(
     """Order values (2 decimals) for customers idx; `pay` is the share paid after discounts."""
     noise = np.exp(rng.normal(-0.5 * AMOUNT_SIGMA**2, AMOUNT_SIGMA, size=len(idx)))
     return np.round(traits.value_median[idx] * noise * pay, 2)
+
+
+def discounts(amounts: np.ndarray, pay: np.ndarray | float) -> np.ndarray:
+    """Money off orders that paid `amounts` at the share `pay` of their full value (2 decimals)."""
+    return np.round(amounts * (1.0 / np.asarray(pay, dtype=np.float64) - 1.0), 2)
+
+
+def history_promotions(rng: np.random.Generator, traits: Traits, idx: np.ndarray) -> np.ndarray:
+    """The share paid of each history order: a promotion code (PROMO_CODE_RATES, equally likely)
+    is used with probability 1 − exp(−PROMO_CODE_USE · price sensitivity), so bargain hunters'
+    orders carry codes more often — the one trace of price sensitivity in the history."""
+    used = rng.random(len(idx)) < 1.0 - np.exp(-PROMO_CODE_USE * traits.price_sensitivity[idx])
+    rate = rng.choice(PROMO_CODE_RATES, size=len(idx))
+    return np.where(used, 1.0 - rate, 1.0)
 
 
 def order_categories(rng: np.random.Generator, traits: Traits, idx: np.ndarray) -> np.ndarray:

@@ -41,7 +41,8 @@ create table if not exists sandbox.sends (
 );
 create table if not exists sandbox.pending_events (
     kind varchar, id varchar, decision_id varchar, customer_id varchar, channel varchar,
-    event_type varchar, occurred_at timestamp, amount double, category varchar, due_day integer
+    event_type varchar, occurred_at timestamp, amount double, discount_amount double,
+    category varchar, due_day integer
 );
 create table if not exists sandbox.days (
     day date, summary varchar

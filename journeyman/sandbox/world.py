@@ -43,8 +43,10 @@ from journeyman.sandbox.population import CHANNELS, Traits, channel_codes, draw_
 from journeyman.sandbox.purchases import (
     buy_probability,
     cycle_rate,
+    discounts,
     draw_history,
     history_order_times,
+    history_promotions,
     order_amounts,
     order_categories,
     order_seconds,
@@ -69,6 +71,7 @@ PENDING_SCHEMA = pa.schema(
         ("event_type", pa.string()),
         ("occurred_at", pa.timestamp("us")),
         ("amount", pa.float64()),
+        ("discount_amount", pa.float64()),
         ("category", pa.string()),
         ("due_day", pa.int32()),
     ]
@@ -190,11 +193,15 @@ class SandboxWorld:
         order = np.lexsort((idx, times))
         idx, times = idx[order], times[order]
         ordered_at = day_time(times)
+        full_price = order_amounts(rng, traits, idx)
+        pay = history_promotions(stream(self.seed, "history-promotions"), traits, idx)
+        paid = np.round(full_price * pay, 2)
         history = orders_table(
             numbered("ord-h", np.arange(1, len(idx) + 1), 8),
             traits.customer_id[idx],
             ordered_at,
-            order_amounts(rng, traits, idx),
+            paid,
+            discounts(paid, pay),
             order_categories(rng, traits, idx),
             ordered_at.astype("datetime64[D]") + np.timedelta64(26, "h"),
         )
@@ -443,12 +450,14 @@ class SandboxWorld:
         seconds = order_seconds(rng, traits, idx, utc_offsets_hours(day)[traits.region[idx]])
         at = np.datetime64(day, "us") + (seconds * 1_000_000).astype("timedelta64[us]")
         ids = numbered(f"ord-{day:%Y%m%d}-", idx, 7)
+        amounts = order_amounts(rng, traits, idx, pay)
         loads.orders.append(
             orders_table(
                 ids,
                 traits.customer_id[idx],
                 at,
-                order_amounts(rng, traits, idx, pay),
+                amounts,
+                discounts(amounts, pay),
                 order_categories(rng, traits, idx),
                 loaded,
             )
@@ -478,6 +487,7 @@ class SandboxWorld:
                         "customer_id": orders.column("customer_id"),
                         "ordered_at": orders.column("occurred_at"),
                         "amount": orders.column("amount"),
+                        "discount_amount": orders.column("discount_amount"),
                         "category": orders.column("category"),
                         "_loaded_at": load[: orders.num_rows],
                     },
@@ -643,6 +653,7 @@ class SandboxWorld:
             "timedelta64[us]"
         )
         amounts = order_amounts(rng, traits, idx, resp.pay)
+        money_off = discounts(amounts, resp.pay)
         affine = order_categories(rng, traits, idx)
         category = np.where(actions.category == creative.ANY_CATEGORY, affine, actions.category)
 
@@ -688,7 +699,13 @@ class SandboxWorld:
         now, later = conv & (t_order < day_end), conv & (t_order >= day_end)
         loads.orders.append(
             orders_table(
-                order_ids[now], cust[now], t_order[now], amounts[now], category[now], loaded
+                order_ids[now],
+                cust[now],
+                t_order[now],
+                amounts[now],
+                money_off[now],
+                category[now],
+                loaded,
             )
         )
         loads.ordered_idx.append(idx[now])
@@ -702,7 +719,7 @@ class SandboxWorld:
                     chan[later],
                     None,
                     t_order[later],
-                    amounts[later],
+                    (amounts[later], money_off[later]),
                     np.array(creative.CATEGORIES)[category[later]],
                 )
             )
@@ -741,9 +758,10 @@ class SandboxWorld:
         channel: np.ndarray,
         event_type: str | None,
         at: np.ndarray,
-        amount: np.ndarray | None,
+        amount: tuple[np.ndarray, np.ndarray] | None,
         category: np.ndarray | None,
     ) -> pa.Table:
+        """Responses due on later days; `amount` is an order's (paid, money off)."""
         n = len(ids)
         due = (at.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int32)
         return pa.table(
@@ -757,7 +775,8 @@ class SandboxWorld:
                 if event_type is None
                 else np.full(n, event_type),
                 "occurred_at": at.astype("datetime64[us]"),
-                "amount": pa.nulls(n, pa.float64()) if amount is None else amount,
+                "amount": pa.nulls(n, pa.float64()) if amount is None else amount[0],
+                "discount_amount": pa.nulls(n, pa.float64()) if amount is None else amount[1],
                 "category": pa.nulls(n, pa.string()) if category is None else category,
                 "due_day": due,
             },

@@ -1,8 +1,11 @@
 -- Per customer: when in their own day they are active, from every moment they acted before the
 -- as-of instant — their orders and their first open / click of each delivered message (any
--- sender, int_messages_delivered). The mean direction of those local hours on the 24-hour
--- circle, shrunk by one pseudo-moment at the centre: length n / (n + 1) grows with consistent
--- evidence.
+-- sender, int_messages_delivered) that came at least var active_hour_engagement_delay_hours
+-- after the delivery: an open right at delivery says when the message was sent (or is a
+-- machine open, such as Apple Mail Privacy Protection's), one that came later says when the
+-- customer chose to look. The mean direction of those local hours on the 24-hour circle, shrunk
+-- by one pseudo-moment at the centre: length n / (n + 1) grows with consistent evidence.
+{%- set delay_hours = var('active_hour_engagement_delay_hours') %}
 with
 
 customers as (
@@ -23,6 +26,7 @@ engagements as (
     select customer_id, first_engaged_at as acted_at
     from {{ ref('int_messages_delivered') }}
     where first_engaged_at is not null
+        and {{ hours_between('delivered_at', 'first_engaged_at') }} >= {{ delay_hours }}
 
 ),
 

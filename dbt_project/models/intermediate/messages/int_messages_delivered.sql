@@ -1,12 +1,13 @@
 -- Every message delivered to a customer before the as-of instant, whoever sent it, with how the
 -- customer engaged with it: journeyman's (int_messages_sent) and those the ESP reports from other
 -- sends (the brand's own campaigns: a `delivered` event whose message key is no journeyman
--- decision). Opens and clicks count once per message, duplicates included.
+-- decision). Opens and clicks count once per message, duplicates included. delivered_at is the
+-- first `delivered` event (for journeyman's messages without one: the decision's send_at).
 with
 
 journeyman_messages as (
 
-    select decision_id, customer_id, channel, agent, message_id
+    select decision_id, customer_id, channel, agent, message_id, send_at
     from {{ ref('int_messages_sent') }}
 
 ),
@@ -33,7 +34,8 @@ other_messages as (
         min(events.customer_id) as customer_id,
         min(events.channel) as channel,
         cast(null as varchar) as agent,
-        cast(null as varchar) as message_id
+        cast(null as varchar) as message_id,
+        min(events.occurred_at) as send_at
 
     from events
     left join decisions
@@ -60,14 +62,20 @@ engaged as (
         messages.channel,
         messages.agent,
         messages.message_id,
+        coalesce(
+            min(case when events.event_type = 'delivered' then events.occurred_at end),
+            min(messages.send_at)
+        ) as delivered_at,
         max(case when events.event_type = 'open' then 1 else 0 end) as was_opened,
         max(case when events.event_type = 'click' then 1 else 0 end) as was_clicked,
-        min(events.occurred_at) as first_engaged_at
+        min(
+            case when events.event_type in ('open', 'click') then events.occurred_at end
+        ) as first_engaged_at
 
     from messages
     left join events
         on messages.decision_id = events.decision_id
-        and events.event_type in ('open', 'click')
+        and events.event_type in ('delivered', 'open', 'click')
     group by
         messages.decision_id,
         messages.customer_id,

@@ -1,5 +1,6 @@
 -- Per customer with at least one order as of run_date: frequency, monetary, recency and
--- inter-purchase interval (IPI) statistics, and when in their own day they shop. IPI columns are
+-- inter-purchase interval (IPI) statistics, how often they ordered with a discount, and when in
+-- their own day they shop. IPI columns are
 -- NULL with < 2 (mean) / < 3 (std) orders; customer_features fills them with documented defaults.
 with
 
@@ -21,6 +22,7 @@ intervals as (
         orders.customer_id,
         orders.ordered_at,
         orders.amount,
+        orders.discount_amount,
         {{ local_hour('orders.ordered_at', 'customers.time_zone') }} * pi() / 12 as local_angle,
         {{ days_between(
             'lag(orders.ordered_at) over (
@@ -44,6 +46,7 @@ aggregated as (
             case when ordered_at >= {{ add_days(as_of(), -90) }} then 1 else 0 end
         ) as orders_last_90d,
         sum(amount) as total_revenue,
+        sum(case when discount_amount > 0 then 1 else 0 end) as discounted_order_count,
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at,
         avg(days_since_previous_order) as ipi_mean_days,

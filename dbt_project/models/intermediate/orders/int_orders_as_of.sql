@@ -14,6 +14,7 @@ as_of as (
         customer_id,
         ordered_at,
         amount,
+        discount_amount,
         category
 
     from orders

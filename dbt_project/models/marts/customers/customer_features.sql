@@ -77,6 +77,19 @@ ipi_population as (
 
 ),
 
+discount_population as (
+
+    -- the population's share of orders placed with a discount: each customer's prior
+    select
+        coalesce(
+            cast(sum(discounted_order_count) as double precision) / nullif(sum(order_count), 0),
+            {{ var('default_discounted_order_share') }}
+        ) as discounted_order_share
+
+    from order_stats
+
+),
+
 affinities as (
 
     select * from {{ ref('int_category_affinities_pivoted') }}
@@ -145,6 +158,12 @@ joined as (
             {{ date_diff_days('customers.signup_at', as_of()) }}
         ) as days_since_last_order,
         case when order_stats.order_count > 0 then 1 else 0 end as has_ordered,
+        {{ smoothed_rate(
+            'order_stats.discounted_order_count',
+            'order_stats.order_count',
+            'discount_population.discounted_order_share',
+            var('discount_prior_strength')
+        ) }} as discounted_order_share,
         cast(
             coalesce(order_stats.ipi_mean_days, ipi_population.ipi_mean_days) as double precision
         ) as ipi_mean_days,
@@ -185,6 +204,7 @@ joined as (
 
     from customers
     cross join ipi_population
+    cross join discount_population
     left join permissions_pivoted
         on customers.customer_id = permissions_pivoted.customer_id
     left join order_stats

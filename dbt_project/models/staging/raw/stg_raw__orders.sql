@@ -15,6 +15,7 @@ renamed as (
         customer_id,
         ordered_at,
         amount,
+        discount_amount,
         category,
         loaded_at
 

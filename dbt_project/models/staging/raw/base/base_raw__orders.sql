@@ -1,5 +1,6 @@
 -- Every raw order row, renamed and checked: exclusion_reason says why a row is dropped
--- (the first loaded copy of an order wins; later copies are duplicates).
+-- (the first loaded copy of an order wins; later copies are duplicates). discount_amount is
+-- optional in the source: without the column, or when NULL, an order had no discount.
 with
 
 source as (
@@ -15,6 +16,11 @@ renamed as (
         nullif(trim(customer_id), '') as customer_id,
         ordered_at,
         cast(amount as double precision) as amount,
+        coalesce(
+            cast({{ optional_column(source('raw', 'orders'), 'discount_amount') }}
+                as double precision),
+            0
+        ) as discount_amount,
         nullif(lower(trim(category)), '') as category,
         _loaded_at as loaded_at
 
@@ -53,6 +59,7 @@ checked as (
         ranked.customer_id,
         ranked.ordered_at,
         ranked.amount,
+        ranked.discount_amount,
         ranked.category,
         ranked.loaded_at,
         case
@@ -63,6 +70,8 @@ checked as (
             when ranked.amount is null then 'null_amount'
             when not {{ is_finite('ranked.amount') }} then 'invalid_amount'
             when ranked.amount < 0 then 'negative_amount'
+            when not {{ is_finite('ranked.discount_amount') }} then 'invalid_discount'
+            when ranked.discount_amount < 0 then 'negative_discount'
             when categories.category is null then 'unknown_category'
         end as exclusion_reason
 
