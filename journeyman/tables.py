@@ -86,13 +86,16 @@ create table if not exists journeyman.decision_features (
     agent varchar not null,
     decision_date date not null
 );
--- Every agent message's tags (offer, tone, value_prop, category, ...) as the agent files state
--- them at the latest decision run: what dbt reads for responses per kind of message.
+-- The history of every agent message's tags (offer, tone, value_prop, category, ...) as the
+-- agent files stated them on each decision day (type 2): what dbt reads for responses per kind
+-- of message, each decision with the tags its message had that day.
 create table if not exists journeyman.message_tags (
     agent varchar not null,
     message_id varchar not null,
     tag varchar not null,
-    value varchar not null
+    value varchar not null,
+    valid_from date,              -- first decision day the file stated it (NULL: before history)
+    valid_to date                 -- first decision day it no longer did; NULL while current
 );
 create table if not exists journeyman.deliveries (
     decision_id varchar not null,

@@ -285,10 +285,12 @@ DELIVERIES = [
 ]
 
 # agent, message_id, tag, value: m1 (dA, dB) carries no offer, m2 (dE) a discount
+# agent, message_id, tag, value, valid_from, valid_to: m1 carried 10 % off until Feb 25
 MESSAGE_TAGS = [
-    ("winback", "m1", "offer", "none"),
-    ("winback", "m1", "tone", "friendly"),
-    ("winback", "m2", "offer", "discount_10"),
+    ("winback", "m1", "offer", "discount_10", None, "2024-02-25"),
+    ("winback", "m1", "offer", "none", "2024-02-25", None),
+    ("winback", "m1", "tone", "friendly", None, None),
+    ("winback", "m2", "offer", "discount_10", "2024-02-01", None),
 ]
 
 # event_id, decision_id, customer_id, channel, event_type, occurred_at, _loaded_at
@@ -401,7 +403,9 @@ def load_fixture(path: Path) -> None:
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             DECISIONS,
         )
-        conn.executemany("insert into journeyman.message_tags values (?, ?, ?, ?)", MESSAGE_TAGS)
+        conn.executemany(
+            "insert into journeyman.message_tags values (?, ?, ?, ?, ?, ?)", MESSAGE_TAGS
+        )
         conn.executemany(
             "insert into journeyman.deliveries (decision_id, destination, status, "
             "idempotency_key, attempts, error, provider_message_id, updated_at, delivered_at) "
@@ -539,15 +543,16 @@ def test_customer_features_hand_computed(build: Build) -> None:
     # journeyman did not send); the prior is the smoothed population rate
     prior = (3 + 0.16 * 100) / (3 + 100)
     assert c1["email_open_rate"] == pytest.approx((3 + 10 * prior) / (3 + 10))
-    # responses per kind of message: c1 clicked dB (m1, no offer) but not dA (m1); c3 did not
-    # answer dE (m2, a discount); the newsletter is not journeyman's. Population priors:
-    no_offer_prior = (1 + 0.03 * 100) / (2 + 100)
-    offer_prior = (0 + 0.03 * 100) / (1 + 100)
-    assert c1["no_offer_response_rate"] == pytest.approx((1 + 10 * no_offer_prior) / (2 + 10))
-    assert c1["offer_response_rate"] == pytest.approx(offer_prior)  # never sent an offer
+    # responses per kind of message, with each message's tags as they stood on its decision day:
+    # c1 clicked dB (m1 on Feb 20, then 10 % off) but not dA (m1 on Feb 27, no offer by then);
+    # c3 did not answer dE (m2, a discount); the newsletter is not journeyman's. Population priors:
+    offer_prior = (1 + 0.03 * 100) / (2 + 100)
+    no_offer_prior = (0 + 0.03 * 100) / (1 + 100)
+    assert c1["offer_response_rate"] == pytest.approx((1 + 10 * offer_prior) / (1 + 10))
+    assert c1["no_offer_response_rate"] == pytest.approx((0 + 10 * no_offer_prior) / (1 + 10))
     c3 = features(build)["c3"]
     assert c3["offer_response_rate"] == pytest.approx((0 + 10 * offer_prior) / (1 + 10))
-    assert c3["no_offer_response_rate"] == pytest.approx(no_offer_prior)
+    assert c3["no_offer_response_rate"] == pytest.approx(no_offer_prior)  # never sent one
 
 
 def test_customer_without_history_gets_defaults(build: Build) -> None:

@@ -179,11 +179,15 @@ def test_rerunning_a_day_changes_nothing_and_sends_nothing_twice(loop):
 
 
 def test_message_tags_mirror_the_agent_files_and_feed_offer_responses(loop):
-    """Each decision run replaces the agents' message tags (three runs, no copies); dbt turns
-    them into per-customer responses to messages with and without an offer."""
+    """Each decision run records the agents' message tags (three runs with the same files: one
+    current row per tag, open since the first day, no copies); dbt turns them into per-customer
+    responses to messages with and without an offer."""
     from journeyman.decisioning.config import load_agents
 
     wh = loop["warehouse"]
+    assert wh.rows(
+        "select count(distinct valid_from), count(valid_to) from journeyman.message_tags"
+    ) == [(1, 0)]
     stored = sorted(wh.rows("select agent, message_id, tag, value from journeyman.message_tags"))
     expected = sorted(
         (agent.name, message.id, tag, value)

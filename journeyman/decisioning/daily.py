@@ -79,7 +79,7 @@ def decide_day(
         if row["exclusion_reason"]:
             summary.exclusions[(row["agent"], row["exclusion_reason"])] += 1
     summary.written = write_decisions(warehouse, day, [a.name for a in agents], table, features)
-    write_message_tags(warehouse, agents)
+    write_message_tags(warehouse, agents, day)
     for decider in deciders:
         summary.versions[decider.agent.name] = decider.policies[0].version
     return summary

@@ -163,27 +163,60 @@ def write_decisions(
     return decisions.num_rows
 
 
-def write_message_tags(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> int:
-    """Replace these agents' rows of journeyman.message_tags with their messages' tags as the
-    agent files state them now (one row per agent, message and tag). Returns the rows written."""
-    rows = [
-        (agent.name, message.id, tag, value)
-        for agent in agents
-        for message in agent.dimensions.messages
-        for tag, value in sorted(message.tags.items())
-    ]
-    table = pa.table(
-        {
-            name: pa.array([r[i] for r in rows], pa.string())
-            for i, name in enumerate(("agent", "message_id", "tag", "value"))
-        }
-    )
+_TAG_ROW = (
+    "agent = :agent and message_id = :message_id and tag = :tag and value = :value "
+    "and valid_to is null"
+)
+
+
+def write_message_tags(warehouse: Warehouse, agents: Sequence[AgentConfig], day: date) -> int:
+    """Record these agents' message tags as the agent files state them on decision day `day` in
+    the history journeyman.message_tags (one row per agent, message, tag and value with the
+    decision days it held: valid_from, valid_to).
+
+    A tag value no current row holds opens a row from `day`; a current row the files no longer
+    state closes at `day` (or is dropped if it opened on `day`: the file changed before the day
+    was re-run). A day before an agent's latest change leaves that agent's history as the later
+    runs recorded it. Returns the rows opened."""
+    table = MESSAGE_TAGS_TABLE
+    opened = 0
     with warehouse.connect() as conn:
-        conn.execute(
-            sa.text(f"delete from {MESSAGE_TAGS_TABLE} where agent in :agents").bindparams(
-                sa.bindparam("agents", expanding=True)
-            ),
-            {"agents": [a.name for a in agents]},
-        )
-        append_arrow(conn, MESSAGE_TAGS_TABLE, table)
-    return table.num_rows
+        for agent in agents:
+            key = {"agent": agent.name, "day": day}
+            latest = conn.execute(
+                sa.text(f"select max(valid_from) from {table} where agent = :agent"), key
+            ).scalar()
+            if latest is not None and day < latest:
+                continue
+            stated = {
+                (message.id, tag, value)
+                for message in agent.dimensions.messages
+                for tag, value in message.tags.items()
+            }
+            current = conn.execute(
+                sa.text(
+                    f"select message_id, tag, value, valid_from from {table} "
+                    "where agent = :agent and valid_to is null"
+                ),
+                key,
+            ).all()
+            for message_id, tag, value, since in current:
+                if (message_id, tag, value) in stated:
+                    continue
+                row = {**key, "message_id": message_id, "tag": tag, "value": value}
+                if since is not None and since >= day:
+                    conn.execute(sa.text(f"delete from {table} where {_TAG_ROW}"), row)
+                else:
+                    sql = f"update {table} set valid_to = :day where {_TAG_ROW}"
+                    conn.execute(sa.text(sql), row)
+            new = sorted(stated - {(r[0], r[1], r[2]) for r in current})
+            if new:
+                conn.execute(
+                    sa.text(
+                        f"insert into {table} (agent, message_id, tag, value, valid_from) "
+                        "values (:agent, :message_id, :tag, :value, :day)"
+                    ),
+                    [{**key, "message_id": m, "tag": t, "value": v} for m, t, v in new],
+                )
+                opened += len(new)
+    return opened

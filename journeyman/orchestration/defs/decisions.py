@@ -25,8 +25,8 @@ def decisions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, agents: AgentsResource
 ) -> dg.MaterializeResult:
     """journeyman.decisions for the day: one row per agent and customer, with the chosen message,
-    channel, UTC send time and propensity, or the reason nothing is sent (and the agents' message
-    tags in journeyman.message_tags)."""
+    channel, UTC send time and propensity, or the reason nothing is sent (and the day's message
+    tags in the history journeyman.message_tags)."""
     day = date.fromisoformat(context.partition_key)
     configs = agents.load()
     features = discover_features(dbt_project.manifest_path)

@@ -1,7 +1,7 @@
 -- One row per valid customer: how they respond to journeyman's messages with an offer and to
 -- those without one. A response is a click (e-mail, SMS) or a push tap (reported as `open`)
--- before the as-of instant. A message has an offer when its `offer` tag is present and not
--- `none` (journeyman.message_tags). Rates are Beta-smoothed toward the population rate (var
+-- before the as-of instant. A message has an offer when its `offer` tag, as it stood on the
+-- decision day (the history in journeyman.message_tags), is present and not `none`. Rates are Beta-smoothed toward the population rate (var
 -- engagement_prior_strength pseudo-messages), which is smoothed toward
 -- var default_message_response_rate (var engagement_population_prior_strength).
 {%- set strength = var('engagement_prior_strength') %}
@@ -16,14 +16,17 @@ customers as (
 
 messages as (
 
-    select * from {{ ref('int_messages_delivered') }}
-    where agent is not null  -- journeyman's own
+    select delivered.*, decisions.decision_date
+    from {{ ref('int_messages_delivered') }} as delivered
+    inner join {{ ref('stg_journeyman__decisions') }} as decisions
+        on delivered.decision_id = decisions.decision_id
+    where delivered.agent is not null  -- journeyman's own
 
 ),
 
 offers as (
 
-    select agent, message_id, value as offer
+    select agent, message_id, value as offer, valid_from, valid_to
     from {{ ref('stg_journeyman__message_tags') }}
     where tag = 'offer'
 
@@ -44,6 +47,8 @@ per_message as (
     left join offers
         on messages.agent = offers.agent
         and messages.message_id = offers.message_id
+        and messages.decision_date >= offers.valid_from
+        and (offers.valid_to is null or messages.decision_date < offers.valid_to)
 
 ),
 

@@ -12,7 +12,9 @@ renamed as (
         agent,
         message_id,
         lower(tag) as tag,
-        value
+        value,
+        coalesce(valid_from, cast('1900-01-01' as date)) as valid_from,
+        valid_to
 
     from source
 
