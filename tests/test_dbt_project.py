@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -697,21 +697,38 @@ def test_malformed_run_date_is_a_clear_error(tmp_path: Path) -> None:
     assert "run_date must be a date 'YYYY-MM-DD'" in result.stdout + result.stderr
 
 
-def test_orders_without_a_discount_column_build(tmp_path: Path) -> None:
-    """discount_amount is optional in raw.orders: without it every order counts as undiscounted."""
+def test_optional_source_columns_may_be_missing(tmp_path: Path) -> None:
+    """raw.orders.discount_amount is optional (every order then counts as undiscounted), and a
+    warehouse journeyman has not run on since upgrading has no message-tag history columns."""
     warehouse = tmp_path / "warehouse.duckdb"
     load_fixture(warehouse)
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("alter table raw.orders drop column discount_amount")
+        # an older journeyman kept one row per tag, the current value
+        conn.execute("delete from journeyman.message_tags where valid_to is not null")
+        conn.execute("alter table journeyman.message_tags drop column valid_from")
+        conn.execute("alter table journeyman.message_tags drop column valid_to")
     result = run_dbt(
-        ["build", "--select", "+stg_raw__orders", "--vars", json.dumps({"run_date": RUN_DATE})],
+        [
+            "build",
+            "--select",
+            "+stg_raw__orders +stg_journeyman__message_tags",
+            "--vars",
+            json.dumps({"run_date": RUN_DATE}),
+        ],
         warehouse,
         tmp_path,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        rows = conn.execute(
+        orders = conn.execute(
             "select count(*), sum(discount_amount) from staging.stg_raw__orders"
         ).fetchall()
+        tags = conn.execute(
+            "select count(*), min(valid_from), count(valid_to) "
+            "from staging.stg_journeyman__message_tags"
+        ).fetchall()
     # o1 to o5 and the two rows excluded above for their discount only, none discounted
-    assert rows == [(7, 0.0)]
+    assert orders == [(7, 0.0)]
+    current = sum(1 for row in MESSAGE_TAGS if row[5] is None)
+    assert tags == [(current, date(1900, 1, 1), 0)]  # every row current, since ever

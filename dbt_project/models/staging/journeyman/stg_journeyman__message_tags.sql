@@ -13,8 +13,13 @@ renamed as (
         message_id,
         lower(tag) as tag,
         value,
-        coalesce(valid_from, cast('1900-01-01' as date)) as valid_from,
-        valid_to
+        -- a warehouse that journeyman has not run on since upgrading has no history columns yet
+        coalesce(
+            cast({{ optional_column(source('journeyman', 'message_tags'), 'valid_from') }} as date),
+            cast('1900-01-01' as date)
+        ) as valid_from,
+        cast({{ optional_column(source('journeyman', 'message_tags'), 'valid_to') }} as date)
+            as valid_to
 
     from source
 
