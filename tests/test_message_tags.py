@@ -61,6 +61,22 @@ def test_tag_changes_close_the_old_value_and_open_the_new(tmp_path: Path) -> Non
     assert history(warehouse) == {("discount_10", DAY1, DAY3), ("free_shipping", DAY3, None)}
 
 
+def test_a_removed_tag_closes_and_an_earlier_day_does_not_reopen_it(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    ensure_journeyman_tables(warehouse)
+    write_message_tags(warehouse, [winback(tmp_path / "v1")], DAY1)
+    data = yaml.safe_load((tmp_path / "v1" / "winback.yml").read_text())
+    for message in data["dimensions"]["messages"]:
+        message["tags"].pop("tone")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "winback.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert write_message_tags(warehouse, [load_agent(tmp_path / "v2" / "winback.yml")], DAY3) == 0
+    assert history(warehouse, "tone") == {("friendly", DAY1, DAY3)}
+    # day 2 re-run with the old file: the tone it states is history already, not a new row
+    assert write_message_tags(warehouse, [winback(tmp_path / "v1")], DAY2) == 0
+    assert history(warehouse, "tone") == {("friendly", DAY1, DAY3)}
+
+
 def test_rows_from_before_the_history_close_like_any_other(tmp_path: Path) -> None:
     """A warehouse written by an older journeyman: tag rows without valid_from."""
     warehouse = Warehouse(tmp_path / "w.duckdb")

@@ -176,15 +176,18 @@ def write_message_tags(warehouse: Warehouse, agents: Sequence[AgentConfig], day:
 
     A tag value no current row holds opens a row from `day`; a current row the files no longer
     state closes at `day` (or is dropped if it opened on `day`: the file changed before the day
-    was re-run). A day before an agent's latest change leaves that agent's history as the later
-    runs recorded it. Returns the rows opened."""
+    was re-run). A day before an agent's latest change (a row opened or closed) leaves that
+    agent's history as the later runs recorded it. Returns the rows opened."""
     table = MESSAGE_TAGS_TABLE
     opened = 0
     with warehouse.connect() as conn:
         for agent in agents:
             key = {"agent": agent.name, "day": day}
             latest = conn.execute(
-                sa.text(f"select max(valid_from) from {table} where agent = :agent"), key
+                sa.text(
+                    f"select max(coalesce(valid_to, valid_from)) from {table} where agent = :agent"
+                ),
+                key,
             ).scalar()
             if latest is not None and day < latest:
                 continue
