@@ -1,9 +1,10 @@
 -- One row per valid customer: how they respond to journeyman's messages with an offer and to
 -- those without one. A response is a click (e-mail, SMS) or a push tap (reported as `open`)
 -- before the as-of instant. A message has an offer when its `offer` tag, as it stood on the
--- decision day (the history in journeyman.message_tags), is present and not `none`. Rates are Beta-smoothed toward the population rate (var
--- engagement_prior_strength pseudo-messages), which is smoothed toward
--- var default_message_response_rate (var engagement_population_prior_strength).
+-- decision day (the history in journeyman.message_tags), is present and not `none`. Rates are
+-- Beta-smoothed toward the population rate (var engagement_prior_strength pseudo-messages),
+-- which is smoothed toward var default_message_response_rate (var
+-- engagement_population_prior_strength).
 {%- set strength = var('engagement_prior_strength') %}
 {%- set population_strength = var('engagement_population_prior_strength') %}
 with

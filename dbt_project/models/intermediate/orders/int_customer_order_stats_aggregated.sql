@@ -1,7 +1,7 @@
 -- Per customer with at least one order as of run_date: frequency, monetary, recency and
 -- inter-purchase interval (IPI) statistics, how often they ordered with a discount, and when in
--- their own day they shop. IPI columns are
--- NULL with < 2 (mean) / < 3 (std) orders; customer_features fills them with documented defaults.
+-- their own day they shop. IPI columns are NULL with < 2 (mean) / < 3 (std) orders;
+-- customer_features fills them with documented defaults.
 with
 
 orders as (
