@@ -276,7 +276,9 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
         return (z @ weights).reshape(n, k)
 
     policy = build_policy(config.policy)
-    stats = load_arm_statistics(warehouse, config.name, end, features).select(features)
+    stats = load_arm_statistics(
+        warehouse, config.name, end, features, signal=config.goal.learning_signal
+    ).select(features)
     policy.fit(stats, action_features(config, space), list(space.action_id))
     learned = policy.posterior.expected(x, phi)
     return {

@@ -648,6 +648,12 @@ def test_decision_rewards_only_closed_windows(build: Build) -> None:
     assert rows["dD"]["window_end"] == datetime(2024, 2, 17)
     assert rows["dE"]["orders"] == 1 and rows["dE"]["reward"] == pytest.approx(10.0)
     assert rows["dE"]["unsubscribed"] == 1
+    # engagement: dB was opened and clicked (the click counts), dE (SMS) neither, dD sent nothing
+    assert (rows["dB"]["engagement"], rows["dE"]["engagement"], rows["dD"]["engagement"]) == (
+        2,
+        0,
+        0,
+    )
 
 
 def test_agent_group_outcomes_intention_to_treat(build: Build) -> None:

@@ -75,7 +75,10 @@ def test_policy_version_follows_the_statistics(learned):
 
 def test_incremental_statistics_equal_a_full_rebuild(learned):
     wh = learned["warehouse"]
-    query = "select * from marts.arm_statistics_daily order by agent, action_id, available_on"
+    query = (
+        "select * from marts.arm_statistics_daily "
+        "order by agent, action_id, available_on, engagement"
+    )
     incremental = wh.read_arrow(query)
     last = START + timedelta(days=DAYS - 1)
     dbt = Path(sys.executable).parent / "dbt"

@@ -1,7 +1,8 @@
 {#- The outcomes of every acted or held-out decision whose window of `window_days` (a column of
     stg_journeyman__decisions: attribution_window_days for reporting, learning_window_days for
     learning) has closed by the as-of instant: orders, revenue, conversion, unsubscribes,
-    complaints, the goal reward and the learning reward (reward minus penalties). Outcomes count in
+    complaints, how the customer engaged with the message (0 not opened, 1 opened or tapped,
+    2 clicked), the goal reward and the learning reward (reward minus penalties). Outcomes count in
     (reference_at, window_end]: an order at the send does not count, one at exactly window_end
     does. Duplicate orders / events count once. -#}
 {% macro decision_outcomes(window_days) -%}
@@ -100,7 +101,7 @@ events as (
 
     select distinct decision_id, event_type, occurred_at
     from {{ ref('stg_raw__message_events') }}
-    where event_type in ('unsubscribe', 'complaint')
+    where event_type in ('unsubscribe', 'complaint', 'open', 'click')
 
 ),
 
@@ -109,7 +110,10 @@ event_outcomes as (
     select
         closed.decision_id,
         max(case when events.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed,
-        max(case when events.event_type = 'complaint' then 1 else 0 end) as complained
+        max(case when events.event_type = 'complaint' then 1 else 0 end) as complained,
+        max(
+            case events.event_type when 'click' then 2 when 'open' then 1 else 0 end
+        ) as engagement
 
     from closed
     inner join events
@@ -147,6 +151,7 @@ rewards as (
         case when coalesce(order_outcomes.orders, 0) > 0 then 1 else 0 end as converted,
         coalesce(event_outcomes.unsubscribed, 0) as unsubscribed,
         coalesce(event_outcomes.complained, 0) as complained,
+        coalesce(event_outcomes.engagement, 0) as engagement,
         cast(
             case
                 when closed.goal_metric = 'revenue' then coalesce(order_outcomes.revenue, 0)

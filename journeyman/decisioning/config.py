@@ -41,6 +41,9 @@ class Goal(_Strict):
     attribution_window_days: int = Field(7, ge=1, le=90)
     # learning may read a shorter window than the goal is judged on (sooner, less noisy rewards)
     learning_window_days: int | None = Field(None, ge=1, le=90)
+    # what the agent learns from: each decision's own reward, or the engagement surrogate (the
+    # mean reward of the decisions with the same channel and engagement; docs/learning.md)
+    learning_signal: Literal["outcome", "surrogate"] = "outcome"
     penalties: dict[Literal["unsubscribe", "complaint"], float] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -56,7 +56,9 @@ def decide_day(
         AgentDecider.build(
             a,
             agent_features(a, available_features, a.source),
-            load_arm_statistics(warehouse, a.name, day, available_features),
+            load_arm_statistics(
+                warehouse, a.name, day, available_features, signal=a.goal.learning_signal
+            ),
         )
         for a in agents
     ]

@@ -70,10 +70,19 @@ FEATURES_SNAPSHOT = "journeyman.decision_features"
 
 
 def load_arm_statistics(
-    warehouse: Warehouse, agent: str, day: date, features: Sequence[str]
+    warehouse: Warehouse,
+    agent: str,
+    day: date,
+    features: Sequence[str],
+    signal: str = "outcome",
 ) -> ArmStatistics:
     """The agent's per-action statistics from rewards available by `day` (dbt model
-    `arm_statistics_daily`, one row per agent × action × availability date)."""
+    `arm_statistics_daily`, one row per agent × action × availability date × engagement).
+
+    `signal` "outcome" learns from each decision's learning reward; "surrogate" from the
+    engagement surrogate: every reward replaced by the mean reward of its cell (the action's
+    channel and the engagement: not opened, opened, clicked; "send nothing" is a cell of its own)
+    over the same rows, so the statistics stay sums and incremental equals from scratch."""
     if not warehouse.table_exists("marts", "arm_statistics_daily"):
         return ArmStatistics.empty(features)
     table = warehouse.read_arrow(
@@ -87,6 +96,10 @@ def load_arm_statistics(
         for c in table.column_names
         if c.startswith(("n", "sum_", "x__", "xr__", "xx__"))
     }
+    if signal == "surrogate":
+        _replace_rewards_by_cell_means(table, sums, features)
+    elif signal != "outcome":
+        raise ValueError(f"signal must be outcome or surrogate; got {signal!r}")
     ids, inverse = np.unique(
         table.column("action_id").to_numpy(zero_copy_only=False).astype(str), return_inverse=True
     )
@@ -113,6 +126,29 @@ def load_arm_statistics(
             column = f"xx__{fi}__{fj}" if f"xx__{fi}__{fj}" in sums else f"xx__{fj}__{fi}"
             xx[:, i, j] = xx[:, j, i] = total(column)
     return ArmStatistics(list(features), ids.tolist(), n, xx, xr, total("sum_rr"))
+
+
+def _replace_rewards_by_cell_means(
+    table: pa.Table, sums: dict[str, np.ndarray], features: Sequence[str]
+) -> None:
+    """Rewrite the reward sums of every row as if each of its decisions had earned its cell's
+    mean reward s: Σr = n·s, Σr² = n·s², Σx·r = s·Σx."""
+    if "engagement" not in table.column_names:
+        raise LookupError(
+            f"{STATS_TABLE} has no engagement column: rebuild it (dbt build --full-refresh "
+            "--select arm_statistics_daily) to learn from the engagement surrogate"
+        )
+    channel = table.column("channel").to_numpy(zero_copy_only=False).astype(str)
+    engagement = table.column("engagement").cast(pa.string()).fill_null("unknown")
+    cells = np.char.add(np.char.add(channel, "|"), engagement.to_numpy(zero_copy_only=False))
+    _, cell = np.unique(cells, return_inverse=True)
+    n = sums["n"]
+    mean = np.bincount(cell, weights=sums["sum_r"]) / np.bincount(cell, weights=n)
+    s = mean[cell]
+    sums["sum_r"], sums["sum_rr"] = n * s, n * s * s
+    for f in features:
+        if f"x__{f}" in sums:
+            sums[f"xr__{f}"] = s * sums[f"x__{f}"]
 
 
 def write_decisions(

@@ -1,5 +1,6 @@
 -- Sufficient statistics for learning (from decision_learning_rewards), per agent × action ×
--- availability date: the count, Σr,
+-- availability date × engagement (0 not opened, 1 opened, 2 clicked: the cells of the
+-- engagement surrogate, docs/learning.md): the count, Σr,
 -- Σr², and over the decision-time features x: Σx, Σx·r and Σxᵢxⱼ (i ≤ j). The columns are
 -- generated from the feature list (macro feature_columns), so only these small sums leave the
 -- warehouse. Held-out decisions count as "send nothing" (action_id no_send).
@@ -28,6 +29,8 @@ rewards as (
         decision_id,
         agent,
         coalesce(action_id, 'no_send') as action_id,
+        case when action_id is null then 'none' else coalesce(channel, 'none') end as channel,
+        engagement,
         cast(
             case
                 when window_end = cast(cast(window_end as date) as timestamp)
@@ -47,6 +50,8 @@ observations as (
         rewards.agent,
         rewards.action_id,
         rewards.available_on,
+        rewards.channel,
+        rewards.engagement,
         rewards.r
         {%- for f in features %},
         cast(features.{{ f }} as double precision) as {{ f }}
@@ -71,6 +76,8 @@ select
     agent,
     action_id,
     available_on,
+    channel,
+    engagement,
     count(*) as n,
     sum(r) as sum_r,
     sum(r * r) as sum_rr
@@ -88,4 +95,4 @@ select
     {%- endfor %}
 
 from observations
-group by agent, action_id, available_on
+group by agent, action_id, available_on, channel, engagement
