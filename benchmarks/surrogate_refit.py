@@ -9,8 +9,9 @@ decision-time features (journeyman.decision_features) and what the customer did 
   the agent learns from today;
 - `surrogate_channel`: a surrogate index — each decision's reward replaced by the mean reward of
   all decisions with the same channel and engagement (not opened / opened / clicked; no send is
-  its own cell), so that opens and clicks, 30–100× more frequent than orders, carry the signal
-  while revenue sets its scale;
+  its own cell), so that opens and clicks, far more frequent than orders (seed 1 of a shipped
+  run: 7,911 of 149,519 decisions opened or clicked, 922 clicked, 340 with an order), carry the
+  signal while revenue sets its scale — what `goal.learning_signal: surrogate` does;
 - `surrogate_message`: the same with one cell per message and engagement (a discount's lower
   order value stays in its cells).
 
@@ -43,16 +44,9 @@ from journeyman.decisioning.actions import ActionSpace  # noqa: E402
 from journeyman.decisioning.config import load_agent  # noqa: E402
 from journeyman.decisioning.learning import ArmStatistics  # noqa: E402
 from journeyman.decisioning.policies import build_policy  # noqa: E402
+from journeyman.decisioning.store import cell_means  # noqa: E402
 from journeyman.sandbox import SandboxWorld  # noqa: E402
 from journeyman.warehouse import Warehouse  # noqa: E402
-
-
-def _cell_means(reward: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Each row's reward replaced by the mean reward of its cell."""
-    _, inverse = np.unique(cells, return_inverse=True)
-    sums = np.bincount(inverse, weights=reward)
-    counts = np.bincount(inverse)
-    return (sums / counts)[inverse]
 
 
 def refit(kept: Path, agent_name: str = "winback") -> dict[str, float | int]:
@@ -96,8 +90,8 @@ def refit(kept: Path, agent_name: str = "winback") -> dict[str, float | int]:
         "decisions": len(rows),
         "customers": n,
         "outcome": greedy_value(reward),
-        "surrogate_channel": greedy_value(_cell_means(reward, engagement)),
-        "surrogate_message": greedy_value(_cell_means(reward, by_message)),
+        "surrogate_channel": greedy_value(cell_means(engagement, reward, np.ones(len(reward)))),
+        "surrogate_message": greedy_value(cell_means(by_message, reward, np.ones(len(reward)))),
         "oracle": round(
             float(values[np.arange(n), np.where(allowed, values, -np.inf).argmax(1)].mean()), 4
         ),

@@ -128,6 +128,13 @@ def load_arm_statistics(
     return ArmStatistics(list(features), ids.tolist(), n, xx, xr, total("sum_rr"))
 
 
+def cell_means(cells: np.ndarray, sum_r: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per row, the mean reward of its cell: Σ sum_r / Σ n over the rows sharing its cell
+    (rows may be single decisions, n = 1, or sums of several)."""
+    _, cell = np.unique(cells, return_inverse=True)
+    return (np.bincount(cell, weights=sum_r) / np.bincount(cell, weights=n))[cell]
+
+
 def _replace_rewards_by_cell_means(
     table: pa.Table, sums: dict[str, np.ndarray], features: Sequence[str]
 ) -> None:
@@ -141,10 +148,8 @@ def _replace_rewards_by_cell_means(
     channel = table.column("channel").to_numpy(zero_copy_only=False).astype(str)
     engagement = table.column("engagement").cast(pa.string()).fill_null("unknown")
     cells = np.char.add(np.char.add(channel, "|"), engagement.to_numpy(zero_copy_only=False))
-    _, cell = np.unique(cells, return_inverse=True)
     n = sums["n"]
-    mean = np.bincount(cell, weights=sums["sum_r"]) / np.bincount(cell, weights=n)
-    s = mean[cell]
+    s = cell_means(cells, sums["sum_r"], n)
     sums["sum_r"], sums["sum_rr"] = n * s, n * s * s
     for f in features:
         if f"x__{f}" in sums:
