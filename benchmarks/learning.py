@@ -320,11 +320,14 @@ def run_seed(
         warehouse = Warehouse(root / "warehouse.duckdb")
         _WORLD["world"] = SandboxWorld(warehouse, seed=seed)
         expected: dict[str, float] = {}
+        weekly: dict[int, dict[str, float]] = {}  # week of the run → customer → value
 
         def on_step(day: date, step: str) -> None:
             if step == "customers live the day":  # decided, not yet lived: truth as it stood
+                week = weekly.setdefault((day - start).days // 7, {})
                 for customer, value in _decision_values(warehouse, day, names).items():
                     expected[customer] = expected.get(customer, 0.0) + value
+                    week[customer] = week.get(customer, 0.0) + value
 
         started = time.perf_counter()
         run_demo(
@@ -333,6 +336,7 @@ def run_seed(
         elapsed = time.perf_counter() - started
         end = date.fromordinal(start.toordinal() + days)
         revenue, value = _per_customer(warehouse, end, expected)
+        by_week = [_per_customer(warehouse, end, weekly[w])[1] for w in sorted(weekly)]
         ceiling = _ceiling(warehouse, config, end)
         evidence = _evidence(warehouse, names)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
@@ -346,7 +350,9 @@ def run_seed(
         ),
         file=sys.stderr,
     )
+    gap_by_week = [_gap({arm: _mean_ci(v) for arm, v in week.items()}) for week in by_week]
     print(f"seed {seed}: value per customer-day at the end: {ceiling}", file=sys.stderr)
+    print(f"seed {seed}: gap closed by week of the run: {gap_by_week}", file=sys.stderr)
     print(f"seed {seed}: closed windows per arm: {evidence}", file=sys.stderr)
     return {
         "seed": seed,
@@ -357,6 +363,7 @@ def run_seed(
         "value_arms": value_summary,
         "raw": {k: v.tolist() for k, v in revenue.items()},
         "raw_value": {k: v.tolist() for k, v in value.items()},
+        "raw_value_by_week": [{k: v.tolist() for k, v in week.items()} for week in by_week],
     }
 
 
@@ -419,6 +426,10 @@ def main() -> None:
                 "expected_value_ci95": value_ci,
                 "gap_closed_rule_to_oracle": _gap(pooled_value),
                 "gap_closed_per_seed": [_gap(r["value_arms"]) for r in results],
+                "gap_closed_by_week": [
+                    _gap({a: _pool(results, "raw_value_by_week", a, w) for a in arms})
+                    for w in range(len(results[0]["raw_value_by_week"]))
+                ],
                 "revenue_per_customer": {a: pooled[a]["mean"] for a in arms},
                 "ci95": {a: [pooled[a]["low"], pooled[a]["high"]] for a in arms},
                 "revenue_gap_closed_rule_to_oracle": _gap(pooled),
@@ -441,8 +452,10 @@ def main() -> None:
     )
 
 
-def _pool(results: list[dict], key: str, arm: str) -> dict:
-    return _mean_ci(np.concatenate([np.array(r[key].get(arm, [])) for r in results]))
+def _pool(results: list[dict], key: str, arm: str, week: int | None = None) -> dict:
+    """One arm's values over all seeds (of one week of the run when `week` is given)."""
+    pick = (lambda r: r[key]) if week is None else (lambda r: r[key][week])  # noqa: E731
+    return _mean_ci(np.concatenate([np.array(pick(r).get(arm, [])) for r in results]))
 
 
 def _gap(summary: dict) -> float | None:
