@@ -147,9 +147,10 @@ def _agent_files(source: Path, target: Path, params: dict | None = None) -> tupl
 
 
 def _per_customer(
-    warehouse: Warehouse, end: date, expected: dict[str, float]
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per arm: each audience customer's realized revenue, and their decisions' expected value."""
+    warehouse: Warehouse, end: date, weekly: Sequence[dict[str, float]]
+) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
+    """Per arm: each audience customer's realized revenue, and per week of the run their
+    decisions' expected value (`weekly`: customer → value, one dict per week)."""
     rows = warehouse.rows(
         f"""
         with first_seen as (
@@ -170,12 +171,13 @@ def _per_customer(
         """
     )
     revenue: dict[str, list[float]] = {}
-    value: dict[str, list[float]] = {}
+    values: list[dict[str, list[float]]] = [{} for _ in weekly]
     for customer, arm, amount in rows:
         revenue.setdefault(arm, []).append(float(amount))
-        value.setdefault(arm, []).append(expected.get(customer, 0.0))
+        for week, value in zip(weekly, values, strict=True):
+            value.setdefault(arm, []).append(week.get(customer, 0.0))
     as_arrays = lambda d: {k: np.array(v) for k, v in d.items()}  # noqa: E731
-    return as_arrays(revenue), as_arrays(value)
+    return as_arrays(revenue), [as_arrays(v) for v in values]
 
 
 def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> dict[str, float]:
@@ -321,14 +323,12 @@ def run_seed(
 
         warehouse = Warehouse(root / "warehouse.duckdb")
         _WORLD["world"] = SandboxWorld(warehouse, seed=seed)
-        expected: dict[str, float] = {}
         weekly: dict[int, dict[str, float]] = {}  # week of the run → customer → value
 
         def on_step(day: date, step: str) -> None:
             if step == "customers live the day":  # decided, not yet lived: truth as it stood
                 week = weekly.setdefault((day - start).days // 7, {})
                 for customer, value in _decision_values(warehouse, day, names).items():
-                    expected[customer] = expected.get(customer, 0.0) + value
                     week[customer] = week.get(customer, 0.0) + value
 
         started = time.perf_counter()
@@ -337,8 +337,8 @@ def run_seed(
         )
         elapsed = time.perf_counter() - started
         end = date.fromordinal(start.toordinal() + days)
-        revenue, value = _per_customer(warehouse, end, expected)
-        by_week = [_per_customer(warehouse, end, weekly[w])[1] for w in sorted(weekly)]
+        revenue, by_week = _per_customer(warehouse, end, [weekly[w] for w in sorted(weekly)])
+        value = {arm: sum(week[arm] for week in by_week) for arm in revenue}
         ceiling = _ceiling(warehouse, config, end)
         evidence = _evidence(warehouse, names)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
