@@ -14,6 +14,9 @@ AGENTS_DIR = PROJECT_ROOT / "agents"
 AGENTS_ENV = "JOURNEYMAN_AGENTS"
 THREADS_ENV = "JOURNEYMAN_THREADS"
 MAX_DEFAULT_THREADS = 8
+#: set by simulations (the demo, benchmarks): days are simulated, not lived, so a sync's
+#: dispatch is on time by construction and send windows are not enforced against the wall clock
+SIMULATION_ENV = "JOURNEYMAN_SIMULATION"
 
 
 def warehouse_path() -> Path:
@@ -39,3 +42,8 @@ def decide_threads() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_DEFAULT_THREADS))
+
+
+def simulation() -> bool:
+    """Whether this process simulates days (JOURNEYMAN_SIMULATION=1, set by the demo)."""
+    return os.environ.get(SIMULATION_ENV, "").strip() in ("1", "true", "yes")

@@ -70,6 +70,7 @@ create table if not exists journeyman.decisions (
     local_hour integer,
     subject_variant integer,          -- 0-based index into the message's subject lines
     send_at timestamp,                -- UTC; NULL when nothing is sent
+    send_until timestamp,             -- UTC; the latest it may still be sent (send window)
     propensity double,                -- P(policy chose this action | allowed set)
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
     goal_metric varchar not null,     -- conversion | revenue
@@ -100,7 +101,8 @@ create table if not exists journeyman.message_tags (
 create table if not exists journeyman.deliveries (
     decision_id varchar not null,
     destination varchar not null,
-    status varchar not null,  -- in_flight|delivered|failed_retryable|failed_permanent|cancelled
+    status varchar not null,  -- in_flight|unknown|delivered|failed_retryable|failed_permanent|
+                              -- cancelled|expired|suppressed (docs/connectors.md)
     idempotency_key varchar not null,
     attempts integer not null,
     error varchar,
@@ -108,7 +110,9 @@ create table if not exists journeyman.deliveries (
     updated_at timestamp not null,
     delivered_at timestamp,
     send_at timestamp,                -- UTC; when the vendor is to deliver it (scheduled sends)
-    batch_id varchar                  -- the vendor's group id for the send (SendGrid batch_id)
+    batch_id varchar,                 -- the vendor's group id for the send (SendGrid batch_id)
+    attempted_at timestamp,           -- when the latest attempt's request left (lookup lag)
+    send_until timestamp              -- UTC; the latest it may still be sent (send window)
 );
 """
 

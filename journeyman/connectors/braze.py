@@ -13,7 +13,6 @@ the workspace's cluster (e.g. https://rest.iad-01.braze.com, https://rest.fra-01
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,8 +53,7 @@ class BrazeDestination(HttpDestination):
         self.campaign_id = campaign_id
         if mode == "track":
             self.max_batch_size = TRACK_LIMIT
-            self.vendor_dedup = True
-            self.can_reconcile = True
+            self.vendor_dedup = True  # re-writing the same attributes is harmless
             self.schedule_window = (timedelta(0), None)  # the Canvas reads jm_send_at
             self.default_rate_limit = RateLimit(1000, 3000, "Braze: /users/track 3,000 per 3 s")
         else:
@@ -163,11 +161,6 @@ class BrazeDestination(HttpDestination):
             )
         provider = body.get("schedule_id") or body.get("dispatch_id")
         return BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED, provider_id=provider)
-
-    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
-        if self.mode == "track":  # re-writing the same attributes is harmless
-            return {d: DeliveryStatus.FAILED_RETRYABLE for d in decision_ids}
-        return {}
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from journeyman.connectors.destination import Destination
+from journeyman.connectors.destination import Destination, DestinationError
 from journeyman.connectors.ledger import DeliveryLedger
 
 
@@ -45,6 +45,11 @@ def cancel_scheduled(
     """Cancel the destination's scheduled, not-yet-sent batches (all that still hold records,
     or `batch_ids`) at the vendor, then mark their records due after the vendor's cut-off as
     `cancelled` in the ledger. Safe to repeat (a batch already cancelled is accepted)."""
+    if not destination.can_cancel:
+        raise DestinationError(
+            f"destination {destination.name!r} ({type(destination).__name__}) cannot cancel "
+            "scheduled sends; only SendGrid batches can be cancelled"
+        )
     held = ledger.scheduled(now)
     batches = sorted(held) if batch_ids is None else list(dict.fromkeys(batch_ids))
     report = CancelReport(destination.name)

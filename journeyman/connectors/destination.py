@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -15,12 +15,40 @@ from journeyman.connectors.pacing import RateLimit
 class DeliveryStatus(StrEnum):
     """Where one record stands with one destination (the ledger's `status`)."""
 
+    #: its request is on the wire: marked just before it is sent, settled just after
     IN_FLIGHT = "in_flight"
+    #: the vendor may or may not hold it (a lost response, a crash): never sent again until a
+    #: lookup shows the vendor does not hold it, or an operator resolves it
+    UNKNOWN = "unknown"
     DELIVERED = "delivered"
     FAILED_RETRYABLE = "failed_retryable"
     FAILED_PERMANENT = "failed_permanent"
     #: accepted for a scheduled send, then cancelled at the vendor before it went out
     CANCELLED = "cancelled"
+    #: its send window closed before it could be sent (never sent late)
+    EXPIRED = "expired"
+    #: consent withdrawn or an unsubscribe after deciding: not sent
+    SUPPRESSED = "suppressed"
+
+
+#: statuses after which a record is never sent again
+FINAL_STATUSES = frozenset(
+    {
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.FAILED_PERMANENT,
+        DeliveryStatus.CANCELLED,
+        DeliveryStatus.EXPIRED,
+        DeliveryStatus.SUPPRESSED,
+    }
+)
+
+
+class Lookup(StrEnum):
+    """What a vendor lookup says about one record sent earlier."""
+
+    HELD = "held"  # the vendor has it: delivered
+    ABSENT = "absent"  # a definitive answer that the vendor does not have it
+    UNKNOWN = "unknown"  # no definitive answer (failed, throttled, not indexed yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +70,12 @@ class OutboundMessage:
     body: str
     send_at: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: the latest instant it may still be sent (same format as send_at); None = no limit
+    send_until: str | None = None
+    #: the vendor's own template (SendGrid dynamic template, Mailchimp template, Braze
+    #: campaign, Klaviyo metric) instead of `body`; `variables` fill it
+    template_id: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +97,7 @@ class DeliveryResult:
 
 MESSAGE_FIELDS = tuple(OutboundMessage.__dataclass_fields__)
 _FIELD_SET = frozenset(MESSAGE_FIELDS)
+_MAPS = frozenset({"tags", "variables"})
 
 
 class MessageBatch:
@@ -85,7 +120,7 @@ class MessageBatch:
         for name in MESSAGE_FIELDS:
             values = columns.get(name)
             if values is None:
-                values = [{} if name == "tags" else None] * n
+                values = [{} if name in _MAPS else None] * n
             elif len(values) != n:
                 raise ValueError(f"column {name} has {len(values)} values, expected {n}")
             setattr(self, name, values)
@@ -99,10 +134,10 @@ class MessageBatch:
             raise AttributeError(name)
         if name in source.schema.names:
             values = source.column(name).to_pylist()
-            if name == "tags":
+            if name in _MAPS:
                 values = [dict(t) if t else {} for t in values]
         else:
-            values = [{} if name == "tags" else None] * source.num_rows
+            values = [{} if name in _MAPS else None] * source.num_rows
         setattr(self, name, values)
         return values
 
@@ -244,19 +279,35 @@ class RetryableError(RuntimeError):
 
 
 class RejectedBatchError(RuntimeError):
-    """The vendor rejected the whole request as invalid (a 4xx validation error).
+    """The vendor refused the whole request as invalid (a 4xx validation error): nothing of
+    it was accepted.
 
-    On a multi-record request the engine splits it to find the bad records; on one record
-    it is that record's permanent failure.
+    `per_record`: the rejection is about some records' content (a bad address, an oversize
+    body), not the destination's settings; `indices` names those records when the vendor says
+    which (positions in the batch). The engine fails the named records and sends the rest;
+    a per-record rejection naming none is searched by halving, within a budget; a rejection
+    that is not per record stops the sync (the settings are wrong, retrying cannot help).
     """
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, *, per_record: bool = True, indices: Sequence[int] = ()) -> None:
         super().__init__(code)
         self.code = code
+        self.per_record = per_record
+        self.indices = list(indices)
+
+
+class LookupUnavailable(DestinationError):
+    """The vendor's lookup cannot be used (not enabled on the account, no permission): records
+    whose outcome is unknown stay unknown."""
 
 
 class Destination(abc.ABC):
     """A place decisions are delivered to: validate configuration, then send batches.
+
+    A destination implements `check` and `send_batch` (the one send path) and, when the vendor
+    can say what it holds, `lookup` (the one reconcile path). What it can do is declared in the
+    capability attributes below (on the class; the few that depend on settings are set per
+    instance in `__init__`), which the sync engine reads; nothing else is optional.
 
     Scheduling: a destination that can hold a message until its `send_at` declares the lead
     times it accepts in `schedule_window` (min, max ahead of now; max None = unbounded).
@@ -268,13 +319,22 @@ class Destination(abc.ABC):
     max_batch_size: int = 1000
     schedule_window: tuple[timedelta, timedelta | None] | None = None
     default_rate_limit: RateLimit | None = None
-    #: True when re-sending a record is harmless because the vendor de-duplicates it.
+    #: re-sending a record is harmless because the vendor de-duplicates it (by our id)
     vendor_dedup: bool = False
-    #: True when `reconcile` can ask the vendor what it holds (so ambiguous sends are checked).
-    can_reconcile: bool = False
-    #: True when the vendor lookup needs the message (recipient, body), not just its id: the
-    #: engine then reconciles in-flight records as they reappear in the run's input.
-    reconcile_needs_content: bool = False
+    #: `lookup` can say whether the vendor holds a record sent earlier
+    can_lookup: bool = False
+    #: the lookup needs the message (recipient, body), not only its decision id: records whose
+    #: outcome is unknown are looked up as they reappear in the run's input
+    lookup_needs_content: bool = False
+    #: how long after a send the vendor's lookup can be trusted to show it (indexing lag): an
+    #: "absent" answer about a younger attempt is not evidence
+    lookup_lag: timedelta = timedelta(0)
+    #: the vendor's documented pace for lookups (None: no limit)
+    lookup_rate_limit: RateLimit | None = None
+    #: `cancel_group` can withdraw a run's scheduled sends at the vendor
+    can_cancel: bool = False
+    #: how long before a scheduled send the vendor can still guarantee a cancellation
+    cancel_cutoff: timedelta = timedelta(0)
 
     def can_schedule(self, send_at: datetime, now: datetime) -> bool:
         """Whether the vendor can hold a message due at `send_at` (both naive UTC) from `now`."""
@@ -284,8 +344,14 @@ class Destination(abc.ABC):
         lead = send_at - now
         return lead >= low and (high is None or lead <= high)
 
-    #: how long before a scheduled send the vendor can still guarantee a cancellation
-    cancel_cutoff: timedelta = timedelta(0)
+    def prepare(self, now: datetime) -> None:  # noqa: B027 - optional hook
+        """Auxiliary set-up once per sync run, before any record is marked (e.g. SendGrid's
+        batch id); raise DestinationError: the sync then stops with nothing marked failed."""
+
+    def send_group(self) -> str | None:
+        """The vendor's id grouping this run's sends (SendGrid's `batch_id`), recorded on every
+        record it covers so they can be cancelled together; None when the vendor has none."""
+        return None
 
     def cancel_group(self, group_id: str) -> None:
         """Ask the vendor to cancel the scheduled sends of one group (`send_group`) that are not
@@ -294,29 +360,11 @@ class Destination(abc.ABC):
             f"destination {self.name!r} ({type(self).__name__}) cannot cancel scheduled sends"
         )
 
-    def send_group(self) -> str | None:
-        """The vendor's id grouping this run's sends (SendGrid's `batch_id`), recorded in the
-        ledger so they can be cancelled together; None when the vendor has none."""
-        return None
-
     def encode_arrow(self, table: Any, now: datetime) -> Any | None:
         """Optionally pre-encode each record's payload fragment column-wise (a pyarrow string
         array, one per row of `table`), for destinations whose hot path is JSON building.
         The default encodes nothing."""
         return None
-
-    def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
-        """Deliver one batch (≤ max_batch_size) at the run's clock `now`.
-
-        Raises RetryableError / RejectedBatchError / AuthError for whole-request failures;
-        the default delegates to `send`.
-        """
-        results = self.send(batch.messages())
-        if len(results) != len(batch):
-            raise RuntimeError(
-                f"destination {self.name} returned {len(results)} results for {len(batch)} records"
-            )
-        return BatchResult.from_results(results)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (HTTP sessions)."""
@@ -326,17 +374,42 @@ class Destination(abc.ABC):
         """Validate configuration and credentials without sending; raise DestinationError."""
 
     @abc.abstractmethod
-    def send(self, batch: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Deliver one batch (≤ max_batch_size); return exactly one result per record."""
+    def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
+        """Deliver one batch (≤ max_batch_size) at the run's clock `now`: one result per record.
 
-    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
-        """Settle records a crashed run left in flight, by asking the destination what it holds.
+        Raises RetryableError (`ambiguous` when the vendor may have acted), RejectedBatchError
+        (the request was invalid as a whole) or AuthError for whole-request failures.
+        """
 
-        Returns a status for each id the destination can vouch for; ids it cannot are left in
-        flight (never blindly re-sent). The default vouches for none.
+    def lookup(self, batch: MessageBatch) -> dict[str, Lookup]:
+        """What the vendor holds of these records sent earlier (only when `can_lookup`).
+
+        Records missing from the answer are unknown. Raise RetryableError when throttled
+        (the engine waits or stops looking) and LookupUnavailable when the lookup cannot be
+        used at all. The default knows nothing.
         """
         return {}
 
-    def reconcile_batch(self, batch: MessageBatch) -> dict[str, DeliveryStatus]:
-        """`reconcile` for records whose messages are at hand (vendor lookups by content)."""
-        return self.reconcile(batch.decision_id)
+    def send(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+        """Send without the engine (no ledger, no retries): whole-request failures become
+        results (an ambiguous one `unknown`)."""
+        from journeyman.connectors.http import utc_now
+
+        batch = MessageBatch.from_messages(messages)
+        try:
+            result = self.send_batch(batch, utc_now())
+        except RetryableError as exc:
+            status = DeliveryStatus.UNKNOWN if exc.ambiguous else DeliveryStatus.FAILED_RETRYABLE
+            result = BatchResult.uniform(len(batch), status, exc.code)
+        except RejectedBatchError as exc:
+            result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_PERMANENT, exc.code)
+        if len(result) != len(batch):
+            raise RuntimeError(
+                f"destination {self.name} returned {len(result)} results for {len(batch)} records"
+            )
+        return [
+            DeliveryResult(d, st, e, p)
+            for d, st, e, p in zip(
+                batch.decision_id, result.statuses, result.errors, result.provider_ids, strict=True
+            )
+        ]

@@ -102,22 +102,31 @@ class FcmDestination(HttpDestination):
                     f"destination {self.name!r}: the service-account private key cannot sign "
                     "(is it the PEM RSA key from the key file?)"
                 ) from None
-            response = self.request(
-                "POST",
-                "",
-                url=self.token_url,
-                authenticate=False,
-                data={
-                    "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                    "assertion": assertion,
-                },
-            )
+            try:
+                response = self.request(
+                    "POST",
+                    "",
+                    url=self.token_url,
+                    authenticate=False,
+                    data={
+                        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                        "assertion": assertion,
+                    },
+                )
+            except RetryableError as exc:  # nothing was sent: the destination's failure
+                raise DestinationError(
+                    f"destination {self.name!r}: cannot reach the token endpoint ({exc.code})"
+                ) from None
             if response.status_code in (400, 401, 403):
                 raise AuthError(
                     f"destination {self.name!r}: the token endpoint rejected the service-account "
                     f"key (HTTP {response.status_code}); check FCM_SERVICE_ACCOUNT_JSON"
                 )
-            self.raise_for_request(response, "oauth")
+            if response.status_code != 200:
+                raise DestinationError(
+                    f"destination {self.name!r}: the token endpoint answered HTTP "
+                    f"{response.status_code}; no push was sent"
+                )
             body = loads(response.content)
             token = Secret(body["access_token"])
             self._secrets.append(token)
@@ -148,6 +157,10 @@ class FcmDestination(HttpDestination):
             raise DestinationError(
                 f"destination {self.name!r}: cannot reach the token endpoint ({exc.code})"
             ) from None
+
+    def prepare(self, now: datetime) -> None:
+        """An access token before anything is marked: a failing token endpoint stops the sync."""
+        self.access_token()
 
     def payload(self, batch: MessageBatch, i: int) -> bytes:
         message = {

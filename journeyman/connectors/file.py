@@ -1,7 +1,7 @@
 """A destination that appends each message as one JSON line: dry-run / shadow mode.
 
 Files are `<root>/<destination>/<YYYY-MM-DD of send_at>.jsonl`. A batch is written with one
-`write` + fsync, so a record is either wholly in the file or absent; `reconcile` reads the files
+`write` + fsync, so a record is either wholly in the file or absent; `lookup` reads the files
 to settle records a crashed run left in flight.
 """
 
@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from journeyman.connectors.destination import (
-    DeliveryResult,
+    BatchResult,
     DeliveryStatus,
     Destination,
     DestinationError,
-    OutboundMessage,
+    Lookup,
+    MessageBatch,
 )
 
 
@@ -27,7 +27,7 @@ class FileDestination(Destination):
 
     max_batch_size = 10_000
     schedule_window = (timedelta(0), None)  # shadow mode records the intended send time as is
-    can_reconcile = True
+    can_lookup = True
 
     def __init__(self, root: str | Path, name: str = "file") -> None:
         self.name = name
@@ -48,9 +48,9 @@ class FileDestination(Destination):
         if not os.access(self.folder, os.W_OK):
             raise DestinationError(f"file destination {self.name!r}: {self.folder} is not writable")
 
-    def send(self, batch: Sequence[OutboundMessage]) -> list[DeliveryResult]:
+    def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
         by_day: dict[str, list[str]] = {}
-        for message in batch:
+        for message in batch.messages():
             by_day.setdefault(message.send_at[:10], []).append(
                 json.dumps(message.to_dict(), sort_keys=True)
             )
@@ -60,11 +60,12 @@ class FileDestination(Destination):
                 fh.write("\n".join(lines) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-        return [DeliveryResult(m.decision_id, DeliveryStatus.DELIVERED) for m in batch]
+        return BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED)
 
-    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
-        """Which in-flight records actually reached the files (delivered) and which did not."""
-        wanted = set(decision_ids)
+    def lookup(self, batch: MessageBatch) -> dict[str, Lookup]:
+        """Which records reached the files (held) and which did not (absent): our own output,
+        read back, is definitive."""
+        wanted = set(batch.decision_id)
         found: set[str] = set()
         if self.folder.exists():
             for path in sorted(self.folder.glob("*.jsonl")):
@@ -76,7 +77,4 @@ class FileDestination(Destination):
                             continue  # a torn last line from a crash: that record was not written
                         if decision_id in wanted:
                             found.add(decision_id)
-        return {
-            d: DeliveryStatus.DELIVERED if d in found else DeliveryStatus.FAILED_RETRYABLE
-            for d in wanted
-        }
+        return {d: Lookup.HELD if d in found else Lookup.ABSENT for d in wanted}

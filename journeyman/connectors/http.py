@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,14 +22,8 @@ import requests
 
 from journeyman.connectors.destination import (
     AuthError,
-    BatchResult,
-    DeliveryResult,
-    DeliveryStatus,
     Destination,
     DestinationError,
-    MessageBatch,
-    OutboundMessage,
-    RejectedBatchError,
     RetryableError,
 )
 
@@ -231,28 +225,6 @@ class HttpDestination(Destination):
     def describe_error(self, response: requests.Response, limit: int = 200) -> str:
         """A short, redacted excerpt of an error body for the ledger."""
         return self.redact(response.text[:limit].replace("\n", " "))
-
-    # -- the per-message convenience API -------------------------------------------------------
-
-    def send(self, batch: Sequence[OutboundMessage]) -> list[DeliveryResult]:
-        """Send without the engine (no retries): whole-request failures become results."""
-        messages = MessageBatch.from_messages(batch)
-        try:
-            result = self.send_batch(messages, utc_now())
-        except RetryableError as exc:
-            result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_RETRYABLE, exc.code)
-        except RejectedBatchError as exc:
-            result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_PERMANENT, exc.code)
-        return [
-            DeliveryResult(d, s, e, p)
-            for d, s, e, p in zip(
-                messages.decision_id,
-                result.statuses,
-                result.errors,
-                result.provider_ids,
-                strict=True,
-            )
-        ]
 
     def check_response(self, response: requests.Response, what: str) -> None:
         """check(): turn a non-2xx answer to a credentials probe into one clear error."""

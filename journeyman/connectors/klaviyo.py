@@ -11,7 +11,7 @@ due (`send_at` travels as the event's `properties.send_at`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,8 +33,7 @@ class KlaviyoDestination(HttpDestination):
     """Klaviyo events API (flows triggered by journeyman decisions)."""
 
     default_base_url = "https://a.klaviyo.com"
-    vendor_dedup = True
-    can_reconcile = True
+    vendor_dedup = True  # events are de-duplicated by unique_id (our decision id)
 
     def __init__(
         self,
@@ -125,10 +124,6 @@ class KlaviyoDestination(HttpDestination):
             return BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED)
         self.raise_for_request(response, "klaviyo")
         raise RejectedBatchError(f"invalid_request:{response.status_code}:{_detail(response)}")
-
-    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
-        """Klaviyo de-duplicates by unique_id: anything in flight may simply be sent again."""
-        return {d: DeliveryStatus.FAILED_RETRYABLE for d in decision_ids}
 
     def import_profiles(self, profiles: Sequence[Mapping[str, Any]]) -> str | None:
         """Upsert profiles (≤ 10,000 per job) with `POST /api/profile-bulk-import-jobs`; returns

@@ -33,6 +33,8 @@ _SCHEMA = pa.schema(
         ("delivered_at", pa.timestamp("us")),
         ("send_at", pa.timestamp("us")),
         ("batch_id", pa.string()),
+        ("attempted_at", pa.timestamp("us")),
+        ("send_until", pa.timestamp("us")),
     ]
 )
 #: columns a settle writes over a row marked in flight (the rest stay as marked)
@@ -43,7 +45,6 @@ _SETTLED = (
     "provider_message_id",
     "updated_at",
     "delivered_at",
-    "batch_id",
 )
 #: what a settle changes when every record was delivered (a mark in flight nulled the error)
 _DELIVERED = tuple(c for c in _SETTLED if c != "error")
@@ -56,6 +57,9 @@ _MARKED = (
     "updated_at",
     "delivered_at",
     "send_at",
+    "batch_id",
+    "attempted_at",
+    "send_until",
 )
 
 
@@ -178,19 +182,10 @@ class DeliveryLedger:
             ).scalar()
         return int(cancelled or 0), int(uncertain or 0)
 
-    def mark_in_flight(
-        self, decision_ids: Sequence[str], attempts: dict[str, int], now: datetime
-    ) -> None:
-        """Commit 'in flight' for a batch before it is sent."""
-        self.mark_in_flight_bulk(
-            decision_ids, [attempts.get(d, 0) + 1 for d in decision_ids], now, fresh=False
-        )
-
     def settle(
         self, results: Sequence[DeliveryResult], attempts: dict[str, int], now: datetime
     ) -> None:
-        """Commit each record's outcome after the destination answered (rows present are
-        updated, others inserted)."""
+        """Commit each record's outcome (rows present are updated, others inserted)."""
         if not results:
             return
         ids = [r.decision_id for r in results]
@@ -199,7 +194,7 @@ class DeliveryLedger:
             self._table(
                 ids,
                 status,
-                [attempts[d] for d in ids],
+                [attempts.get(d, 0) for d in ids],
                 pa.array([r.error for r in results], pa.string()),
                 pa.array([r.provider_message_id for r in results], pa.string()),
                 _delivered_at(status, now),
@@ -216,10 +211,13 @@ class DeliveryLedger:
         now: datetime,
         *,
         send_at: Sequence[str] | pa.Array | None = None,
+        send_until: Sequence[str | None] | pa.Array | None = None,
+        batch_id: str | None = None,
         fresh: bool | None = None,
     ) -> None:
-        """Commit 'in flight' (with attempt numbers as given) for many records at once;
-        `send_at` (`YYYY-MM-DDTHH:MM:SSZ`) is when each record is due at the vendor."""
+        """Commit 'in flight' (with attempt numbers as given) for the records of requests about
+        to leave; `send_at` / `send_until` (`YYYY-MM-DDTHH:MM:SSZ`) are when each is due and
+        the latest it may go; `batch_id` the vendor's group id the request carries."""
         n = len(decision_ids)
         if not n:
             return
@@ -235,6 +233,9 @@ class DeliveryLedger:
                 pa.nulls(n, pa.timestamp("us")),
                 now,
                 send_at=send_at,
+                send_until=send_until,
+                batch_id=batch_id,
+                attempted=True,
             ),
             update=_MARKED,
             existing=False,
@@ -247,12 +248,8 @@ class DeliveryLedger:
         outcome: BatchResult,
         attempts: Sequence[int],
         now: datetime,
-        *,
-        batch_id: str | None = None,
     ) -> None:
-        """Commit many outcomes of records marked in flight (one UPDATE); records whose
-        outcome is unknown (in flight) are left as they are. `batch_id`: the vendor's id for
-        the group these sends belong to (SendGrid `batch_id`), kept for cancellation."""
+        """Commit many outcomes of records marked in flight (one UPDATE)."""
         statuses = outcome.statuses
         n = len(statuses)
         if not n:
@@ -271,14 +268,106 @@ class DeliveryLedger:
             pa.array(outcome.provider_ids, pa.string()),
             _delivered_at(status, now),
             now,
-            batch_id=batch_id,
             keys=False,  # an UPDATE of rows that have theirs
         )
-        if DeliveryStatus.IN_FLIGHT in statuses:
-            table = table.filter(pa.compute.not_equal(status, DeliveryStatus.IN_FLIGHT.value))
         # all delivered (the hot path): the error stays NULL as marked in flight
         update = _DELIVERED if errors.null_count == n else _SETTLED
         self._write(table, update=update, existing=True)
+
+    def release(self, decision_ids: Sequence[str], attempts: Sequence[int], now: datetime) -> None:
+        """Undo the in-flight mark of records whose request never left (the sync stopped
+        first): a first attempt leaves no row, a retry is pending again as before."""
+        if not decision_ids:
+            return
+        first = [d for d, a in zip(decision_ids, attempts, strict=True) if a <= 1]
+        again = [
+            {"destination": self.destination, "id": d, "attempts": a - 1, "now": now}
+            for d, a in zip(decision_ids, attempts, strict=True)
+            if a > 1
+        ]
+        with self._connection() as conn:
+            if first:
+                conn.execute(
+                    sa.text(
+                        f"delete from {LEDGER} where destination = :destination "
+                        "and status = 'in_flight' and decision_id in :ids"
+                    ).bindparams(sa.bindparam("ids", expanding=True)),
+                    {"destination": self.destination, "ids": first},
+                )
+            if again:
+                conn.execute(
+                    sa.text(
+                        f"update {LEDGER} set status = 'failed_retryable', attempts = :attempts, "
+                        "error = 'not_sent_sync_stopped', updated_at = :now "
+                        "where destination = :destination and decision_id = :id "
+                        "and status = 'in_flight'"
+                    ),
+                    again,
+                )
+
+    def stuck(self) -> pa.Table:
+        """Records whose outcome is not known (in flight from an earlier run, or unknown):
+        decision_id, status, attempts, attempted_at, send_until, in decision order."""
+        with self._connection() as conn:
+            return read_arrow(
+                conn,
+                "select decision_id, status, attempts, coalesce(attempted_at, updated_at) "
+                f"as attempted_at, send_until from {LEDGER} where destination = :destination "
+                "and status in ('in_flight', 'unknown') order by decision_id",
+                {"destination": self.destination},
+            )
+
+    def records(
+        self, status: str | None = None, before: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """This destination's ledger rows (optionally one status, attempted before a time)."""
+        where = "destination = :destination"
+        params: dict[str, Any] = {"destination": self.destination}
+        if status is not None:
+            where += " and status = :status"
+            params["status"] = status
+        if before is not None:
+            where += " and coalesce(attempted_at, updated_at) < :before"
+            params["before"] = before
+        with self._connection() as conn:
+            return read_arrow(
+                conn, f"select * from {LEDGER} where {where} order by decision_id", params
+            ).to_pylist()
+
+    def resolve(
+        self, decision_ids: Sequence[str], status: DeliveryStatus, note: str, now: datetime
+    ) -> int:
+        """An operator settles unknown records (`journeyman deliveries resolve`): the status,
+        and an audit note in `error`. Only rows still unknown or in flight change."""
+        if not decision_ids:
+            return 0
+        params = {
+            "destination": self.destination,
+            "ids": list(decision_ids),
+            "status": status.value,
+            "note": note,
+            "now": now,
+            "delivered": now if status == DeliveryStatus.DELIVERED else None,
+        }
+        where = (
+            "destination = :destination and status in ('in_flight', 'unknown') "
+            "and decision_id in :ids"
+        )
+        with self._connection() as conn:
+            count = conn.execute(
+                sa.text(f"select count(*) from {LEDGER} where {where}").bindparams(
+                    sa.bindparam("ids", expanding=True)
+                ),
+                params,
+            ).scalar()
+            conn.execute(
+                sa.text(
+                    f"update {LEDGER} set status = :status, error = :note, updated_at = :now, "
+                    f"delivered_at = :delivered where {where}"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                params,
+            )
+        return int(count or 0)
 
     def _table(
         self,
@@ -291,19 +380,17 @@ class DeliveryLedger:
         now: datetime,
         *,
         send_at: Sequence[str] | pa.Array | None = None,
+        send_until: Sequence[str | None] | pa.Array | None = None,
         batch_id: str | None = None,
+        attempted: bool = False,
         keys: bool = True,
     ) -> pa.Table:
         n = len(decision_ids)
         ids = _arrow(decision_ids)
         if ids.type != pa.string():
             ids = ids.cast(pa.string())
-        if send_at is None:
-            due = pa.nulls(n, pa.timestamp("us"))
-        else:
-            due = pa.compute.strptime(
-                _arrow(send_at, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="us"
-            )
+        due, until = _instants(send_at, n), _instants(send_until, n)
+        stamp = pa.repeat(pa.scalar(now, pa.timestamp("us")), n)
         return pa.Table.from_arrays(
             [
                 ids,
@@ -315,10 +402,12 @@ class DeliveryLedger:
                 pa.array(attempts, pa.int32()),
                 error,
                 provider_message_id,
-                pa.repeat(pa.scalar(now, pa.timestamp("us")), n),
+                stamp,
                 delivered_at,
                 due,
                 pa.repeat(pa.scalar(batch_id, pa.string()), n),
+                stamp if attempted else pa.nulls(n, pa.timestamp("us")),
+                until,
             ],
             schema=_SCHEMA,
         )
@@ -397,6 +486,13 @@ def _arrow(values: Any, type: pa.DataType | None = None) -> pa.Array:
     if isinstance(values, pa.Array):
         return values
     return pa.array(values, type)
+
+
+def _instants(values: Sequence[str | None] | pa.Array | None, n: int) -> pa.Array:
+    """`YYYY-MM-DDTHH:MM:SSZ` text (or None) → timestamps."""
+    if values is None:
+        return pa.nulls(n, pa.timestamp("us"))
+    return pa.compute.strptime(_arrow(values, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="us")
 
 
 def _delivered_at(status: pa.Array, now: datetime) -> pa.Array:

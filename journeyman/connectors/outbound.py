@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from journeyman.connectors.destination import (
 )
 from journeyman.connectors.ledger import LEDGER, DeliveryLedger, idempotency_key
 from journeyman.connectors.render import TemplateError, render, render_column
+from journeyman.connectors.suppression import withdrawn_after_deciding
 from journeyman.connectors.sync import SyncReport, sync
 from journeyman.warehouse import Warehouse
 
@@ -37,8 +38,9 @@ class Creative:
     subject: str | None = None
     title: str | None = None
     subject_variants: tuple[str, ...] = ()  # when several: the decision's subject_variant picks
-    template_id: str | None = None
+    template_id: str | None = None  # the vendor's own template, filled with `variables`
     tags: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)  # name → Jinja template
 
 
 @dataclass
@@ -64,6 +66,10 @@ def decisions_to_send(warehouse: Warehouse, day: date) -> list[dict[str, Any]]:
         result = conn.execute(sa.text(sql), {"day": day})
         keys = list(result.keys())
         return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_outboxes(
@@ -98,6 +104,7 @@ def build_outboxes(
             )
             subject = render(chosen or creative.title, row)
             body = render(creative.body, row) or ""
+            variables = {k: render(v, row) or "" for k, v in sorted(creative.variables.items())}
         except TemplateError as exc:
             box.rejected.append(
                 DeliveryResult(
@@ -119,6 +126,9 @@ def build_outboxes(
                 body=body,
                 send_at=send_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 tags=dict(creative.tags),
+                send_until=_iso(row.get("send_until")),
+                template_id=creative.template_id,
+                variables=variables,
             )
         )
     return outboxes
@@ -140,6 +150,9 @@ OUTBOX_SCHEMA = pa.schema(
         ("body", pa.string()),
         ("send_at", pa.string()),
         ("tags", pa.map_(pa.string(), pa.string())),
+        ("send_until", pa.string()),
+        ("template_id", pa.string()),
+        ("variables", pa.map_(pa.string(), pa.string())),
     ]
 )
 
@@ -157,6 +170,11 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+#: earlier decision days a dispatch still reads: what a missed dispatch left is sent if its
+#: send window is still open (and expired if not)
+CARRY_OVER_DAYS = 1
+
+
 def decisions_to_send_arrow(
     warehouse: Warehouse,
     day: date,
@@ -166,13 +184,15 @@ def decisions_to_send_arrow(
 ) -> pa.Table:
     """`decisions_to_send` as one Arrow table, optionally only the (agent, channel) routes
     given (one destination's share) and only decisions that destination has not settled yet
-    (delivered, failed permanently or cancelled: a repeated dispatch run reads only the rest)."""
+    (delivered, failed permanently, cancelled, expired or suppressed: a repeated dispatch run
+    reads only the rest). Decisions of the day before are read too (`CARRY_OVER_DAYS`)."""
     where = ""
     if unsettled_for is not None:
         where += (
             f" and not exists (select 1 from {LEDGER} l where l.decision_id = d.decision_id "
             f"and l.destination = {_literal(unsettled_for)} "
-            "and l.status in ('delivered', 'failed_permanent', 'cancelled'))"
+            "and l.status in ('delivered', 'failed_permanent', 'cancelled', 'expired', "
+            "'suppressed'))"
         )
     if routes is not None:
         pairs = sorted(set(routes))
@@ -186,12 +206,14 @@ def decisions_to_send_arrow(
                 )
                 + ")"
             )
+    earliest = day - timedelta(days=CARRY_OVER_DAYS)
     sql = f"""
         select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at,
-               d.subject_variant
+               d.send_until, d.subject_variant
         from journeyman.decisions d
         join marts.customer_features f using (customer_id)
-        where d.decision_date = date '{day.isoformat()}' and d.message_id is not null
+        where d.decision_date between date '{earliest.isoformat()}' and date '{day.isoformat()}'
+          and d.message_id is not null
           and d.experiment_group = 'treatment' and d.exclusion_reason is null{where}
         order by d.decision_id
     """
@@ -244,6 +266,29 @@ def _render_group(
         pa.array([b or "" for b in bodies], pa.string()),
         errors,
     )
+
+
+_VARIABLES = OUTBOX_SCHEMA.field("variables").type
+
+
+def _render_variables(
+    templates: Mapping[str, str], group: pa.Table
+) -> tuple[pa.Array, list[str | None] | None]:
+    """A vendor template's variables for every row (name → rendered text); per-row errors."""
+    n = group.num_rows
+    if not templates:
+        return pa.array([[]] * n, _VARIABLES), None
+    rows = group.to_pylist()
+    values: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+    errors: list[str | None] = [None] * n
+    for name, source in sorted(templates.items()):
+        rendered, failed = _render_rows(source, rows)
+        for i, (text, error) in enumerate(zip(rendered, failed, strict=True)):
+            if error:
+                errors[i] = errors[i] or error
+            else:
+                values[i].append((name, text or ""))
+    return pa.array(values, _VARIABLES), errors if any(errors) else None
 
 
 def build_outbox_tables(
@@ -308,6 +353,11 @@ def build_outbox_tables(
             creative.subject_variants[v] if v < len(creative.subject_variants) else creative.subject
         )
         subject, body, errors = _render_group(chosen or creative.title, creative.body, group)
+        variables, variable_errors = _render_variables(creative.variables, group)
+        if variable_errors is not None:
+            errors = [
+                a or b for a, b in zip(errors or variable_errors, variable_errors, strict=True)
+            ]
         if errors is not None and any(errors):
             ids = group.column("decision_id").to_pylist()
             refused.extend(
@@ -317,6 +367,7 @@ def build_outbox_tables(
             )
             ok = pa.array([e is None for e in errors])
             group, subject, body = group.filter(ok), subject.filter(ok), body.filter(ok)
+            variables = variables.filter(ok)
             if not group.num_rows:
                 continue
         ids = group.column("decision_id")
@@ -337,6 +388,11 @@ def build_outbox_tables(
                     body,
                     _iso_text(group.column("send_at")),
                     tags.take(pa.repeat(pa.scalar(0, pa.int32()), m)),
+                    _iso_text(group.column("send_until"))
+                    if "send_until" in group.schema.names
+                    else pa.nulls(m, pa.string()),
+                    pa.repeat(pa.scalar(creative.template_id, pa.string()), m),
+                    variables,
                 ],
                 schema=OUTBOX_SCHEMA,
             )
@@ -362,20 +418,34 @@ def deliver_day(
     concurrency: int = 2,
     **options: Any,
 ) -> tuple[SyncReport, int]:
-    """Deliver the day's decisions routed to `destination` (what a sync asset runs): read
-    those it has not settled yet from the warehouse, render column-wise, sync through the
-    ledger. Returns the report and the number of unsettled decisions routed here."""
+    """Deliver the decisions routed to `destination` that it has not settled yet (the day's and
+    the carry-over days'; what a sync asset runs): consent re-checked as of `now`, rendered
+    column-wise, synced through the ledger. Returns the report and the number of unsettled
+    decisions routed here."""
     name = destination.name
     routes = [route for route, target in destination_for.items() if target == name]
     table = decisions_to_send_arrow(warehouse, day, routes, unsettled_for=name)
+    suppressed = _suppressed(warehouse, table, now)
+    if suppressed:
+        keep = pc.invert(pc.is_in(table.column("decision_id"), pa.array(list(suppressed))))
+        table = table.filter(keep)
     box = build_outbox_tables(table, creatives, destination_for).get(name)
     report = sync(
         destination,
         DeliveryLedger(warehouse, name),
         box.messages if box else [],
         now,
-        rejected=box.rejected if box else (),
+        rejected=[*(box.rejected if box else ()), *suppressed.values()],
         concurrency=concurrency,
         **options,
     )
-    return report, table.num_rows
+    return report, table.num_rows + len(suppressed)
+
+
+def _suppressed(warehouse: Warehouse, table: pa.Table, now: datetime) -> dict[str, DeliveryResult]:
+    """Decisions whose customer withdrew consent or unsubscribed after deciding."""
+    withdrawn = withdrawn_after_deciding(warehouse, table.column("decision_id"), now)
+    return {
+        d: DeliveryResult(d, DeliveryStatus.SUPPRESSED, reason)
+        for d, reason in sorted(withdrawn.items())
+    }

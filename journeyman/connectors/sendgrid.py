@@ -7,13 +7,19 @@ so outcomes join back to decisions) and `send_at` when the send is scheduled (at
 ahead; later records are deferred by the engine). All requests of one run share one `batch_id`
 (`POST /v3/mail/batch`), so a run's scheduled sends can be paused or cancelled together.
 
-Reconciliation: SendGrid has no idempotency key. With `activity_lookup=True` (the Email
-Activity API add-on), records a crash left in flight are looked up by their `decision_id`
-custom arg; without it they stay in flight and are reported.
+Reconciliation: SendGrid has no idempotency key. With `activity_lookup=True` (the Email Activity
+API, a paid add-on), a record whose outcome is unknown (lost response, crash) is looked up by its
+`decision_id` custom arg — at most 6 lookups a minute (SendGrid's documented limit), and an
+"absent" answer counts only once the attempt is older than `lookup_lag_s` (the activity index
+lags). Without the add-on such records stay `unknown` until an operator resolves them.
+
+A message with a vendor `template_id` is sent with that dynamic template and its variables as
+`dynamic_template_data`; records of different templates go in separate requests.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,6 +32,8 @@ from journeyman.connectors.destination import (
     BatchResult,
     DeliveryStatus,
     DestinationError,
+    Lookup,
+    LookupUnavailable,
     MessageBatch,
     RejectedBatchError,
     RetryableError,
@@ -92,6 +100,8 @@ class SendGridDestination(HttpDestination):
     default_rate_limit = RateLimit(
         10_000, 10_000, "SendGrid: Mail Send accepts up to 10,000 requests per second"
     )
+    lookup_rate_limit = RateLimit(6 / 60, 1, "SendGrid Email Activity API: 6 requests per minute")
+    can_cancel = True
 
     def __init__(
         self,
@@ -104,6 +114,7 @@ class SendGridDestination(HttpDestination):
         categories: Iterable[str] = (),
         use_batch_id: bool = True,
         activity_lookup: bool = False,
+        lookup_lag_s: float = 600.0,
         content_type: str = "text/plain",
         base_url: str | None = None,
         timeout_s: float | tuple[float, float] = (5.0, 30.0),
@@ -116,9 +127,11 @@ class SendGridDestination(HttpDestination):
         self.categories = list(categories)
         self.use_batch_id = use_batch_id
         self.activity_lookup = activity_lookup
-        self.can_reconcile = activity_lookup
+        self.can_lookup = activity_lookup
+        self.lookup_lag = timedelta(seconds=lookup_lag_s)
         self.content_type = content_type
         self._batch_id: str | None = None
+        self._batch_lock = threading.Lock()
         self._headers = {"Content-Type": "application/json"}
 
     def auth_headers(self) -> dict[str, str]:
@@ -134,18 +147,36 @@ class SendGridDestination(HttpDestination):
                 f"destination {self.name!r}: the API key lacks the mail.send scope"
             )
 
+    def prepare(self, now: datetime) -> None:
+        """A new batch id for this run (`POST /v3/mail/batch`), before anything is marked: a
+        failing batch endpoint stops the sync with nothing marked failed."""
+        if self.use_batch_id:
+            with self._batch_lock:
+                self._batch_id = None
+                self._create_batch_id()
+
     def batch_id(self) -> str:
-        """This run's batch id (created once with POST /v3/mail/batch)."""
-        if self._batch_id is None:
-            try:  # creating a batch id sends nothing: always safe to repeat
-                response = self.request("POST", "/v3/mail/batch", headers=self._headers)
-            except RetryableError as exc:
-                raise RetryableError(f"batch_id_{exc.code}", wait_s=exc.wait_s) from None
-            self.raise_for_request(response, "batch_id")
-            if response.status_code >= 400:
-                raise RejectedBatchError(f"batch_id_{response.status_code}")
-            self._batch_id = loads(response.content)["batch_id"]
-        return self._batch_id
+        """This run's batch id: created once, under a lock, so every request shares it."""
+        with self._batch_lock:
+            if self._batch_id is None:
+                self._create_batch_id()
+            assert self._batch_id is not None
+            return self._batch_id
+
+    def _create_batch_id(self) -> None:
+        try:  # creating a batch id sends nothing: always safe to repeat
+            response = self.request("POST", "/v3/mail/batch", headers=self._headers)
+        except RetryableError as exc:
+            raise DestinationError(
+                f"destination {self.name!r}: cannot create a batch id ({exc.code}); nothing sent"
+            ) from None
+        self.check_response(response, "POST /v3/mail/batch (batch id)")
+        try:
+            self._batch_id = str(loads(response.content)["batch_id"])
+        except (ValueError, KeyError, TypeError):
+            raise DestinationError(
+                f"destination {self.name!r}: POST /v3/mail/batch answered without a batch_id"
+            ) from None
 
     def cancel_group(self, group_id: str) -> None:
         """Cancel a batch's scheduled sends (`POST /v3/user/scheduled_sends`, status
@@ -176,17 +207,21 @@ class SendGridDestination(HttpDestination):
         )
 
     def send_group(self) -> str | None:
-        """This run's batch id, once a request has created it."""
+        """This run's batch id (recorded on every record it covers)."""
         return self._batch_id if self.use_batch_id else None
 
-    def payload(self, batch: MessageBatch, now: datetime) -> dict[str, Any]:
-        """The Mail Send request body for a batch (one personalization per recipient)."""
+    def payload(
+        self, batch: MessageBatch, now: datetime, template_id: str | None = None
+    ) -> dict[str, Any]:
+        """The Mail Send request body for a batch (one personalization per recipient); with a
+        dynamic template (`template_id`, else the destination's), the records' variables."""
         now_s = epoch_seconds(now)
         horizon = now + timedelta(hours=72)
         personalizations = []
-        template = self.template_id is not None
+        template_id = template_id or self.template_id
+        template = template_id is not None
         cache: dict[str, int | None] = {}
-        for d, customer, agent, mid, to, subject, body, send_at in zip(
+        for d, customer, agent, mid, to, subject, body, send_at, variables in zip(
             batch.decision_id,
             batch.customer_id,
             batch.agent,
@@ -195,6 +230,7 @@ class SendGridDestination(HttpDestination):
             batch.subject,
             batch.body,
             batch.send_at,
+            batch.variables,
             strict=True,
         ):
             p: dict[str, Any] = {
@@ -207,7 +243,8 @@ class SendGridDestination(HttpDestination):
                 },
             }
             if template:
-                p["dynamic_template_data"] = {"subject": subject, "body": body}
+                data = {"subject": subject, "body": body} if body else {"subject": subject}
+                p["dynamic_template_data"] = {**data, **(variables or {})}
             else:
                 if subject:
                     p["subject"] = subject
@@ -228,7 +265,7 @@ class SendGridDestination(HttpDestination):
             },
         }
         if template:
-            payload["template_id"] = self.template_id
+            payload["template_id"] = template_id
         else:
             payload["subject"] = "(no subject)"
             payload["content"] = [{"type": self.content_type, "value": BODY_TAG}]
@@ -243,6 +280,10 @@ class SendGridDestination(HttpDestination):
         path for large sends); None (the per-record path) for template mode or oversize
         bodies."""
         if self.template_id is not None:
+            return None
+        if "template_id" in table.schema.names and table.column("template_id").null_count < len(
+            table
+        ):
             return None
         body = table.column("body")
         if pc.any(pc.greater(pc.binary_length(body), MAX_SUBSTITUTION_BYTES)).as_py():
@@ -329,14 +370,48 @@ class SendGridDestination(HttpDestination):
             head, tail = self._envelope()
             body = head + _joined(batch.encoded) + tail
             return self._post(body, len(batch))
+        groups: dict[str | None, list[int]] = {}
+        for i, template_id in enumerate(batch.template_id):
+            groups.setdefault(template_id or self.template_id, []).append(i)
+        if len(groups) > 1:
+            return self._by_template(batch, now, groups)
+        template_id = next(iter(groups))
         oversize = [
             i
             for i, b in enumerate(batch.body)
             if len(b) * 4 > MAX_SUBSTITUTION_BYTES and len(b.encode()) > MAX_SUBSTITUTION_BYTES
         ]
-        if oversize:
+        if oversize and template_id is None:
             return self._without(batch, oversize, now, "body_too_large")
-        return self._post(dumps(self.payload(batch, now)), len(batch))
+        return self._post(dumps(self.payload(batch, now, template_id)), len(batch))
+
+    def _by_template(
+        self, batch: MessageBatch, now: datetime, groups: dict[str | None, list[int]]
+    ) -> BatchResult:
+        """One request per template. Once one was accepted, a later failure settles only its
+        own records (unknown when the vendor may hold them), never the accepted ones."""
+        result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_RETRYABLE)
+        accepted = False
+        for indices in groups.values():
+            try:
+                part = self.send_batch(batch.take(indices), now)
+            except RetryableError as exc:
+                if not accepted:
+                    raise
+                status = (
+                    DeliveryStatus.UNKNOWN if exc.ambiguous else DeliveryStatus.FAILED_RETRYABLE
+                )
+                part = BatchResult.uniform(len(indices), status, exc.code)
+            except RejectedBatchError as exc:
+                if not accepted:
+                    raise
+                part = BatchResult.uniform(len(indices), DeliveryStatus.FAILED_RETRYABLE, exc.code)
+            accepted = True
+            for j, i in enumerate(indices):
+                result.statuses[i] = part.statuses[j]
+                result.errors[i] = part.errors[j]
+                result.provider_ids[i] = part.provider_ids[j]
+        return result
 
     def _post(self, body: bytes, n: int) -> BatchResult:
         response = self.request("POST", "/v3/mail/send", data=body, headers=self._headers)
@@ -347,14 +422,7 @@ class SendGridDestination(HttpDestination):
                 provider_id=response.headers.get("X-Message-Id"),
             )
         self.raise_for_request(response, "sendgrid")
-        field = "request"
-        try:
-            errors = loads(response.content).get("errors") or [{}]
-            field = str(errors[0].get("field") or "request")
-        except ValueError:
-            pass
-        code = "invalid_recipient" if field.endswith(".email") else "invalid_request"
-        raise RejectedBatchError(f"{code}:{response.status_code}:{field}")
+        raise _rejection(response, self.describe_error(response))
 
     def _without(
         self, batch: MessageBatch, bad: list[int], now: datetime, code: str
@@ -369,19 +437,54 @@ class SendGridDestination(HttpDestination):
                 result.provider_ids[i] = sent.provider_ids[j]
         return result
 
-    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
-        """Email Activity lookups (when enabled): held → delivered, absent → retry."""
-        if not self.activity_lookup:
-            return {}
-        out: dict[str, DeliveryStatus] = {}
-        for d in decision_ids:
+    def lookup(self, batch: MessageBatch) -> dict[str, Lookup]:
+        """Email Activity API (`GET /v3/messages`), one decision id per query: found → held;
+        a definitive empty answer → absent. Throttling raises RetryableError; a missing
+        add-on or permission raises LookupUnavailable."""
+        out: dict[str, Lookup] = {}
+        for d in batch.decision_id:
             response = self.request(
                 "GET",
                 "/v3/messages",
-                params={"query": f"unique_args['decision_id']=\"{d}\"", "limit": "1"},
+                params={"query": f"unique_args['decision_id']=\"{d}\"", "limit": "10"},
             )
+            if response.status_code == 429 or response.status_code >= 500:
+                raise RetryableError(
+                    f"activity_{response.status_code}", wait_s=self.vendor_wait_s(response)
+                )
             if response.status_code != 200:
-                continue  # cannot vouch: leave in flight
-            held = loads(response.content).get("messages") or []
-            out[d] = DeliveryStatus.DELIVERED if held else DeliveryStatus.FAILED_RETRYABLE
+                raise LookupUnavailable(
+                    f"destination {self.name!r}: the Email Activity API answered HTTP "
+                    f"{response.status_code} (it is a paid add-on and needs the "
+                    "messages.read scope); records with an unknown outcome stay unknown"
+                )
+            try:
+                found = loads(response.content).get("messages")
+            except (ValueError, AttributeError):
+                continue  # not an answer: unknown
+            if not isinstance(found, list):
+                continue
+            out[d] = Lookup.HELD if found else Lookup.ABSENT  # bounced or not: it was sent
         return out
+
+
+def _rejection(response: Any, detail: str) -> RejectedBatchError:
+    """A 4xx from Mail Send: per record when SendGrid names personalizations (their indices),
+    else the request's settings (from, content, template, batch id) are wrong."""
+    fields: list[str] = []
+    try:
+        for error in loads(response.content).get("errors") or []:
+            fields.append(str((error or {}).get("field") or ""))
+    except (ValueError, AttributeError):
+        pass
+    indices = []
+    for name in fields:
+        parts = name.split(".")
+        if len(parts) > 1 and parts[0] == "personalizations" and parts[1].isdigit():
+            indices.append(int(parts[1]))
+    field = fields[0] if fields and fields[0] else "request"
+    code = "invalid_recipient" if field.endswith(".email") else "invalid_request"
+    code = f"{code}:{response.status_code}:{field}"
+    if indices:
+        return RejectedBatchError(code, indices=indices)
+    return RejectedBatchError(f"{code}: {detail}", per_record=False)

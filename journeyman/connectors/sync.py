@@ -1,16 +1,23 @@
-"""The sync engine: reconcile → filter → dispatch window → mark in flight → send (rate-limited,
-retried, split on rejection) → settle → tally.
+"""The sync engine: one `SyncRun` per destination and run, in named steps:
+
+reconcile → select due → expire → mark in flight → send → settle → tally.
 
 Shared by every destination (the singer-sdk `Sink` pattern): destination modules add only what
-is specific to their API. State (the ledger) is committed before each call and after it
-settles, one *ledger chunk* at a time (many requests per commit, so a million records cost a
-few dozen warehouse transactions, not thousands).
+is specific to their API. The ledger is the state, and it says the truth at every instant:
 
-At most once: a record is committed `in_flight` before its request. A crash leaves it in flight;
-the next run asks the destination (`reconcile`) instead of re-sending, and a record the
-destination cannot vouch for stays in flight and is reported. A request whose outcome is
-unknown (timeout, connection lost after sending) is repeated only when the vendor
-de-duplicates (`vendor_dedup`) or after `reconcile` says the vendor does not hold it.
+- **In flight means on the wire.** Only the records of the requests about to leave are marked
+  in flight (at most `concurrency` requests' worth), committed together with the outcomes of the
+  previous requests. A crash leaves at most those uncertain; every record not yet sent has no
+  mark and is sent by the next run.
+- **Unknown is never absent.** A request whose outcome is uncertain (timeout or connection lost
+  after sending, a crash) leaves its records `unknown`. They are sent again only on positive
+  evidence that the vendor does not hold them: a lookup that answered definitively, after the
+  vendor's indexing lag, paced to its documented lookup limit — or because the vendor
+  de-duplicates by our id. Nothing turns "could not confirm" into "send again".
+- **Send windows.** A record past its `send_until` is `expired`, never sent late.
+- **Auxiliary failures are the destination's.** A failing set-up call (`prepare`: batch id,
+  token) or a request the vendor rejects as a whole for the destination's settings stops the sync
+  with one clear error; records not sent are released (as if never tried), none marked failed.
 """
 
 from __future__ import annotations
@@ -18,21 +25,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from journeyman.connectors.destination import (
+    FINAL_STATUSES,
     AuthError,
     BatchResult,
     DeliveryResult,
     DeliveryStatus,
     Destination,
+    DestinationError,
+    Lookup,
+    LookupUnavailable,
     MessageBatch,
     OutboundMessage,
     RejectedBatchError,
@@ -43,14 +53,11 @@ from journeyman.connectors.pacing import RateLimit, RetryPolicy, TokenBucket
 
 log = logging.getLogger(__name__)
 
-FINAL = {
-    DeliveryStatus.DELIVERED.value,
-    DeliveryStatus.FAILED_PERMANENT.value,
-    DeliveryStatus.CANCELLED.value,
-}
+FINAL = frozenset(s.value for s in FINAL_STATUSES)
+UNSETTLED = frozenset({DeliveryStatus.IN_FLIGHT.value, DeliveryStatus.UNKNOWN.value})
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
-#: a result status meaning "outcome unknown: leave the record in flight"
-UNKNOWN = DeliveryStatus.IN_FLIGHT
+#: extra requests a rejected request may cost while its bad records are searched for
+MAX_SPLIT_REQUESTS = 32
 
 Messages = Iterable[OutboundMessage] | MessageBatch | Any  # Any: pyarrow Table / RecordBatches
 
@@ -64,16 +71,22 @@ class SyncReport:
     delivered: int = 0
     failed_retryable: int = 0
     failed_permanent: int = 0
+    expired: int = 0
+    suppressed: int = 0
+    #: records whose outcome this run could not learn (lost responses; crashed runs' records)
+    unknown: int = 0
+    #: records the ledger holds as unknown after this run (this run's and earlier ones')
+    unknown_total: int = 0
     skipped_already_settled: int = 0
-    skipped_in_flight: int = 0
+    skipped_unknown: int = 0
     deferred: int = 0
     reconciled: int = 0
-    unreconciled: int = 0
-    left_in_flight: int = 0
+    lookups: int = 0
     requests: int = 0
     retries: int = 0
     splits: int = 0
     rate_limit_wait_s: float = 0.0
+    batch_id: str | None = None
     errors: Counter[str] = field(default_factory=Counter)
     invalid_recipients: list[str] = field(default_factory=list)
     auth_error: str | None = None
@@ -84,17 +97,19 @@ class SyncReport:
 
     @property
     def skipped(self) -> int:
-        return self.skipped_already_settled + self.skipped_in_flight
+        return self.skipped_already_settled + self.skipped_unknown
 
     def tally(self, results: Sequence[DeliveryResult]) -> None:
-        self._count([r.status for r in results], [r.error for r in results])
+        self.count([r.status for r in results], [r.error for r in results])
 
-    def _count(self, statuses: Sequence[DeliveryStatus], errors: Sequence[str | None]) -> None:
+    def count(self, statuses: Sequence[DeliveryStatus], errors: Sequence[str | None]) -> None:
         counts = Counter(statuses)
         self.delivered += counts[DeliveryStatus.DELIVERED]
         self.failed_permanent += counts[DeliveryStatus.FAILED_PERMANENT]
         self.failed_retryable += counts[DeliveryStatus.FAILED_RETRYABLE]
-        self.left_in_flight += counts[UNKNOWN]
+        self.unknown += counts[DeliveryStatus.UNKNOWN]
+        self.expired += counts[DeliveryStatus.EXPIRED]
+        self.suppressed += counts[DeliveryStatus.SUPPRESSED]
         if len(counts) > 1 or DeliveryStatus.DELIVERED not in counts:
             for error in errors:
                 if error:
@@ -102,64 +117,591 @@ class SyncReport:
 
     def as_metadata(self) -> dict[str, Any]:
         """Plain numbers and dicts for Dagster run metadata."""
+        numbers = {
+            name: getattr(self, name)
+            for name in (
+                "sent",
+                "delivered",
+                "failed",
+                "failed_retryable",
+                "failed_permanent",
+                "expired",
+                "suppressed",
+                "unknown",
+                "unknown_total",
+                "skipped",
+                "skipped_already_settled",
+                "skipped_unknown",
+                "deferred",
+                "reconciled",
+                "lookups",
+                "requests",
+                "retries",
+                "splits",
+            )
+        }
         return {
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "failed_retryable": self.failed_retryable,
-            "failed_permanent": self.failed_permanent,
-            "skipped": self.skipped,
-            "skipped_already_settled": self.skipped_already_settled,
-            "skipped_in_flight": self.skipped_in_flight,
-            "deferred": self.deferred,
-            "reconciled": self.reconciled,
-            "unreconciled": self.unreconciled,
-            "left_in_flight": self.left_in_flight,
-            "requests": self.requests,
-            "retries": self.retries,
-            "splits": self.splits,
+            **numbers,
             "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
+            "batch_id": self.batch_id or "",
             "errors": dict(self.errors),
             "invalid_recipients": len(self.invalid_recipients),
         }
 
 
-def reconcile_in_flight(destination: Destination, ledger: DeliveryLedger, now: datetime) -> int:
-    """Settle records a crashed run left in flight, as far as the destination can vouch."""
-    return _reconcile(destination, ledger, now)[0]
+@dataclass
+class SyncOptions:
+    """How a sync paces, retries and decides what is due.
+
+    - `dispatch_lead`: a record is sent when `send_at <= now + dispatch_lead`, or earlier when
+      the destination can schedule it; otherwise it is deferred for a later dispatch run.
+    - `retry` / `rate_limit` / `bucket`: backoff policy and request pacing (defaults: a
+      RetryPolicy() and the destination's vendor-documented `default_rate_limit`).
+    - `concurrency`: requests in flight at once (threads, one HTTP session each).
+    - `lookup_budget_s`: the most time one run spends on lookups (paced to the vendor's limit);
+      records not looked up stay unknown for the next run.
+    - `expire`: enforce send windows (a simulation whose clock is not the wall clock turns it
+      off: its dispatch is on time by construction).
+    """
+
+    dispatch_lead: timedelta = timedelta(minutes=5)
+    retry: RetryPolicy | None = None
+    rate_limit: RateLimit | None = None
+    bucket: TokenBucket | None = None
+    concurrency: int = 1
+    lookup_budget_s: float = 60.0
+    expire: bool = True
+    on_batch: Callable[[int], None] | None = None
 
 
-def _reconcile(destination: Destination, ledger: DeliveryLedger, now: datetime) -> tuple[int, int]:
-    if destination.reconcile_needs_content:
-        return 0, 0  # done as the records reappear in the input
-    stuck = ledger.in_flight()
-    if not stuck:
-        return 0, 0
-    verdicts = destination.reconcile(stuck)
-    attempts = {d: a for d, (_, a) in ledger.statuses(stuck).items()}
-    results = [DeliveryResult(d, s, error=None) for d, s in verdicts.items() if s != UNKNOWN]
-    ledger.settle(results, attempts, now)
-    left = len(stuck) - len(results)
-    if left:
-        log.warning(
-            "sync %s: %d record(s) left in flight by an earlier run cannot be confirmed with the "
-            "destination; they are not re-sent (check them in the vendor's console)",
-            destination.name,
-            left,
+def sync(
+    destination: Destination,
+    ledger: DeliveryLedger,
+    messages: Messages,
+    now: datetime,
+    *,
+    rejected: Sequence[DeliveryResult] = (),
+    **options: Any,
+) -> SyncReport:
+    """Deliver every message not yet settled with this destination, at most once each.
+
+    `messages`: OutboundMessage objects, a MessageBatch, a pyarrow Table, or a stream of
+    pyarrow RecordBatches with the OutboundMessage columns (`send_at` / `send_until` as
+    `YYYY-MM-DDTHH:MM:SSZ` text). `now`: the run's clock (naive UTC). `rejected`: records
+    settled before sending (a template error, consent withdrawn), recorded as given.
+    `options`: the fields of SyncOptions.
+
+    Raises AuthError when the vendor rejects the credentials and DestinationError when the
+    destination cannot be used (a set-up call or a whole request rejected for its settings),
+    after settling what it knows; records not sent because of it are released, none failed.
+    """
+    return SyncRun(destination, ledger, now, SyncOptions(**options)).run(messages, rejected)
+
+
+class SyncRun:
+    """One destination's sync: the steps of the module docstring, in order."""
+
+    def __init__(
+        self, destination: Destination, ledger: DeliveryLedger, now: datetime, options: SyncOptions
+    ) -> None:
+        self.destination = destination
+        self.ledger = ledger
+        self.now = now
+        self.options = options
+        self.report = SyncReport(destination=destination.name)
+        retry = options.retry or RetryPolicy()
+        bucket = options.bucket
+        if bucket is None:
+            limit = options.rate_limit or destination.default_rate_limit
+            bucket = TokenBucket(limit, clock=retry.clock, sleep=retry.sleep) if limit else None
+        self.sender = _Sender(destination, now, retry, bucket, self.report)
+        self.lookups = _Lookups(destination, now, retry, options.lookup_budget_s, self.report)
+        self.status_of: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        #: records of earlier attempts whose outcome is not known: id → (status, attempted_at)
+        self.stuck: dict[str, tuple[str, datetime | None]] = {}
+        self.stopped: BaseException | None = None
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self, messages: Messages, rejected: Sequence[DeliveryResult]) -> SyncReport:
+        with self.ledger.held():
+            self.destination.prepare(self.now)  # raises before anything is marked
+            self.report.batch_id = self.destination.send_group()
+            self.load_state()
+            self.reconcile()
+            self.record_rejected(rejected)
+            wave = max(1, self.options.concurrency) * self.destination.max_batch_size
+            pool = (
+                ThreadPoolExecutor(self.options.concurrency)
+                if self.options.concurrency > 1
+                else None
+            )
+            try:
+                for piece in _as_batches(messages, wave, self.destination, self.now):
+                    todo = self.expire(self.select_due(piece))
+                    if len(todo) and self.stopped is None:
+                        self.deliver(todo, pool)
+                    if self.stopped is not None:
+                        break
+            finally:
+                if pool is not None:
+                    pool.shutdown()
+            self.tally()
+        if self.stopped is not None:
+            raise self.stopped
+        return self.report
+
+    def load_state(self) -> None:
+        """This destination's ledger as the run starts: statuses, attempts, stuck records."""
+        for d, (status, attempts) in self.ledger.statuses().items():
+            self.status_of[d] = status
+            self.attempts[d] = attempts
+        stuck = self.ledger.stuck()
+        for d, status, at in zip(
+            stuck.column("decision_id").to_pylist(),
+            stuck.column("status").to_pylist(),
+            stuck.column("attempted_at").to_pylist(),
+            strict=True,
+        ):
+            self.stuck[d] = (status, at)
+
+    # -- reconcile -----------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Settle what earlier runs left uncertain, as far as the vendor can vouch: by id now,
+        by content (recipient, body) as the records reappear in the input."""
+        if not self.stuck:
+            return
+        if self.destination.vendor_dedup:
+            for d in self.stuck:  # re-sending is harmless: the vendor de-duplicates
+                self.status_of[d] = DeliveryStatus.FAILED_RETRYABLE.value
+            self.report.reconciled += len(self.stuck)
+            self.stuck.clear()
+            return
+        if self.destination.lookup_needs_content:
+            return
+        ids = sorted(self.stuck)
+        verdicts = self.lookups.ask(MessageBatch(decision_id=ids), self._attempted_at)
+        self._apply(ids, verdicts)
+
+    def _attempted_at(self, decision_id: str) -> datetime | None:
+        return self.stuck.get(decision_id, (None, None))[1]
+
+    def _apply(self, ids: Sequence[str], verdicts: dict[str, Lookup]) -> list[str]:
+        """Settle looked-up records: held → delivered; absent → may be sent again (returned);
+        no answer → unknown (records a crashed run left in flight become unknown)."""
+        held, again, unknown = [], [], []
+        for d in ids:
+            verdict = verdicts.get(d, Lookup.UNKNOWN)
+            if verdict == Lookup.HELD:
+                held.append(DeliveryResult(d, DeliveryStatus.DELIVERED, "confirmed_by_lookup"))
+            elif verdict == Lookup.ABSENT:
+                again.append(d)
+            elif self.stuck[d][0] == DeliveryStatus.IN_FLIGHT.value:
+                reason = self.lookups.reason or "outcome_unknown_crash"
+                unknown.append(DeliveryResult(d, DeliveryStatus.UNKNOWN, reason))
+        self.ledger.settle(held + unknown, self.attempts, self.now)
+        for r in held + unknown:
+            self.status_of[r.decision_id] = r.status.value
+        for d in again:
+            self.status_of[d] = DeliveryStatus.FAILED_RETRYABLE.value
+        for d in ids:
+            self.stuck.pop(d, None)
+        self.report.reconciled += len(held) + len(again)
+        return again
+
+    # -- select due, expire --------------------------------------------------------------------
+
+    def record_rejected(self, rejected: Sequence[DeliveryResult]) -> None:
+        """Records settled before sending: only those the ledger has not settled or in flight."""
+        fresh = [
+            r
+            for r in rejected
+            if self.status_of.get(r.decision_id) not in FINAL | UNSETTLED
+            and r.decision_id not in self.stuck
+        ]
+        for r in fresh:
+            self.attempts[r.decision_id] = self.attempts.get(r.decision_id, 0) + (
+                0 if r.status == DeliveryStatus.SUPPRESSED else 1
+            )
+            self.status_of[r.decision_id] = r.status.value
+        self.ledger.settle(fresh, self.attempts, self.now)
+        self.report.tally(fresh)
+
+    def select_due(self, piece: MessageBatch) -> MessageBatch:
+        """The records of `piece` to send now: not settled, not uncertain, due (or schedulable
+        ahead); uncertain records the vendor can look up by content are looked up here."""
+        due_by = (self.now + self.options.dispatch_lead).strftime(_ISO)
+        window = self.destination.schedule_window
+        low = (self.now + window[0]).strftime(_ISO) if window else None
+        high = (self.now + window[1]).strftime(_ISO) if window and window[1] is not None else None
+        keep: list[int] = []
+        stuck: list[int] = []
+        for i, (d, send_at) in enumerate(zip(piece.decision_id, piece.send_at, strict=True)):
+            status = self.status_of.get(d)
+            if status in FINAL:
+                self.report.skipped_already_settled += 1
+                continue
+            if d in self.stuck:
+                stuck.append(i)
+                continue
+            if status in UNSETTLED:
+                self.report.skipped_unknown += 1
+                continue
+            if send_at <= due_by or (
+                low is not None and send_at >= low and (high is None or send_at <= high)
+            ):
+                keep.append(i)
+            else:
+                self.report.deferred += 1
+        if stuck:
+            keep.extend(self._look_up_content(piece, stuck))
+            keep.sort()
+        return piece if len(keep) == len(piece) else piece.take(keep)
+
+    def _look_up_content(self, piece: MessageBatch, stuck: list[int]) -> list[int]:
+        """Uncertain records that reappeared in the input: look them up by content."""
+        batch = piece.take(stuck)
+        verdicts: dict[str, Lookup] = {}
+        if self.destination.can_lookup:
+            verdicts = self.lookups.ask(batch, self._attempted_at)
+        again = set(self._apply(batch.decision_id, verdicts))
+        skipped = len(stuck) - len(again)
+        self.report.skipped_unknown += skipped
+        return [i for i in stuck if piece.decision_id[i] in again]
+
+    def expire(self, todo: MessageBatch) -> MessageBatch:
+        """Records whose send window has closed become `expired`, never sent late."""
+        if not len(todo) or not self.options.expire:
+            return todo
+        now = self.now.strftime(_ISO)
+        late = [i for i, until in enumerate(todo.send_until) if until is not None and until < now]
+        if not late:
+            return todo
+        results = [
+            DeliveryResult(todo.decision_id[i], DeliveryStatus.EXPIRED, "send_window_closed")
+            for i in late
+        ]
+        self.ledger.settle(results, self.attempts, self.now)
+        for r in results:
+            self.status_of[r.decision_id] = r.status.value
+        self.report.tally(results)
+        closed = set(late)
+        return todo.take([i for i in range(len(todo)) if i not in closed])
+
+    # -- mark in flight, send, settle ----------------------------------------------------------
+
+    def deliver(self, todo: MessageBatch, pool: ThreadPoolExecutor | None) -> None:
+        """Mark one wave (≤ concurrency requests) in flight, send it, settle it."""
+        size = self.destination.max_batch_size
+        requests = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
+        ids = todo.decision_id
+        counts = [self.attempts.get(d, 0) + 1 for d in ids]
+        self.ledger.mark_in_flight_bulk(
+            _column(todo, "decision_id"),
+            counts,
+            self.now,
+            send_at=_column(todo, "send_at"),
+            send_until=_column(todo, "send_until"),
+            batch_id=self.report.batch_id,
         )
-    return len(results), left
+        self.attempts.update(zip(ids, counts, strict=True))
+        if pool is not None and len(requests) > 1:
+            outcomes = list(pool.map(self.sender.deliver, requests))
+        else:
+            outcomes = [self.sender.deliver(r) for r in requests]
+        self.settle(todo, requests, outcomes, counts)
+
+    def settle(
+        self,
+        todo: MessageBatch,
+        requests: list[MessageBatch],
+        outcomes: list[BatchResult | BaseException],
+        counts: list[int],
+    ) -> None:
+        """Commit the wave's outcomes; release the records a stopping error kept unsent."""
+        outcome = BatchResult([], [], [])
+        unsent: list[int] = []
+        offset = 0
+        for request, result in zip(requests, outcomes, strict=True):
+            if isinstance(result, BaseException):
+                unsent.extend(range(offset, offset + len(request)))
+                self.stopped = self.stopped or result
+                result = BatchResult.uniform(len(request), DeliveryStatus.FAILED_RETRYABLE)
+            elif len(result) != len(request):
+                raise RuntimeError(
+                    f"destination {self.destination.name} returned {len(result)} results "
+                    f"for {len(request)} records"
+                )
+            outcome.extend(result)
+            offset += len(request)
+            if self.options.on_batch:
+                self.options.on_batch(len(request))
+        sent = [i for i in range(len(todo)) if i not in set(unsent)] if unsent else None
+        if sent is None:
+            self._commit(todo, outcome, counts)
+        else:
+            if sent:
+                self._commit(todo.take(sent), _take(outcome, sent), [counts[i] for i in sent])
+            self.ledger.release(
+                [todo.decision_id[i] for i in unsent], [counts[i] for i in unsent], self.now
+            )
+            for i in unsent:
+                d = todo.decision_id[i]
+                self.attempts[d] = counts[i] - 1
+                self.status_of.pop(d, None)
+
+    def _commit(self, todo: MessageBatch, outcome: BatchResult, counts: list[int]) -> None:
+        self.ledger.settle_bulk(_column(todo, "decision_id"), outcome, counts, self.now)
+        self.report.sent += len(todo)
+        self.report.count(outcome.statuses, outcome.errors)
+        ids = todo.decision_id
+        if outcome.statuses.count(DeliveryStatus.DELIVERED) == len(todo):
+            self.status_of.update(dict.fromkeys(ids, DeliveryStatus.DELIVERED.value))
+            return
+        for d, s, e in zip(ids, outcome.statuses, outcome.errors, strict=True):
+            self.status_of[d] = s.value
+            if (
+                s == DeliveryStatus.FAILED_PERMANENT
+                and e
+                and e.startswith(("unregistered", "invalid"))
+            ):
+                self.report.invalid_recipients.append(d)
+
+    # -- tally ---------------------------------------------------------------------------------
+
+    def tally(self) -> None:
+        """Count what is left unknown and log one line."""
+        r = self.report
+        r.unknown_total = sum(1 for s in self.status_of.values() if s in UNSETTLED)
+        if self.sender.auth_failed is not None:
+            r.auth_error = str(self.sender.auth_failed)
+        log.info(
+            "sync %s: %d sent, %d delivered, %d failed (%d retryable, %d permanent), %d expired, "
+            "%d unknown (%d in all), %d deferred, %d skipped, %d retries",
+            self.destination.name,
+            r.sent,
+            r.delivered,
+            r.failed,
+            r.failed_retryable,
+            r.failed_permanent,
+            r.expired,
+            r.unknown,
+            r.unknown_total,
+            r.deferred,
+            r.skipped,
+            r.retries,
+        )
+        if r.unknown_total:
+            log.warning(
+                "sync %s: %d record(s) have an unknown outcome and are not re-sent until a "
+                "lookup shows the vendor does not hold them; `journeyman deliveries list %s "
+                "--status unknown` lists them",
+                self.destination.name,
+                r.unknown_total,
+                self.destination.name,
+            )
 
 
-def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageBatch:
-    encoded = destination.encode_arrow(table, now)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    return MessageBatch.from_arrow(table, encoded)
+class _Sender:
+    """Delivers one request with rate limiting, retries and bounded splitting; returns its
+    result, or the exception that must stop the sync (auth, a destination-level failure)."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        now: datetime,
+        retry: RetryPolicy,
+        bucket: TokenBucket | None,
+        report: SyncReport,
+    ) -> None:
+        self.destination = destination
+        self.now = now
+        self.retry = retry
+        self.bucket = bucket
+        self.report = report
+        self.lock = threading.Lock()
+        self.auth_failed: AuthError | None = None
+        self.stop: DestinationError | None = None
+
+    def deliver(self, batch: MessageBatch) -> BatchResult | BaseException:
+        if self.stop is not None:
+            return self.stop
+        try:
+            return self._deliver(batch, [MAX_SPLIT_REQUESTS])
+        except DestinationError as exc:  # AuthError included: nothing of this request was sent
+            with self.lock:
+                if isinstance(exc, AuthError) and self.auth_failed is None:
+                    self.auth_failed = exc
+                self.stop = self.stop or exc
+            return exc
+
+    def _deliver(self, batch: MessageBatch, budget: list[int]) -> BatchResult:
+        started = self.retry.clock()
+        attempt = 0
+        while True:
+            self._pace()
+            try:
+                return self.destination.send_batch(batch, self.now)
+            except RejectedBatchError as exc:
+                return self._rejected(batch, exc, budget)
+            except RetryableError as exc:
+                if exc.ambiguous and not self.destination.vendor_dedup:
+                    # the vendor may hold it: never re-sent without a lookup (next run)
+                    return BatchResult.uniform(
+                        len(batch), DeliveryStatus.UNKNOWN, f"outcome_unknown_{exc.code}"
+                    )
+                delay = self.retry.delay(attempt, exc.wait_s)
+                attempt += 1
+                elapsed = self.retry.clock() - started
+                if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_total_s:
+                    return BatchResult.uniform(
+                        len(batch), DeliveryStatus.FAILED_RETRYABLE, exc.code
+                    )
+                with self.lock:
+                    self.report.retries += 1
+                    self.report.errors[f"retried_{exc.code}"] += 1
+                if exc.wait_s and self.bucket is not None:
+                    self.bucket.pause_until(self.bucket.clock() + min(exc.wait_s, delay))
+                log.debug(
+                    "sync %s: %s, retry %d in %.2fs",
+                    self.destination.name,
+                    exc.code,
+                    attempt,
+                    delay,
+                )
+                self.retry.sleep(delay)
+
+    def _pace(self) -> None:
+        waited = self.bucket.acquire() if self.bucket is not None else 0.0
+        with self.lock:
+            self.report.requests += 1
+            self.report.rate_limit_wait_s += waited
+
+    def _rejected(
+        self, batch: MessageBatch, exc: RejectedBatchError, budget: list[int]
+    ) -> BatchResult:
+        """A request the vendor refused (nothing of it was accepted): fail the records it
+        names; search for them by halving only when it names none, within a budget."""
+        if not exc.per_record:
+            raise DestinationError(
+                f"destination {self.destination.name!r}: the vendor rejected the request as a "
+                f"whole ({exc.code}); check the destination's settings (nothing was sent)"
+            )
+        if len(batch) == 1:
+            return BatchResult.uniform(1, DeliveryStatus.FAILED_PERMANENT, exc.code)
+        if exc.indices:
+            bad = sorted(i for i in set(exc.indices) if 0 <= i < len(batch))
+            if bad:
+                return self._without(batch, bad, exc.code, budget)
+        if budget[0] < 2:
+            return BatchResult.uniform(
+                len(batch), DeliveryStatus.FAILED_RETRYABLE, "rejected_unresolved"
+            )
+        budget[0] -= 2
+        with self.lock:
+            self.report.splits += 1
+        half = len(batch) // 2
+        result = self._deliver(batch.slice(0, half), budget)
+        result.extend(self._deliver(batch.slice(half, len(batch)), budget))
+        return result
+
+    def _without(
+        self, batch: MessageBatch, bad: list[int], code: str, budget: list[int]
+    ) -> BatchResult:
+        """Fail the named records, send the others again (one request)."""
+        result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_PERMANENT, code)
+        good = [i for i in range(len(batch)) if i not in set(bad)]
+        if not good:
+            return result
+        if budget[0] < 1:
+            for i in good:
+                result.statuses[i] = DeliveryStatus.FAILED_RETRYABLE
+                result.errors[i] = "rejected_unresolved"
+            return result
+        budget[0] -= 1
+        again = self._deliver(batch.take(good), budget)
+        for j, i in enumerate(good):
+            result.statuses[i] = again.statuses[j]
+            result.errors[i] = again.errors[j]
+            result.provider_ids[i] = again.provider_ids[j]
+        return result
+
+
+class _Lookups:
+    """Vendor lookups of uncertain records: paced to the vendor's documented limit, within a
+    time budget per run, trusting an "absent" only after the vendor's indexing lag."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        now: datetime,
+        retry: RetryPolicy,
+        budget_s: float,
+        report: SyncReport,
+    ) -> None:
+        self.destination = destination
+        self.now = now
+        self.clock = retry.clock
+        self.sleep = retry.sleep
+        self.deadline = retry.clock() + budget_s
+        self.report = report
+        limit = destination.lookup_rate_limit
+        self.bucket = TokenBucket(limit, clock=retry.clock, sleep=retry.sleep) if limit else None
+        self.reason: str | None = None  # why the last records stayed unknown
+        self.closed = not destination.can_lookup
+
+    def ask(
+        self, batch: MessageBatch, attempted_at: Callable[[str], datetime | None]
+    ) -> dict[str, Lookup]:
+        """Verdicts for the records that could be looked up; the others are left out."""
+        if self.closed:
+            self.reason = self.reason or "outcome_unknown_no_lookup"
+            return {}
+        out: dict[str, Lookup] = {}
+        for i in range(len(batch)):
+            d = batch.decision_id[i]
+            at = attempted_at(d)
+            if at is not None and at + self.destination.lookup_lag > self.now:
+                self.reason = "outcome_unknown_lookup_lag"
+                continue  # too young for the vendor's index: an "absent" would mean nothing
+            verdict = self._one(batch.slice(i, i + 1))
+            if verdict is None:
+                break
+            out.update(verdict)
+        return out
+
+    def _one(self, record: MessageBatch) -> dict[str, Lookup] | None:
+        """One paced lookup; None once lookups must stop for this run."""
+        for _ in range(3):  # a throttled or failing lookup is tried at most three times
+            if self.bucket is not None:
+                self.bucket.acquire()
+            if self.clock() > self.deadline:
+                return self._stop("outcome_unknown_lookup_budget")
+            self.report.lookups += 1
+            try:
+                return self.destination.lookup(record)
+            except (LookupUnavailable, AuthError) as exc:
+                log.warning("sync %s: lookups stop for this run: %s", self.destination.name, exc)
+                return self._stop("outcome_unknown_lookup_unavailable")
+            except RetryableError as exc:
+                wait = exc.wait_s if exc.wait_s is not None else 1.0
+                self.reason = f"outcome_unknown_lookup_{exc.code}"
+                if self.clock() + wait > self.deadline:
+                    return self._stop(self.reason)
+                self.sleep(wait)
+        return self._stop(self.reason or "outcome_unknown_lookup_failed")
+
+    def _stop(self, reason: str) -> None:
+        self.reason = reason
+        self.closed = True
+        return None
 
 
 def _as_batches(
     messages: Messages, size: int, destination: Destination, now: datetime
-) -> Iterable[MessageBatch]:
+) -> Iterator[MessageBatch]:
     """Any accepted input → MessageBatch pieces of at most `size` records."""
     if isinstance(messages, MessageBatch):
         for start in range(0, len(messages), size):
@@ -183,495 +725,24 @@ def _as_batches(
         yield MessageBatch.from_messages(pending)
 
 
-class _Sender:
-    """Delivers one request batch with rate limiting, retries, reconciliation and splitting."""
-
-    def __init__(
-        self,
-        destination: Destination,
-        now: datetime,
-        retry: RetryPolicy,
-        bucket: TokenBucket | None,
-        report: SyncReport,
-    ) -> None:
-        self.destination = destination
-        self.now = now
-        self.retry = retry
-        self.bucket = bucket
-        self.report = report
-        self.lock = threading.Lock()
-        self.auth_failed: AuthError | None = None
-
-    def deliver(self, batch: MessageBatch) -> BatchResult:
-        if self.auth_failed is not None:
-            return BatchResult.uniform(len(batch), DeliveryStatus.FAILED_RETRYABLE, "auth_failed")
-        started = self.retry.clock()
-        attempt = 0
-        while True:
-            if self.bucket is not None:
-                waited = self.bucket.acquire()
-                if waited:
-                    with self.lock:
-                        self.report.rate_limit_wait_s += waited
-            with self.lock:
-                self.report.requests += 1
-            try:
-                return self.destination.send_batch(batch, self.now)
-            except AuthError as exc:
-                with self.lock:
-                    if self.auth_failed is None:
-                        self.auth_failed = exc
-                return BatchResult.uniform(
-                    len(batch), DeliveryStatus.FAILED_RETRYABLE, "auth_failed"
-                )
-            except RejectedBatchError as exc:
-                if len(batch) == 1:
-                    return BatchResult.uniform(1, DeliveryStatus.FAILED_PERMANENT, exc.code)
-                with self.lock:
-                    self.report.splits += 1
-                half = len(batch) // 2
-                result = self.deliver(batch.slice(0, half))
-                result.extend(self.deliver(batch.slice(half, len(batch))))
-                return result
-            except RetryableError as exc:
-                if exc.ambiguous and not self.destination.vendor_dedup:
-                    settled = self._after_ambiguous(batch, exc)
-                    if settled is not None:
-                        return settled
-                    # reconcile found none of them at the vendor: safe to send again
-                delay = self.retry.delay(attempt, exc.wait_s)
-                attempt += 1
-                elapsed = self.retry.clock() - started
-                if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_total_s:
-                    return BatchResult.uniform(
-                        len(batch), DeliveryStatus.FAILED_RETRYABLE, exc.code
-                    )
-                with self.lock:
-                    self.report.retries += 1
-                    self.report.errors[f"retried_{exc.code}"] += 1
-                if exc.wait_s and self.bucket is not None:
-                    self.bucket.pause_until(self.bucket.clock() + min(exc.wait_s, delay))
-                log.debug(
-                    "sync %s: %s, retry %d in %.2fs",
-                    self.destination.name,
-                    exc.code,
-                    attempt,
-                    delay,
-                )
-                self.retry.sleep(delay)
-
-    def _after_ambiguous(self, batch: MessageBatch, exc: RetryableError) -> BatchResult | None:
-        """The vendor may hold this batch: ask it (or leave the records in flight)."""
-        if not self.destination.can_reconcile:
-            return BatchResult.uniform(len(batch), UNKNOWN, f"outcome_unknown_{exc.code}")
-        verdicts = self.destination.reconcile_batch(batch)
-        held = [verdicts.get(d) == DeliveryStatus.DELIVERED for d in batch.decision_id]
-        if not any(held):
-            return None
-        if all(held):
-            return BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED)
-        # some arrived, some did not: settle the arrived, re-send the rest now
-        rest = [i for i, h in enumerate(held) if not h]
-        again = self.deliver(batch.take(rest))
-        out = BatchResult.uniform(len(batch), DeliveryStatus.DELIVERED)
-        for j, i in enumerate(rest):
-            out.statuses[i] = again.statuses[j]
-            out.errors[i] = again.errors[j]
-            out.provider_ids[i] = again.provider_ids[j]
-        return out
+def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageBatch:
+    encoded = destination.encode_arrow(table, now)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return MessageBatch.from_arrow(table, encoded)
 
 
-def sync(
-    destination: Destination,
-    ledger: DeliveryLedger,
-    messages: Messages,
-    now: datetime,
-    *,
-    rejected: Sequence[DeliveryResult] = (),
-    on_batch: Callable[[int], None] | None = None,
-    dispatch_lead: timedelta = timedelta(minutes=5),
-    retry: RetryPolicy | None = None,
-    rate_limit: RateLimit | None = None,
-    bucket: TokenBucket | None = None,
-    ledger_chunk: int | None = None,
-    concurrency: int = 1,
-) -> SyncReport:
-    """Deliver every message not yet settled with this destination, at most once each.
-
-    - `messages`: OutboundMessage objects, a MessageBatch, a pyarrow Table, or a stream of
-      pyarrow RecordBatches with the OutboundMessage columns (`send_at` as
-      `YYYY-MM-DDTHH:MM:SSZ` text).
-    - `now`: the run's clock (naive UTC); stamped on ledger rows and used for dispatch: a record
-      is sent when `send_at <= now + dispatch_lead`, or earlier when the destination can
-      schedule it (`Destination.can_schedule`); otherwise it is deferred (left pending, not
-      written to the ledger) for a later dispatch run.
-    - `rejected`: records that failed before sending (e.g. a template error); recorded as given.
-    - `retry` / `rate_limit` / `bucket`: backoff policy and request pacing (defaults: a
-      RetryPolicy() and the destination's vendor-documented `default_rate_limit`).
-    - `ledger_chunk`: records per ledger commit (default 50 requests' worth, at least 1000).
-    - `concurrency`: parallel requests within a chunk (threads; each has its own session).
-
-    Raises AuthError (once, after settling what it knows) when the vendor rejects the
-    credentials; records not sent because of it are failed_retryable, none delivered.
-    """
-    with ledger.held():
-        return _sync(
-            destination,
-            ledger,
-            messages,
-            now,
-            rejected,
-            on_batch,
-            dispatch_lead,
-            retry,
-            rate_limit,
-            bucket,
-            ledger_chunk,
-            concurrency,
-        )
-
-
-def _sync(
-    destination: Destination,
-    ledger: DeliveryLedger,
-    messages: Messages,
-    now: datetime,
-    rejected: Sequence[DeliveryResult],
-    on_batch: Callable[[int], None] | None,
-    dispatch_lead: timedelta,
-    retry: RetryPolicy | None,
-    rate_limit: RateLimit | None,
-    bucket: TokenBucket | None,
-    ledger_chunk: int | None,
-    concurrency: int,
-) -> SyncReport:
-    report = SyncReport(destination=destination.name)
-    retry = retry or RetryPolicy()
-    if bucket is None:
-        limit = rate_limit or destination.default_rate_limit
-        bucket = TokenBucket(limit, clock=retry.clock, sleep=retry.sleep) if limit else None
-    report.reconciled, report.unreconciled = _reconcile(destination, ledger, now)
-    known = ledger.statuses()
-    attempts: dict[str, int] = {d: a for d, (_, a) in known.items()}
-    status_of = {d: s for d, (s, _) in known.items()}
-
-    if rejected:
-        fresh = [r for r in rejected if status_of.get(r.decision_id) not in FINAL]
-        for r in fresh:
-            attempts[r.decision_id] = attempts.get(r.decision_id, 0) + 1
-        ledger.settle(fresh, attempts, now)
-        report.tally(fresh)
-
-    size = destination.max_batch_size
-    chunk = ledger_chunk or max(1000, 50 * size)
-    due_by = (now + dispatch_lead).strftime(_ISO)
-    window = destination.schedule_window
-    low = (now + window[0]).strftime(_ISO) if window else None
-    high = (now + window[1]).strftime(_ISO) if window and window[1] is not None else None
-    sender = _Sender(destination, now, retry, bucket, report)
-    pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
-    # with a pool, ledger commits run on their own thread: this one filters and encodes the
-    # next chunk meanwhile (a commit mostly waits for the disk)
-    writer = (
-        ThreadPoolExecutor(1, thread_name_prefix="ledger")
-        if pool is not None and not destination.reconcile_needs_content
-        else None
-    )
-    job: Future[_Chunk | None] | None = None
-    pending: _Chunk | None = None
-
-    def advance(
-        pending: _Chunk | None, todo: MessageBatch, counts: list[int], tracked: bool = True
-    ) -> _Chunk | None:
-        """Settle the previous chunk and mark this one in flight in one transaction, then
-        start this chunk's requests (none once the vendor refused the credentials)."""
-        if pending is not None:
-            _collect(pending)  # HTTP outside the transaction
-        with ledger.transaction():
-            if pending is not None:
-                _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
-            if sender.auth_failed is not None:
-                return None
-            ledger.mark_in_flight_bulk(_ids(todo), counts, now, send_at=_send_ats(todo))
-        started = _start_chunk(todo, counts, sender, pool, size)
-        started.tracked = tracked
-        return started
-
-    # Arrow tables without repeated decision ids are filtered column-wise: records the
-    # ledger does not know yet need no per-record Python (the dispatch window is one compare)
-    unique = hasattr(messages, "to_batches") and _unique_ids(messages)
-    known_ids = pa.array(list(status_of), pa.string()) if unique and status_of else None
-    try:
-        for piece in _as_batches(messages, chunk, destination, now):
-            if unique:
-                fresh = _fresh_due(piece, known_ids, due_by, low, high)
-                if fresh is not None:
-                    keep_mask, n_keep = fresh
-                    report.deferred += len(piece) - n_keep
-                    if not n_keep:
-                        continue
-                    todo = piece if n_keep == len(piece) else piece.filter(keep_mask)
-                    counts = [1] * n_keep  # first attempts: the ledger has none of them
-                    pending, job, stop = _dispatch(
-                        todo, counts, pending, job, writer, advance, sender, tracked=False
-                    )
-                    if stop:
-                        break
-                    continue
-            keep: list[int] = []
-            stuck: list[int] = []
-            for i, (d, send_at) in enumerate(zip(piece.decision_id, piece.send_at, strict=True)):
-                status = status_of.get(d)
-                if status is not None:
-                    if status in FINAL:
-                        report.skipped_already_settled += 1
-                        continue
-                    if status == DeliveryStatus.IN_FLIGHT.value:
-                        if destination.reconcile_needs_content:
-                            stuck.append(i)
-                        else:
-                            report.skipped_in_flight += 1
-                        continue
-                if send_at <= due_by or (
-                    low is not None and send_at >= low and (high is None or send_at <= high)
-                ):
-                    keep.append(i)
-                else:
-                    report.deferred += 1
-            if stuck:
-                keep.extend(
-                    _reconcile_content(
-                        destination, ledger, piece, stuck, now, attempts, status_of, report
-                    )
-                )
-                keep.sort()
-            if not keep:
-                continue
-            todo = piece if len(keep) == len(piece) else piece.take(keep)
-            counts = _claim(todo, attempts, status_of)  # this run's view, before any commit
-            pending, job, stop = _dispatch(todo, counts, pending, job, writer, advance, sender)
-            if stop:
-                break
-        if job is not None:
-            pending = job.result()
-            job = None
-        if pending is not None:
-            _finish_chunk(pending, destination, ledger, now, status_of, report, on_batch)
-            pending = None
-    finally:
-        if writer is not None:
-            writer.shutdown()
-        if pool is not None:
-            pool.shutdown()
-    log.info(
-        "sync %s: %d sent, %d delivered, %d failed (%d retryable, %d permanent), %d deferred, "
-        "%d skipped, %d retries",
-        destination.name,
-        report.sent,
-        report.delivered,
-        report.failed,
-        report.failed_retryable,
-        report.failed_permanent,
-        report.deferred,
-        report.skipped,
-        report.retries,
-    )
-    if sender.auth_failed is not None:
-        report.auth_error = str(sender.auth_failed)
-        raise sender.auth_failed
-    return report
-
-
-def _reconcile_content(
-    destination: Destination,
-    ledger: DeliveryLedger,
-    piece: MessageBatch,
-    stuck: list[int],
-    now: datetime,
-    attempts: dict[str, int],
-    status_of: dict[str, str],
-    report: SyncReport,
-) -> list[int]:
-    """Settle in-flight records by vendor lookup; return the indices that may be sent again."""
-    batch = piece.take(stuck)
-    verdicts = destination.reconcile_batch(batch)
-    held = [
-        DeliveryResult(d, DeliveryStatus.DELIVERED)
-        for d in batch.decision_id
-        if verdicts.get(d) == DeliveryStatus.DELIVERED
-    ]
-    ledger.settle(held, attempts, now)
-    for r in held:
-        status_of[r.decision_id] = r.status.value
-    report.reconciled += len(held)
-    again = [
-        i for i in stuck if verdicts.get(piece.decision_id[i]) == DeliveryStatus.FAILED_RETRYABLE
-    ]
-    report.reconciled += len(again)
-    report.unreconciled += len(stuck) - len(held) - len(again)
-    report.skipped_in_flight += len(stuck) - len(held) - len(again)
-    return again
-
-
-@dataclass
-class _Chunk:
-    todo: MessageBatch
-    counts: list[int]
-    pieces: list[MessageBatch]
-    results: Any
-    sender: _Sender
-    done: list[BatchResult] | None = None
-    tracked: bool = True  # kept in the run's status_of (per-record path)
-
-
-def _ids(batch: MessageBatch) -> Any:
-    """Decision ids as Arrow (no Python list) when the batch is Arrow-backed."""
+def _column(batch: MessageBatch, name: str) -> Any:
+    """A column as Arrow (no Python list) when the batch is Arrow-backed."""
     source = batch.arrow
-    return batch.decision_id if source is None else source.column("decision_id")
+    if source is not None and name in source.schema.names:
+        return source.column(name)
+    return getattr(batch, name)
 
 
-def _send_ats(batch: MessageBatch) -> Any:
-    source = batch.arrow
-    return batch.send_at if source is None else source.column("send_at")
-
-
-def _unique_ids(table: Any) -> bool:
-    """Whether a pyarrow Table's decision ids are all different (one hash pass)."""
-    ids = table.column("decision_id")
-    if ids.null_count:
-        return False
-    if len(ids) > 1 and pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py():
-        return True  # strictly increasing (sorted input): no repeats, no hashing
-    return pc.count_distinct(ids).as_py() == table.num_rows
-
-
-def _fresh_due(
-    piece: MessageBatch,
-    known_ids: Any,
-    due_by: str,
-    low: str | None,
-    high: str | None,
-) -> tuple[Any, int] | None:
-    """Column-wise filter of an Arrow piece none of whose records the ledger knows: (mask of
-    the records to send now, how many); None when some are known (the per-record path)."""
-    source = piece.arrow
-    if source is None:
-        return None
-    ids = source.column("decision_id")
-    if known_ids is not None and pc.any(pc.is_in(ids, value_set=known_ids)).as_py():
-        return None
-    send_at = source.column("send_at")
-    if send_at.null_count:
-        return None
-    due = pc.less_equal(send_at, due_by)
-    if low is not None:
-        ahead = pc.greater_equal(send_at, low)
-        if high is not None:
-            ahead = pc.and_(ahead, pc.less_equal(send_at, high))
-        due = pc.or_(due, ahead)
-    return due, pc.sum(due).as_py() or 0
-
-
-def _dispatch(
-    todo: MessageBatch,
-    counts: list[int],
-    pending: _Chunk | None,
-    job: Future[_Chunk | None] | None,
-    writer: ThreadPoolExecutor | None,
-    advance: Callable[..., _Chunk | None],
-    sender: _Sender,
-    *,
-    tracked: bool = True,
-) -> tuple[_Chunk | None, Future[_Chunk | None] | None, bool]:
-    """Hand a chunk on: the previous chunk's outcomes and this chunk's in-flight mark are
-    committed together (one transaction) before this chunk's requests start. With a pool, the
-    commit runs on the ledger thread while this one prepares the next chunk (at most one
-    commit ahead). Returns (pending, job, stop)."""
-    if writer is not None:
-        if job is not None:
-            pending = job.result()  # errors surface here
-            job = None
-        if sender.auth_failed is not None:
-            return pending, None, True
-        return None, writer.submit(advance, pending, todo, counts, tracked), False
-    pending = advance(pending, todo, counts, tracked)
-    return pending, None, sender.auth_failed is not None or pending is None
-
-
-def _claim(todo: MessageBatch, attempts: dict[str, int], status_of: dict[str, str]) -> list[int]:
-    """This run's view of a chunk about to be marked in flight: attempt numbers, status."""
-    ids = todo.decision_id
-    counts = [attempts.get(d, 0) + 1 for d in ids]
-    attempts.update(zip(ids, counts, strict=True))
-    status_of.update(dict.fromkeys(ids, DeliveryStatus.IN_FLIGHT.value))
-    return counts
-
-
-def _start_chunk(
-    todo: MessageBatch,
-    counts: list[int],
-    sender: _Sender,
-    pool: ThreadPoolExecutor | None,
-    size: int,
-) -> _Chunk:
-    """Start the chunk's requests (in the pool), or leave them to `_finish_chunk`."""
-    pieces = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
-    if pool is not None:
-        results: Any = [pool.submit(sender.deliver, p) for p in pieces]
-    else:
-        results = None  # sent when finished (no overlap without a pool)
-    return _Chunk(todo, counts, pieces, results, sender)
-
-
-def _collect(chunk: _Chunk) -> list[BatchResult]:
-    """The chunk's request outcomes: waited for (pool) or sent now (sequential), once."""
-    if chunk.done is None:
-        if chunk.results is None:
-            chunk.done = [chunk.sender.deliver(p) for p in chunk.pieces]
-        else:
-            chunk.done = [f.result() for f in chunk.results]
-    return chunk.done
-
-
-def _finish_chunk(
-    chunk: _Chunk,
-    destination: Destination,
-    ledger: DeliveryLedger,
-    now: datetime,
-    status_of: dict[str, str],
-    report: SyncReport,
-    on_batch: Callable[[int], None] | None,
-) -> None:
-    todo, counts, pieces = chunk.todo, chunk.counts, chunk.pieces
-    results = _collect(chunk)
-    outcome = BatchResult([], [], [])
-    for piece, result in zip(pieces, results, strict=True):
-        if len(result) != len(piece):
-            raise RuntimeError(
-                f"destination {destination.name} returned {len(result)} results "
-                f"for {len(piece)} records"
-            )
-        outcome.extend(result)
-        if on_batch:
-            on_batch(len(piece))
-    report.sent += len(todo)
-    report._count(outcome.statuses, outcome.errors)
-    all_delivered = outcome.statuses.count(DeliveryStatus.DELIVERED) == len(todo)
-    if not all_delivered:
-        for d, s, e in zip(todo.decision_id, outcome.statuses, outcome.errors, strict=True):
-            if (
-                s == DeliveryStatus.FAILED_PERMANENT
-                and e
-                and e.startswith(("unregistered", "invalid"))
-            ):
-                report.invalid_recipients.append(d)
-    # UNKNOWN outcomes stay in flight
-    ledger.settle_bulk(_ids(todo), outcome, counts, now, batch_id=destination.send_group())
-    if not chunk.tracked:  # records this run's view never held (column-wise path)
-        return
-    ids = todo.decision_id
-    if all_delivered:
-        status_of.update(dict.fromkeys(ids, DeliveryStatus.DELIVERED.value))
-    else:
-        for d, s in zip(ids, outcome.statuses, strict=True):
-            status_of[d] = s.value
+def _take(result: BatchResult, indices: Sequence[int]) -> BatchResult:
+    return BatchResult(
+        [result.statuses[i] for i in indices],
+        [result.errors[i] for i in indices],
+        [result.provider_ids[i] for i in indices],
+    )

@@ -4,9 +4,10 @@ Form-encoded, HTTP Basic auth (Account SID + auth token), one recipient per requ
 due 15 minutes to 35 days ahead is scheduled (`ScheduleType=fixed`, `SendAt`, which needs a
 `MessagingServiceSid`); anything else is dispatched when due by a frequent sync.
 
-Reconciliation: Twilio has no idempotency key, but its Message list can be filtered by `To`;
-a record a crash left in flight is delivered if a message with the same body went to the same
-number, else it is sent again.
+Reconciliation: Twilio has no idempotency key, but its Message list can be filtered by `To`.
+A record whose outcome is unknown (lost response, crash) is held if a message with the same body
+went to the same number; it is sent again only when the list answered completely without it and
+the attempt is older than `lookup_lag_s`. A failing or throttled list leaves it unknown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from urllib.parse import urlencode
 from journeyman.connectors.destination import (
     BatchResult,
     DeliveryStatus,
+    Lookup,
+    LookupUnavailable,
     MessageBatch,
     RetryableError,
 )
@@ -43,7 +46,11 @@ class TwilioDestination(HttpDestination):
     default_rate_limit = RateLimit(
         100, 100, "Twilio: 100 concurrent API requests per account; sender MPS varies"
     )
-    reconcile_needs_content = True
+    can_lookup = True
+    lookup_needs_content = True
+    lookup_rate_limit = RateLimit(10, 10, "journeyman default for Message list lookups")
+    #: messages to one number the list is asked for; a fuller page is not a complete answer
+    LOOKUP_PAGE = 100
 
     def __init__(
         self,
@@ -54,6 +61,7 @@ class TwilioDestination(HttpDestination):
         messaging_service_sid: str | None = None,
         from_number: str | None = None,
         status_callback: str | None = None,
+        lookup_lag_s: float = 300.0,
         base_url: str | None = None,
         timeout_s: float | tuple[float, float] = (5.0, 30.0),
     ) -> None:
@@ -63,7 +71,7 @@ class TwilioDestination(HttpDestination):
         self.messaging_service_sid = messaging_service_sid
         self.from_number = from_number
         self.status_callback = status_callback
-        self.can_reconcile = True
+        self.lookup_lag = timedelta(seconds=lookup_lag_s)
         # scheduling needs a Messaging Service
         self.schedule_window = (
             (timedelta(minutes=15), timedelta(days=35)) if messaging_service_sid else None
@@ -123,16 +131,32 @@ class TwilioDestination(HttpDestination):
             )
         return result
 
-    def reconcile_batch(self, batch: MessageBatch) -> dict[str, DeliveryStatus]:
-        """Look each in-flight record up by `To` and body in the Message list."""
-        out: dict[str, DeliveryStatus] = {}
+    def lookup(self, batch: MessageBatch) -> dict[str, Lookup]:
+        """Look each record up by `To` and body in the Message list."""
+        out: dict[str, Lookup] = {}
         for d, to, body in zip(batch.decision_id, batch.to, batch.body, strict=True):
-            response = self.request("GET", self.messages_path, params={"To": to, "PageSize": "100"})
-            if response.status_code != 200:
+            response = self.request(
+                "GET", self.messages_path, params={"To": to, "PageSize": str(self.LOOKUP_PAGE)}
+            )
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise RetryableError(f"list_{status}", wait_s=self.vendor_wait_s(response))
+            if status != 200:
+                raise LookupUnavailable(
+                    f"destination {self.name!r}: the Message list answered HTTP {status}; "
+                    "records with an unknown outcome stay unknown"
+                )
+            try:
+                page = loads(response.content)
+                messages: list[dict[str, Any]] = page.get("messages")
+            except (ValueError, AttributeError):
                 continue
-            messages: list[dict[str, Any]] = loads(response.content).get("messages") or []
-            held = any(m.get("body") == body and m.get("to") == to for m in messages)
-            out[d] = DeliveryStatus.DELIVERED if held else DeliveryStatus.FAILED_RETRYABLE
+            if not isinstance(messages, list):
+                continue
+            if any(m.get("body") == body and m.get("to") == to for m in messages):
+                out[d] = Lookup.HELD
+            elif len(messages) < self.LOOKUP_PAGE and not page.get("next_page_uri"):
+                out[d] = Lookup.ABSENT  # the whole list for this number, without it
         return out
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
 from datetime import datetime
 
 from journeyman.connectors.destination import (
@@ -57,7 +56,6 @@ class WebhookDestination(HttpDestination):
         self.url = url
         self.max_batch_size = max_batch_size
         self.vendor_dedup = receiver_dedups
-        self.can_reconcile = receiver_dedups
         self.default_rate_limit = rate_limit or RateLimit(50, 50, "journeyman default")
 
     def check(self) -> None:
@@ -95,8 +93,3 @@ class WebhookDestination(HttpDestination):
             return result
         self.raise_for_request(response, "webhook")
         raise RejectedBatchError(f"rejected_batch:{response.status_code}")
-
-    def reconcile(self, decision_ids: Iterable[str]) -> dict[str, DeliveryStatus]:
-        if self.vendor_dedup:
-            return {d: DeliveryStatus.FAILED_RETRYABLE for d in decision_ids}
-        return {}

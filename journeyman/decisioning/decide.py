@@ -22,7 +22,7 @@ from journeyman.decisioning.config import CHANNELS, AgentConfig
 from journeyman.decisioning.hashing import unit_uniform
 from journeyman.decisioning.learning import ArmStatistics
 from journeyman.decisioning.policies import DecisionContext, LinearPolicy, Policy, build_policy
-from journeyman.decisioning.send_time import send_instants
+from journeyman.decisioning.send_time import send_deadlines, send_instants
 
 NOT_ELIGIBLE = "not_eligible"
 NULL_FEATURE = "null_feature"
@@ -42,6 +42,7 @@ DECISIONS_SCHEMA = pa.schema(
         ("local_hour", pa.int32()),
         ("subject_variant", pa.int32()),
         ("send_at", pa.timestamp("s")),
+        ("send_until", pa.timestamp("s")),
         ("propensity", pa.float64()),
         ("exclusion_reason", pa.string()),
         ("goal_metric", pa.string()),
@@ -193,6 +194,15 @@ def decide_batch(
     send_rows = np.flatnonzero(sends)
     send_at[send_rows] = instants[active_pos[send_rows], space.hour[action[send_rows]]]
     history.record(send_rows, space.channel[action[send_rows]], send_at[send_rows])
+    send_until = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    quiet = agent.guardrails.quiet_hours
+    send_until[send_rows] = send_deadlines(
+        batch.column("time_zone").to_numpy(zero_copy_only=False)[send_rows],
+        space.hour[action[send_rows]],
+        day,
+        quiet.start if quiet is not None and quiet.start != quiet.end else None,
+        agent.guardrails.send_window_hours,
+    )
 
     acted = chosen
     group = assignment.group
@@ -227,6 +237,7 @@ def decide_batch(
             "local_hour": pick(space.hour[safe_action], sends, pa.int32()),
             "subject_variant": pick(space.variant[safe_action], sends, pa.int32()),
             "send_at": pa.array(send_at, type=pa.timestamp("s")),
+            "send_until": pa.array(send_until, type=pa.timestamp("s")),
             "propensity": pick(propensity, acted, pa.float64()),
             "exclusion_reason": pick(reason.astype(str), reason != "", pa.string()),
             "goal_metric": const(agent.goal.metric, pa.string()),

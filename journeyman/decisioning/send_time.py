@@ -50,3 +50,46 @@ def send_instants(time_zones: np.ndarray, day: date) -> np.ndarray:
     zones, inverse = np.unique(time_zones.astype(str), return_inverse=True)
     tables = np.stack([hour_table(z, day) for z in zones]) if len(zones) else np.empty((0, 24))
     return tables[inverse].astype("datetime64[s]")
+
+
+@lru_cache(maxsize=65536)
+def _deadline(
+    time_zone: str, day: date, hour: int, quiet_start: int | None, window_s: float | None
+) -> np.datetime64:
+    """The latest UTC instant a message due at local `hour` on `day` may still leave."""
+    instant = hour_table(time_zone, day)[hour]
+    if np.isnat(instant):
+        return NOT_AVAILABLE
+    zone = ZoneInfo(time_zone)
+    due = instant.astype(datetime).replace(tzinfo=UTC)
+    local = due.astimezone(zone)
+    ends = [datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)]
+    if quiet_start is not None and quiet_start > local.hour:
+        ends.append(datetime.combine(local.date(), time(quiet_start), tzinfo=zone))
+    if window_s is not None:
+        ends.append(due + timedelta(seconds=window_s))
+    latest = min(end.astimezone(UTC) for end in ends)
+    return np.datetime64(latest.replace(tzinfo=None), "s")
+
+
+def send_deadlines(
+    time_zones: np.ndarray,
+    hours: np.ndarray,
+    day: date,
+    quiet_start: int | None = None,
+    window_hours: float | None = None,
+) -> np.ndarray:
+    """datetime64[s] per send: the end of its send window — the end of the customer's local
+    day, the start of the quiet hours that follow it, or `window_hours` after the send time,
+    whichever comes first (a late send never lands at night or on another day)."""
+    out = np.full(len(hours), NOT_AVAILABLE)
+    window_s = None if window_hours is None else float(window_hours) * 3600
+    pairs = np.rec.fromarrays([time_zones.astype(str), hours.astype(np.int64)])
+    unique, inverse = np.unique(pairs, return_inverse=True)
+    values = np.array(
+        [_deadline(str(z), day, int(h), quiet_start, window_s) for z, h in unique],
+        dtype="datetime64[s]",
+    )
+    if len(unique):
+        out = values[inverse.reshape(-1)]
+    return out

@@ -223,6 +223,17 @@ def run_demo(
     `delivery` comes from `demo_delivery` (the defs loaded inside it); without one, the world
     reads what the file destination wrote under `outbox` (shadow mode)."""
     delivery = delivery or DemoDelivery("file", outbox)
+    with _environment({settings.SIMULATION_ENV: "1"}):  # simulated days: dispatch is on time
+        _run_days(options, defs, warehouse, on_step, delivery)
+
+
+def _run_days(
+    options: DemoOptions,
+    defs: dg.Definitions,
+    warehouse: Warehouse,
+    on_step: Callable[[date, str], None],
+    delivery: DemoDelivery,
+) -> None:
     world = SandboxWorld(warehouse, seed=options.seed)
     on_step(options.start, "creating the sandbox world")
     world.create(n_customers=options.customers, start=options.start)

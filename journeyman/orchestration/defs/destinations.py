@@ -74,6 +74,7 @@ class DestinationResource(dg.ConfigurableResource):
     secrets: dict[str, str] = {}  # setting → environment variable name (values never stored)
     outbox_dir: str = ""
     max_failure_share: float = DEFAULT_FAILURE_SHARE
+    max_unknown: int = 0
 
     def build(self) -> Destination:
         values = dict(self.options)
@@ -104,6 +105,7 @@ def destination_resources(names: set[str]) -> dict[str, DestinationResource]:
         entry = dict(catalog[name])
         kind = entry.pop("kind")
         share = float(entry.pop("max_failure_share", DEFAULT_FAILURE_SHARE))
+        max_unknown = int(entry.pop("max_unknown", 0))
         out[f"destination_{name}"] = DestinationResource(
             name=name,
             kind=kind,
@@ -111,5 +113,6 @@ def destination_resources(names: set[str]) -> dict[str, DestinationResource]:
             secrets=dict(SECRET_ENV[kind]),
             outbox_dir=outbox,
             max_failure_share=share,
+            max_unknown=max_unknown,
         )
     return out

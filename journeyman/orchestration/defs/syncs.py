@@ -35,12 +35,19 @@ def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creati
                         title=content.title,
                         template_id=content.template_id,
                         tags=message.tags,
+                        variables=dict(content.variables),
                     )
     return out
 
 
 def _sync_asset(name: str) -> dg.AssetsDefinition:
     check = dg.AssetCheckSpec("failure_share_within_threshold", asset=f"{SYNC_PREFIX}{name}")
+    unknown = dg.AssetCheckSpec(
+        "unknown_within_threshold",
+        asset=f"{SYNC_PREFIX}{name}",
+        description="Records whose outcome is unknown (the vendor may hold them; they are never "
+        "re-sent without a lookup) stay within the destination's max_unknown.",
+    )
 
     @dg.asset(
         name=f"{SYNC_PREFIX}{name}",
@@ -51,7 +58,7 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
         kinds={"python"},
         group_name="delivery",
         required_resource_keys={"warehouse", "agents", f"destination_{name}"},
-        check_specs=[check],
+        check_specs=[check, unknown],
         description=f"Deliver the day's decisions routed to `{name}`; the ledger "
         "(journeyman.deliveries) records each record's status.",
     )
@@ -63,10 +70,18 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
         routes = {(a.name, c): d for a in configs for c, d in a.destinations.items()}
         destination = resource.build()
         destination.check()
-        # Real time decides only *when* a scheduled message may leave (dispatch), never what.
+        # Real time decides only *when* a message may leave (dispatch, send windows), never
+        # what; a simulation's dispatch is on time by construction (settings.simulation).
         now = datetime.now(UTC).replace(tzinfo=None)
         report, routed = deliver_day(
-            wh, day, destination, creatives_of(configs), routes, now, concurrency=CONCURRENCY
+            wh,
+            day,
+            destination,
+            creatives_of(configs),
+            routes,
+            now,
+            concurrency=CONCURRENCY,
+            expire=not settings.simulation(),
         )
         metadata = report.as_metadata()
         attempted = report.delivered + report.failed
@@ -76,6 +91,15 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
             check_name=check.name,
             passed=share <= resource.max_failure_share,
             metadata={"failure_share": share, "threshold": resource.max_failure_share},
+        )
+        yield dg.AssetCheckResult(
+            check_name=unknown.name,
+            passed=report.unknown_total <= resource.max_unknown,
+            metadata={"unknown": report.unknown_total, "threshold": resource.max_unknown},
+            description=None
+            if report.unknown_total <= resource.max_unknown
+            else f"`journeyman deliveries list {name} --status unknown` lists them; resolve "
+            f"with `journeyman deliveries resolve {name} --as sent|failed`",
         )
 
     return _asset
