@@ -56,8 +56,8 @@ class CrashingDestination(FileDestination):
     max_batch_size = 10
     calls = 0
 
-    def send(self, batch):
-        result = super().send(batch)
+    def send_batch(self, batch, now):
+        result = super().send_batch(batch, now)
         type(self).calls += 1
         if type(self).calls == 2:
             raise KeyboardInterrupt("killed")
@@ -82,7 +82,7 @@ def test_crash_mid_sync_then_rerun_delivers_exactly_once(warehouse, tmp_path):
     crashing = CrashingDestination(tmp_path / "outbox")
     ledger = DeliveryLedger(warehouse, "file")
     with pytest.raises(KeyboardInterrupt):
-        sync(crashing, ledger, messages(35), NOW, ledger_chunk=10)
+        sync(crashing, ledger, messages(35), NOW)
     stuck = ledger.in_flight()
     assert len(stuck) == 10  # the batch written but never settled
     healthy = FileDestination(tmp_path / "outbox")

@@ -182,6 +182,14 @@ class DeliveryLedger:
             ).scalar()
         return int(cancelled or 0), int(uncertain or 0)
 
+    def mark_in_flight(
+        self, decision_ids: Sequence[str], attempts: dict[str, int], now: datetime
+    ) -> None:
+        """Commit 'in flight' for records about to be sent (attempt numbers one up)."""
+        self.mark_in_flight_bulk(
+            decision_ids, [attempts.get(d, 0) + 1 for d in decision_ids], now, fresh=False
+        )
+
     def settle(
         self, results: Sequence[DeliveryResult], attempts: dict[str, int], now: datetime
     ) -> None:
@@ -492,7 +500,10 @@ def _instants(values: Sequence[str | None] | pa.Array | None, n: int) -> pa.Arra
     """`YYYY-MM-DDTHH:MM:SSZ` text (or None) → timestamps."""
     if values is None:
         return pa.nulls(n, pa.timestamp("us"))
-    return pa.compute.strptime(_arrow(values, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="us")
+    text = _arrow(values, pa.string())
+    if text.type != pa.string():
+        text = text.cast(pa.string())  # an all-null column arrives typed null
+    return pa.compute.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="us")
 
 
 def _delivered_at(status: pa.Array, now: datetime) -> pa.Array:

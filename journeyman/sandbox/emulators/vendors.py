@@ -45,6 +45,8 @@ class SendGridEmulator(Emulator):
         self.batch_status: dict[str, str] = {}  # batch_id → cancel | pause
         self._scheduled: dict[str, list[tuple[str, int]]] = {}  # batch → (decision, send_at)
         self.cancelled: set[str] = set()  # decision ids whose scheduled send was cancelled
+        #: seconds before an accepted message shows in the Email Activity API (indexing lag)
+        self.activity_lag_s = 0.0
         key = ec.generate_private_key(ec.SECP256R1())
         self.signing_key_pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -263,8 +265,11 @@ class SendGridEmulator(Emulator):
         """Email Activity: supports the query `unique_args['decision_id']="<id>"`."""
         query = (request.query.get("query") or [""])[0]
         wanted = query.split('"')[1] if query.count('"') >= 2 else None
+        indexed_by = time.time() - self.activity_lag_s
         with self.lock:
-            held = [d for d in self.delivered if d.decision_id == wanted]
+            held = [
+                d for d in self.delivered if d.decision_id == wanted and d.received_at <= indexed_by
+            ]
         return Response(
             200,
             {
@@ -355,6 +360,9 @@ class TwilioEmulator(Emulator):
         super().__init__(**kw)
         self.account_sid, self.auth_token = account_sid, auth_token
         self.messages: list[dict[str, Any]] = []
+        self._listed_at: list[float] = []
+        #: seconds before a created message shows in the Message list
+        self.list_lag_s = 0.0
 
     def unauthorized(self) -> Response:
         return Response(
@@ -403,8 +411,13 @@ class TwilioEmulator(Emulator):
             return Response(404, {"code": 20404, "message": "not found", "status": 404})
         if request.method == "GET":
             to = (request.query.get("To") or [None])[0]
+            listed_by = time.time() - self.list_lag_s
             with self.lock:
-                found = [m for m in self.messages if to is None or m["to"] == to]
+                found = [
+                    m
+                    for m, at in zip(self.messages, self._listed_at, strict=True)
+                    if (to is None or m["to"] == to) and at <= listed_by
+                ]
             return Response(
                 200,
                 {
@@ -465,6 +478,7 @@ class TwilioEmulator(Emulator):
         }
         with self.lock:
             self.messages.append(message)
+            self._listed_at.append(time.time())
         self.accept(
             [
                 Delivery(
