@@ -3,8 +3,8 @@
 End to end = exactly what the Dagster sync asset runs (`outbound.deliver_day`): read the day's
 decisions joined to customer features from a DuckDB warehouse, render subject and body
 column-wise (Arrow, per creative), build Mail Send payloads (1000 personalizations each,
-encoded column-wise), POST them over loopback HTTP, and write the delivery ledger (each chunk
-committed in flight before its requests and settled after with one UPDATE). The peer, measured
+encoded column-wise), POST them over loopback HTTP, and write the delivery ledger (each wave of
+`concurrency` requests marked in flight just before it leaves and settled after with one UPDATE). The peer, measured
 in the same run against the same emulator: a naive one-request-per-recipient `requests.post`
 loop (time-bounded sample, rate extrapolated). The emulator validates one request in
 `--sample-every` against SendGrid's OpenAPI document (`--validate sample`) and counts
@@ -130,9 +130,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--sample-every", type=int, default=100)
     parser.add_argument(
-        "--ledger-chunk", type=int, default=None, help="records per ledger commit (engine default)"
-    )
-    parser.add_argument(
         "--profile", action="store_true", help="cProfile the sync (main thread) to stderr"
     )
     args = parser.parse_args()
@@ -176,7 +173,6 @@ def main() -> None:
             ROUTES,
             now,
             concurrency=args.concurrency,
-            ledger_chunk=args.ledger_chunk,
         )
         if profile is not None:
             profile.disable()
@@ -219,7 +215,6 @@ def main() -> None:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "requests": stats["requests"],
         "concurrency": args.concurrency,
-        "ledger_chunk": args.ledger_chunk,
         "exactly_once": ok,
         "validation_errors": len(stats["validation_errors"]),
         "peer": "naive one-request-per-recipient requests.post loop, same emulator, same run",

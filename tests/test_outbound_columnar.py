@@ -64,6 +64,7 @@ def test_columnar_outboxes_match_the_per_row_reference():
         messages = got.messages.to_pylist()
         for m in messages:
             m["tags"] = dict(m["tags"])
+            m["variables"] = dict(m["variables"])
         assert messages == expected
         assert sorted((r.decision_id, r.status, r.error) for r in got.rejected) == sorted(
             (r.decision_id, r.status, r.error) for r in box.rejected

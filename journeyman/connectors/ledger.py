@@ -435,6 +435,11 @@ class DeliveryLedger:
         if not table.num_rows:
             return
         cols = ", ".join(_SCHEMA.names)
+        # the rows' id range: decision ids arrive sorted, so the zone maps skip the rest of a
+        # growing ledger (an update costs the batch, not the table)
+        bounds = pa.compute.min_max(table.column("decision_id"))
+        span = [self.destination, bounds["min"].as_py(), bounds["max"].as_py()]
+        within = "l.destination = ? and l.decision_id between ? and ?"
         with self._connection() as conn:
             raw = _driver(conn)
             if raw is not None:
@@ -445,8 +450,8 @@ class DeliveryLedger:
                         sets = ", ".join(f"{c} = v.{c}" for c in update)
                         raw.execute(
                             f"update {LEDGER} as l set {sets} from {view} as v "
-                            "where l.destination = ? and l.decision_id = v.decision_id",
-                            [self.destination],
+                            f"where {within} and l.decision_id = v.decision_id",
+                            span,
                         )
                     if fresh:
                         raw.execute(f"insert into {LEDGER} ({cols}) select {cols} from {view}")
@@ -454,8 +459,8 @@ class DeliveryLedger:
                         raw.execute(
                             f"insert into {LEDGER} ({cols}) select {cols} from {view} v "
                             f"where not exists (select 1 from {LEDGER} l where "
-                            "l.destination = ? and l.decision_id = v.decision_id)",
-                            [self.destination],
+                            f"{within} and l.decision_id = v.decision_id)",
+                            span,
                         )
                 finally:
                     raw.unregister(view)

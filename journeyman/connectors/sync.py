@@ -221,6 +221,8 @@ class SyncRun:
         #: records of earlier attempts whose outcome is not known: id → (status, attempted_at)
         self.stuck: dict[str, tuple[str, datetime | None]] = {}
         self.stopped: BaseException | None = None
+        #: the wave sent last, settled with the next wave's mark (one commit between waves)
+        self.pending: tuple[Any, ...] | None = None
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -247,6 +249,7 @@ class SyncRun:
             finally:
                 if pool is not None:
                     pool.shutdown()
+            self.flush()
             self.tally()
         if self.stopped is not None:
             raise self.stopped
@@ -398,20 +401,30 @@ class SyncRun:
         requests = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
         ids = todo.decision_id
         counts = [self.attempts.get(d, 0) + 1 for d in ids]
-        self.ledger.mark_in_flight_bulk(
-            _column(todo, "decision_id"),
-            counts,
-            self.now,
-            send_at=_column(todo, "send_at"),
-            send_until=_column(todo, "send_until"),
-            batch_id=self.report.batch_id,
-        )
+        with self.ledger.transaction():  # one commit: the last wave's outcomes, this wave's mark
+            self.flush()
+            self.ledger.mark_in_flight_bulk(
+                _column(todo, "decision_id"),
+                counts,
+                self.now,
+                send_at=_column(todo, "send_at"),
+                send_until=_column(todo, "send_until"),
+                batch_id=self.report.batch_id,
+            )
         self.attempts.update(zip(ids, counts, strict=True))
         if pool is not None and len(requests) > 1:
             outcomes = list(pool.map(self.sender.deliver, requests))
         else:
             outcomes = [self.sender.deliver(r) for r in requests]
-        self.settle(todo, requests, outcomes, counts)
+        self.pending = (todo, requests, outcomes, counts)
+        if any(isinstance(o, BaseException) for o in outcomes):
+            self.flush()  # a stopping error: settle and release now
+
+    def flush(self) -> None:
+        """Settle the wave sent last, if any."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.settle(*pending)
 
     def settle(
         self,
