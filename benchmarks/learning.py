@@ -120,6 +120,7 @@ def _agent_files(source: Path, target: Path, params: dict | None = None) -> tupl
     data["policy"]["params"] = {**data["policy"].get("params", {}), **(params or {})}
     rule = next(b for b in data.get("baselines", []) if b["name"] == "rule_based")
     audience = data.get("audience", "true")
+    # one expression of the audience language (docs/agents.md): hash is an allowed function
     split = f"hash(customer_id || '{data['name']}-oracle') % 1000 < {round(ORACLE_SHARE * 1000)}"
     # Shadow delivery (the file destination): the benchmark measures decisions, not transport.
     destinations = {channel: "file" for channel in data["destinations"]}
@@ -226,9 +227,11 @@ def audience_values(warehouse: Warehouse, config, truth, space):
     sending nothing) and whether it is allowed (consent per channel)."""
     features = list(config.features or [])
     consent = ", ".join(f"coalesce(consent_{c}, false)" for c in CHANNEL_INDEX)
+    audience, params = config.audience_expression.sql()  # checked, literals bound
     rows = warehouse.rows(
         f"select customer_id, {', '.join(features)}, {consent} from marts.customer_features "
-        f"where {config.audience}"
+        f"where {audience}",
+        params,
     )
     ids = np.array([r[0] for r in rows], dtype=str)
     x = np.array([[float(v) for v in r[1 : 1 + len(features)]] for r in rows])

@@ -139,14 +139,30 @@ def read_arrow(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None =
     return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
 
-def stream_arrow(conn: sa.Connection, sql: str, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Query → Arrow record batches of at most batch_size rows, memory independent of size."""
+def stream_arrow(
+    conn: sa.Connection,
+    sql: str,
+    batch_size: int,
+    params: Mapping[str, Any] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Query → Arrow record batches of at most batch_size rows, memory independent of size.
+
+    `params` binds SQLAlchemy `:name` parameters exactly as `conn.execute(sa.text(sql), params)`
+    would: SQLAlchemy compiles them to the driver's placeholders (DuckDB: `$1`, `$2`, …)."""
     raw = _driver(conn)
     if raw is None:
-        yield from read_arrow(conn, sql).to_batches(batch_size)
+        yield from read_arrow(conn, sql, params).to_batches(batch_size)
         return
-    reader = raw.sql(sql).to_arrow_reader(batch_size)
-    yield from reader
+    if not params:
+        yield from raw.sql(sql).to_arrow_reader(batch_size)
+        return
+    compiled = sa.text(sql).compile(dialect=conn.dialect)
+    if not compiled.positional:  # a named placeholder style: bind through SQLAlchemy instead
+        yield from read_arrow(conn, sql, params).to_batches(batch_size)
+        return
+    values = compiled.construct_params(dict(params))
+    positional = [values[name] for name in compiled.positiontup or []]
+    yield from raw.sql(compiled.string, params=positional).to_arrow_reader(batch_size)
 
 
 def append_arrow(conn: sa.Connection, table_name: str, data: pa.Table) -> None:

@@ -12,7 +12,7 @@ The limits (per render of one template for one customer):
 - `MAX_LOOP_ITERATIONS`: loop iterations, all loops together, and items of a `range`;
 - `MAX_ITEMS`: items of a list the template builds (`[x] * n`, `a + b`, `extend`);
 - `MAX_BUILT_CHARS`: characters (and list items) of all values the render builds, together;
-- `MAX_INT_BITS`: size of a whole number the template computes (`10 ** 10 ** 10`);
+- `MAX_INT_BITS`: size of a whole number the template computes (`10 ** (10 ** 10)`);
 - `MAX_RENDER_SECONDS`: wall-clock time, checked while rendering (per output chunk, loop
   iteration, call, operator and filter).
 
@@ -23,6 +23,7 @@ for the rest of the process (its remaining records fail without spending another
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import time
@@ -210,7 +211,7 @@ def _check_power(left: Any, right: Any) -> None:
     """`a ** b` on whole numbers: refuse results over `MAX_INT_BITS` before computing them."""
     if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or abs(left) <= 1:
         return
-    if (abs(left).bit_length() - 1) * right > MAX_INT_BITS:
+    if math.log2(abs(left)) * right > MAX_INT_BITS:
         raise _LimitExceeded(NUMBER_TOO_LARGE)
 
 
@@ -223,55 +224,63 @@ def _check_add(left: Any, right: Any) -> None:
 
 
 _PRINTF = re.compile(r"%(?:\(([^)]*)\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.S)
+_FIELD_HEAD = re.compile(r"[^.\[]*")
 
 
-def _values_of(args: Any) -> list[Any]:
-    if isinstance(args, Mapping):
-        return list(args.values())
-    if isinstance(args, tuple):
-        return list(args)
-    return [args]
-
-
-def _check_formatted(fmt: str, fields: int, widths: list[str], values: list[Any]) -> None:
-    """`fields` placeholders, each as wide as its width or the longest value, must fit."""
-    numbers = [int(w) for w in widths if w.isdigit()]
-    if any(n > MAX_OUTPUT_CHARS for n in numbers):
-        raise _LimitExceeded(OUTPUT_TOO_LARGE)
-    if any(not w.isdigit() for w in widths):  # `*` / nested `{}`: a value is a width
-        for value in values:
-            _allow_width(value)
-        numbers.extend(v for v in values if isinstance(v, int))
-    longest = max([_text_size(v) for v in values] + numbers + [0])
-    _allow_text(len(fmt) + fields * longest)
+def _field_size(value: Any, widths: list[int]) -> int:
+    """Characters one formatted field takes: its value's text or its width, the larger."""
+    for width in widths:
+        _allow_width(width)
+    return max([_text_size(value), *widths])
 
 
 def _check_printf(fmt: str, args: Any) -> None:
-    """`fmt % args` (and the `format` filter)."""
-    fields, widths = 0, []
+    """`fmt % args` (and the `format` filter): the formatted text must fit before it is built."""
+    mapping = args if isinstance(args, Mapping) else None
+    positional = [] if mapping is not None else list(args) if isinstance(args, tuple) else [args]
+    taken = iter(positional)
+    total = len(fmt)
     for match in _PRINTF.finditer(fmt):
-        if match.group(4) == "%":
+        key, width, precision, conversion = match.groups()
+        if conversion == "%":
             continue
-        fields += 1
-        widths.extend(w for w in (match.group(2), match.group(3)) if w)
-    _check_formatted(fmt, fields, widths, _values_of(args))
+        widths = []
+        for spec in (width, precision):
+            if spec == "*":
+                star = next(taken, 0)
+                widths.append(star if isinstance(star, int) else 0)
+            elif spec:
+                widths.append(int(spec))
+        value = mapping.get(key) if mapping is not None and key is not None else next(taken, None)
+        total += _field_size(value, widths)
+    _allow_text(total)
 
 
 _FORMATTER = string.Formatter()
 
 
-def _check_str_format(fmt: str, values: list[Any]) -> None:
-    """`fmt.format(...)` / `fmt.format_map(...)`."""
-    fields, widths = 0, []
+def _check_str_format(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """`fmt.format(*args, **kwargs)` / `fmt.format_map(kwargs)`: the text must fit first."""
+    everything = [*args, *kwargs.values()]
+    auto = 0
+    total = len(fmt)
     for _, name, spec, _ in _FORMATTER.parse(fmt):
         if name is None:
             continue
-        fields += 1
-        if spec:
-            widths.extend(re.findall(r"\d+", spec))
-            if "{" in spec:
-                widths.append("*")
-    _check_formatted(fmt, fields, widths, values)
+        head = _FIELD_HEAD.match(name).group()  # type: ignore[union-attr]
+        if head == "":
+            value = args[auto] if auto < len(args) else None
+            auto += 1
+        elif head.isdigit():
+            value = args[int(head)] if int(head) < len(args) else None
+        else:
+            value = kwargs.get(head)
+        widths = [int(n) for n in re.findall(r"\d+", spec or "")]
+        if spec and "{" in spec:  # nested fields: any argument may be a width, or this value
+            widths += [v for v in everything if isinstance(v, int)]
+            value = everything
+        total += _field_size(value, widths)
+    _allow_text(total)
 
 
 def _check_percent(left: Any, right: Any) -> None:
@@ -604,10 +613,9 @@ class _LimitedEnvironment(SandboxedEnvironment):
         def limited(*args: Any, **kwargs: Any) -> str:
             _tick()
             if is_map and args and isinstance(args[0], Mapping):
-                values = list(args[0].values())
+                _check_str_format(fmt, (), args[0])
             else:
-                values = [*args, *kwargs.values()]
-            _check_str_format(fmt, values)
+                _check_str_format(fmt, args, kwargs)
             return _charge(wrapper(*args, **kwargs))
 
         return update_wrapper(limited, value)
@@ -697,9 +705,10 @@ def render(source: str | None, variables: Mapping[str, Any]) -> str | None:
     template = _compile(source)
     if getattr(template, "journeyman_timeouts", 0) >= TIMEOUTS_BEFORE_REFUSAL:
         raise TemplateError(TOOK_TOO_LONG)
-    token = _BUDGET.set(_Budget(MAX_RENDER_SECONDS))
+    budget = _Budget(MAX_RENDER_SECONDS)
+    token = _BUDGET.set(budget)
     try:
-        return _generate(template, variables, _BUDGET.get())  # type: ignore[arg-type]
+        return _generate(template, variables, budget)
     except Exception as exc:  # marketer content must never fail the step
         reason = _failure_reason(exc)
         if reason == TOOK_TOO_LONG:

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from journeyman.decisioning.audience import Audience
+
 CHANNELS = ("email", "sms", "push")
 Channel = Literal["email", "sms", "push"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -70,11 +72,15 @@ class ChannelContent(_Strict):
     title: str | None = None
     body: str | None = None
     template_id: str | None = None
+    # with a template_id: the vendor template's variables, each a Jinja template
+    variables: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_content(self) -> ChannelContent:
         if not (self.body or self.template_id):
             raise ValueError("give a `body` template or a destination `template_id`")
+        if self.variables and not self.template_id:
+            raise ValueError("`variables` fill a destination `template_id`; add one or drop them")
         if isinstance(self.subject, list) and not self.subject:
             raise ValueError("`subject` lists at least one subject line")
         return self
@@ -158,6 +164,10 @@ class Guardrails(_Strict):
     max_per_channel_per_week: dict[Channel, int] = Field(default_factory=dict)
     min_gap_hours: float = Field(0, ge=0)
     holdout_share: float = Field(0.1, ge=0, lt=1)
+    # a late message (a dispatch that was down, a re-run) may still leave this long after its
+    # send time — never into the quiet hours, never after the customer's local day (None: until
+    # one of those)
+    send_window_hours: float | None = Field(None, gt=0, le=24)
 
     @field_validator("consent_required")
     @classmethod
@@ -207,6 +217,17 @@ class AgentConfig(_Strict):
         if not _NAME.match(v):
             raise ValueError("use lower_snake_case, e.g. `winback`")
         return v
+
+    @field_validator("audience")
+    @classmethod
+    def _audience(cls, v: str) -> str:
+        Audience.parse(v)  # AudienceError (a ValueError) names the construct that is refused
+        return v
+
+    @property
+    def audience_expression(self) -> Audience:
+        """The checked audience, compiled to SQL with bind parameters by the store."""
+        return Audience.parse(self.audience)
 
     @property
     def holdout_salt(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,37 +21,64 @@ LEDGER_TABLE = "journeyman.deliveries"
 MESSAGE_TAGS_TABLE = "journeyman.message_tags"
 
 
-def _audience_select(agents: Sequence[AgentConfig]) -> str:
-    return ", ".join(f'coalesce(({a.audience}), false) as "{audience_column(a)}"' for a in agents)
+def _audience_select(agents: Sequence[AgentConfig]) -> tuple[str, dict[str, Any]]:
+    """One boolean column per agent, from its compiled audience: SQL built by
+    decisioning/audience.py, every literal a bind parameter named after the agent."""
+    columns: list[str] = []
+    params: dict[str, Any] = {}
+    for agent in agents:
+        sql, values = _audience_sql(agent)
+        columns.append(f'coalesce({sql}, false) as "{audience_column(agent)}"')
+        params.update(values)
+    return ", ".join(columns), params
+
+
+def _audience_sql(agent: AgentConfig) -> tuple[str, dict[str, Any]]:
+    return agent.audience_expression.sql(f"aud_{agent.name}")
+
+
+def _feature_columns(conn: sa.Connection) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            sa.text(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'marts' and table_name = 'customer_features' "
+                "order by ordinal_position"
+            )
+        )
+    ]
 
 
 def check_audiences(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> None:
-    """Fail with the agent file and field when an audience predicate is not valid SQL on the
-    feature table."""
+    """Fail with the agent file and field when an audience names a column customer_features
+    does not have, or does not type-check on it (e.g. `lower(order_count)`)."""
     with warehouse.connect() as conn:
-        columns = [
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'marts' and table_name = 'customer_features' "
-                    "order by ordinal_position"
-                )
-            )
-        ]
+        columns = _feature_columns(conn)
         if not columns:
             raise WarehouseError(
                 f"{FEATURES_TABLE} does not exist in {warehouse.path}: build the dbt project "
                 "first (the Dagster job does; by hand: dbt build --project-dir dbt_project)"
             )
+        known = {c.lower() for c in columns}
         for agent in agents:
+            unknown = sorted(agent.audience_expression.columns - known)
+            if unknown:
+                raise AgentConfigError(
+                    f"{agent.source}: field `audience` uses "
+                    f"{', '.join(f'`{c}`' for c in unknown)}, not a column of customer_features. "
+                    f"Its columns: {', '.join(columns)}"
+                )
+            sql, params = _audience_sql(agent)
             try:
-                conn.execute(sa.text(f"select ({agent.audience}) from {FEATURES_TABLE} limit 0"))
+                conn.execute(
+                    sa.text(f"select coalesce({sql}, false) from {FEATURES_TABLE} limit 0"), params
+                )
             except sa.exc.DBAPIError as exc:
                 detail = str(exc.orig).splitlines()[0]
                 raise AgentConfigError(
-                    f"{agent.source}: field `audience` is not a valid predicate on "
-                    f"customer_features ({detail}). Write a SQL boolean expression over its "
+                    f"{agent.source}: field `audience` is not a valid condition on "
+                    f"customer_features ({detail}). Write a boolean expression over its "
                     f"columns: {', '.join(columns)}"
                 ) from None
 
@@ -59,9 +87,11 @@ def stream_customers(
     warehouse: Warehouse, agents: Sequence[AgentConfig], batch_size: int = 100_000
 ) -> Iterator[pa.Table]:
     """customer_features rows in customer order, each with one audience column per agent."""
-    sql = f"select *, {_audience_select(agents)} from {FEATURES_TABLE} order by customer_id"
+    audiences, params = _audience_select(agents)
+    select = f"*, {audiences}" if audiences else "*"
+    sql = f"select {select} from {FEATURES_TABLE} order by customer_id"
     with warehouse.connect() as conn:
-        for batch in stream_arrow(conn, sql, batch_size):
+        for batch in stream_arrow(conn, sql, batch_size, params):
             yield pa.Table.from_batches([batch])
 
 

@@ -177,7 +177,7 @@ def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
         report = cancel_scheduled_sends(destination, list(batch_ids) or None)
     except (DestinationError, DestinationConfigError, dg.Failure) as exc:
         console.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+        sys.exit(2)
     out.print(
         f"{destination}: {len(report.batches)} batch(es) cancelled, {report.cancelled} "
         f"message(s) marked cancelled, {report.uncertain} due within the vendor's cut-off "
@@ -215,9 +215,13 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
 
 
 def _register_subcommands() -> None:
+    from journeyman.orchestration.deliveries import deliveries
     from journeyman.orchestration.evaluate import evaluate
+    from journeyman.orchestration.validate import validate
 
+    main.add_command(deliveries)
     main.add_command(evaluate)
+    main.add_command(validate)
 
 
 _register_subcommands()

@@ -9,6 +9,11 @@ from journeyman.decisioning.features import discover_features
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import AgentsResource, WarehouseResource
 from journeyman.orchestration.project import dbt_project
+from journeyman.orchestration.templates_check import (
+    manifest_columns,
+    require_valid_templates,
+    warehouse_columns,
+)
 
 CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
 
@@ -29,8 +34,12 @@ def decisions(
     tags in the history journeyman.message_tags)."""
     day = date.fromisoformat(context.partition_key)
     configs = agents.load()
+    wh = warehouse.open()
+    # a template that cannot render stops the day here, not record by record at send time
+    columns = warehouse_columns(wh) or manifest_columns(dbt_project.manifest_path)
+    require_valid_templates(configs, columns)
     features = discover_features(dbt_project.manifest_path)
-    summary = decide_day(warehouse.open(), configs, features, day)
+    summary = decide_day(wh, configs, features, day)
     exclusions = {f"{a}/{r}": n for (a, r), n in sorted(summary.exclusions.items())}
     context.log.info(
         "decided %d rows for %d agents; %d messages planned",

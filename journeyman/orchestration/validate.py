@@ -1,0 +1,273 @@
+"""`journeyman validate`: check the agent files, the destinations they deliver to, every
+message template and the audiences against `marts.customer_features`, before anything runs.
+
+Each problem is one line, `file: field: problem; fix`, then a summary line. Exit status 0 when
+clean, 2 when there is any problem (or the check itself cannot run: one `error:` line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from journeyman import settings
+from journeyman.decisioning.config import AgentConfig, AgentConfigError, load_agent
+from journeyman.decisioning.features import FEATURES_MODEL
+from journeyman.orchestration.templates_check import (
+    FEATURES_SCHEMA,
+    Problem,
+    manifest_columns,
+    template_problems,
+    warehouse_columns,
+)
+
+_FILE = "(file)"
+_REASON_CHARS = 300
+
+
+def _one_line(text: Any, limit: int = _REASON_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class Report:
+    """What `validate` found."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    templates: int = 0
+    destinations: int = 0
+    columns_from: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problems": [p.as_dict() for p in self.problems],
+            "warnings": self.warnings,
+            "agent_files": self.files,
+            "templates": self.templates,
+            "destinations": self.destinations,
+            "columns_from": self.columns_from,
+        }
+
+    def summary(self) -> str:
+        checked = (
+            f"{self.files} agent file(s), {self.templates} template(s), "
+            f"{self.destinations} destination(s)"
+        )
+        if self.columns_from:
+            checked += f"; columns from {self.columns_from}"
+        if self.ok:
+            return f"validate: ok ({checked})"
+        files = len({p.file for p in self.problems})
+        return f"validate: {len(self.problems)} problem(s) in {files} file(s) ({checked})"
+
+
+# -- agent files -----------------------------------------------------------------------------
+
+
+def config_error_problems(path: Path, message: str) -> list[Problem]:
+    """An AgentConfigError's message (`path: ...`, possibly a list of `  - field: msg` lines)
+    as one Problem per field."""
+    rest = message.removeprefix(f"{path}: ")
+    head, *items = rest.split("\n  - ")
+    if not items:
+        return [Problem(str(path), _FILE, _one_line(rest))]
+    problems = []
+    for item in items:
+        loc, sep, msg = item.partition(": ")
+        if not sep:
+            loc, msg = _FILE, item
+        problems.append(Problem(str(path), loc.strip(), _one_line(msg)))
+    return problems
+
+
+def load_agent_files(directory: Path) -> tuple[list[AgentConfig], list[Problem], int]:
+    """Every agent file in `directory`, each loaded on its own: (agents, problems, files)."""
+    if not directory.is_dir():
+        problem = "the agents folder does not exist; create it or set JOURNEYMAN_AGENTS"
+        return [], [Problem(str(directory), _FILE, problem)], 0
+    files = sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
+    if not files:
+        problem = "no agent files (*.yml) found; add one or set JOURNEYMAN_AGENTS"
+        return [], [Problem(str(directory), _FILE, problem)], 0
+    agents, problems = [], []
+    for path in files:
+        try:
+            agents.append(load_agent(path))
+        except AgentConfigError as exc:
+            problems.extend(config_error_problems(path, str(exc)))
+    return agents, problems, len(files)
+
+
+# -- destinations ----------------------------------------------------------------------------
+
+
+def destination_problems(agents: Iterable[AgentConfig]) -> tuple[list[Problem], int]:
+    """The catalog loads, and every destination an agent names is in it."""
+    from journeyman.connectors.registry import KINDS
+    from journeyman.orchestration.defs.destinations import catalog_path, load_catalog
+
+    path = catalog_path()
+    try:
+        catalog = load_catalog()
+    except Exception as exc:  # an invalid catalog is a problem to report
+        message = str(exc).removeprefix(f"{path}: ")
+        return [Problem(str(path), "(catalog)", _one_line(message))], 0
+    problems = []
+    for agent in agents:
+        for channel, name in agent.destinations.items():
+            if name not in catalog:
+                problems.append(
+                    Problem(
+                        agent.source,
+                        f"destinations.{channel}",
+                        f"destination `{name}` is not defined in {path}; add it there with a "
+                        f"`kind` ({', '.join(sorted(KINDS))}) or use one of {sorted(catalog)}",
+                    )
+                )
+    return problems, len(catalog)
+
+
+# -- columns ---------------------------------------------------------------------------------
+
+
+def feature_columns(manifest: Path | None) -> tuple[list[str] | None, str]:
+    """customer_features' columns and where they came from, or None and why not: the given
+    manifest, else the project's (parsed with dbt when stale), else the warehouse."""
+    try:
+        if manifest is None:
+            from journeyman.orchestration.project import ensure_manifest
+
+            manifest = ensure_manifest()
+        return manifest_columns(manifest), f"dbt manifest {manifest}"
+    except Exception as exc:  # no dbt / no manifest: say so, check the rest
+        reason = _one_line(exc, 200)
+    path = settings.warehouse_path()
+    if path.exists():
+        try:
+            from journeyman.warehouse import Warehouse
+
+            columns = warehouse_columns(Warehouse(path, read_only=True))
+            if columns:
+                return columns, f"warehouse {path}"
+        except Exception:  # busy or unreadable: the manifest reason stands
+            pass
+    return None, reason
+
+
+def _audience_columns(agent: AgentConfig) -> set[str] | None:
+    """The columns the agent's parsed audience uses, when the agent exposes them."""
+    for attribute in ("audience_columns", "audience_expression"):
+        value = getattr(agent, attribute, None)
+        if callable(value):
+            value = value()
+        columns = getattr(value, "columns", value)
+        if isinstance(columns, set | frozenset | list | tuple):
+            return {str(c) for c in columns}
+    return None
+
+
+def audience_problems(agents: Iterable[AgentConfig], columns: Collection[str]) -> list[Problem]:
+    """Audience columns that customer_features does not have (DuckDB names: any case)."""
+    known = {c.lower() for c in columns}
+    problems = []
+    for agent in agents:
+        try:
+            used = _audience_columns(agent)
+        except Exception as exc:  # an audience that does not parse
+            problems.append(Problem(agent.source, "audience", _one_line(exc)))
+            continue
+        unknown = sorted(c for c in used or () if c.lower() not in known)
+        if unknown:
+            problems.append(
+                Problem(
+                    agent.source,
+                    "audience",
+                    f"uses unknown column(s) {unknown}; use columns of "
+                    f"{FEATURES_SCHEMA}.{FEATURES_MODEL}: {', '.join(sorted(columns))}",
+                )
+            )
+    return problems
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def validate_project(agents_dir: Path, manifest: Path | None = None) -> Report:
+    """Check the agent files in `agents_dir`, the destinations catalog, every template and the
+    audiences against customer_features."""
+    report = Report()
+    agents, report.problems, report.files = load_agent_files(agents_dir)
+    problems, report.destinations = destination_problems(agents)
+    report.problems.extend(problems)
+    columns, source = feature_columns(manifest)
+    if columns is None:
+        report.warnings.append(
+            f"the {FEATURES_SCHEMA}.{FEATURES_MODEL} columns could not be read ({source}); "
+            "templates were checked for syntax only, not for unknown variables or audience "
+            "columns"
+        )
+    else:
+        report.columns_from = source
+    problems, report.templates = template_problems(agents, columns)
+    report.problems.extend(problems)
+    if columns is not None:
+        report.problems.extend(audience_problems(agents, columns))
+    return report
+
+
+def _emit(report: Report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+        return
+    for problem in report.problems:
+        click.echo(str(problem))
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(report.summary())
+
+
+@click.command("validate")
+@click.option(
+    "--agents",
+    "agents_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of agent files (default: JOURNEYMAN_AGENTS, else the project's agents/).",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="dbt manifest.json to read the customer_features columns from (default: the "
+    "project's, parsed with dbt when missing or stale).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def validate(agents_dir: Path | None, manifest: Path | None, as_json: bool) -> None:
+    """Check the agent files, their destinations, every message template and the audiences
+    against marts.customer_features. One line per problem (file: field: problem; fix); exit
+    status 2 when there is any."""
+    try:
+        report = validate_project(agents_dir or settings.agents_dir(), manifest)
+    except Exception as exc:  # one line, never a traceback
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": message}))
+        else:
+            click.echo(f"error: {message}", err=True)
+        sys.exit(2)
+    _emit(report, as_json)
+    sys.exit(0 if report.ok else 2)
