@@ -5,8 +5,8 @@ decisions joined to customer features from a DuckDB warehouse, render subject an
 column-wise (Arrow, per creative), build Mail Send payloads (1000 personalizations each,
 encoded column-wise), POST them over loopback HTTP, and write the delivery ledger (each wave
 of `concurrency` requests marked in flight just before it leaves, settled after with one
-UPDATE). The peer, measured in the same run against the same emulator: a naive one-request-per-recipient `requests.post`
-loop (time-bounded sample, rate extrapolated). The emulator validates one request in
+UPDATE). The peer, measured in the same run against the same emulator: a naive
+one-request-per-recipient `requests.post` loop (time-bounded sample, rate extrapolated). The emulator validates one request in
 `--sample-every` against SendGrid's OpenAPI document (`--validate sample`) and counts
 deliveries per decision id, so the run also checks that every decision arrived exactly once.
 
