@@ -7,8 +7,9 @@ encoded column-wise), POST them over loopback HTTP, and write the delivery ledge
 of `concurrency` requests marked in flight just before it leaves, settled after with one
 UPDATE). The peer, measured in the same run against the same emulator: a naive
 one-request-per-recipient `requests.post` loop (time-bounded sample, rate extrapolated). The
-emulator validates one request in `--sample-every` against SendGrid's OpenAPI document (`--validate sample`) and counts
-deliveries per decision id, so the run also checks that every decision arrived exactly once.
+emulator validates one request in `--sample-every` against SendGrid's OpenAPI document
+(`--validate sample`) and counts deliveries per decision id, so the run also checks that every
+decision arrived exactly once.
 
     .venv/bin/python benchmarks/sync.py [--recipients 1000000] [--naive-requests 3000] [--profile]
 
