@@ -34,6 +34,7 @@ def learned(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv(settings.WAREHOUSE_ENV, str(root / "warehouse.duckdb"))
     mp.setenv(settings.AGENTS_ENV, str(agents))
+    mp.setenv(settings.SIMULATION_ENV, "1")  # past days, simulated: dispatch is on time
     try:
         from journeyman.orchestration.definitions import defs as load
 

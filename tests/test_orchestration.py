@@ -39,6 +39,7 @@ def loop(tmp_path_factory):
     path = root / "warehouse.duckdb"
     mp = pytest.MonkeyPatch()
     mp.setenv(settings.WAREHOUSE_ENV, str(path))
+    mp.setenv(settings.SIMULATION_ENV, "1")  # past days, simulated: dispatch is on time
     try:
         defs = _defs()
         resources = dict(defs.resources)
@@ -259,6 +260,13 @@ def test_each_destination_sync_reports_and_checks_its_failure_share(loop):
     ][0]
     metadata = materialization.event_specific_data.materialization.metadata
     assert metadata["delivered"].value == metadata["sent"].value > 0
+    assert metadata["unknown_total"].value == 0 and metadata["expired"].value == 0
+    unknown = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "unknown_within_threshold"
+    ]
+    assert len(unknown) == 3 and all(c.passed for c in unknown)
 
 
 def test_destination_catalog_rejects_secrets_in_the_file(tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import pyarrow as pa
+
 from journeyman.connectors.pacing import RateLimit
 
 
@@ -182,7 +184,8 @@ class MessageBatch:
     def take(self, indices: Sequence[int]) -> MessageBatch:
         encoded = None if self.encoded is None else _take(self.encoded, indices)
         if self._source is not None:
-            return MessageBatch._over(self._source.take(list(indices)), encoded)
+            rows = pa.array(list(indices), pa.int64())  # typed: an empty list is no null array
+            return MessageBatch._over(self._source.take(rows), encoded)
         return MessageBatch(
             encoded, **{f: [getattr(self, f)[i] for i in indices] for f in MESSAGE_FIELDS}
         )
@@ -202,7 +205,7 @@ class MessageBatch:
 def _take(values: Any, indices: Sequence[int]) -> Any:
     if isinstance(values, list):
         return [values[i] for i in indices]
-    return values.take(list(indices))
+    return values.take(pa.array(list(indices), pa.int64()))
 
 
 def _slice(values: Any, start: int, stop: int) -> Any:

@@ -140,13 +140,14 @@ class DeliveryLedger:
         return [d for d, (s, _) in self.statuses().items() if s == DeliveryStatus.IN_FLIGHT]
 
     def scheduled(self, now: datetime) -> dict[str, int]:
-        """batch_id → records the vendor accepted in that batch and still holds (due after
-        `now`)."""
+        """batch_id → records of that batch the vendor accepted or may hold (unknown), due
+        after `now`."""
         with self._connection() as conn:
             rows = conn.execute(
                 sa.text(
                     f"select batch_id, count(*) from {LEDGER} where destination = :destination "
-                    "and status = 'delivered' and batch_id is not null and send_at > :now "
+                    "and status in ('delivered', 'unknown', 'in_flight') and batch_id is not null "
+                    "and send_at > :now "
                     "group by batch_id order by batch_id"
                 ),
                 {"destination": self.destination, "now": now},
@@ -158,8 +159,8 @@ class DeliveryLedger:
         returns (cancelled, uncertain: due between now and `after`, left as delivered)."""
         params = {"destination": self.destination, "batch": batch_id, "now": now, "after": after}
         where = (
-            "destination = :destination and batch_id = :batch and status = 'delivered' "
-            "and send_at > :after"
+            "destination = :destination and batch_id = :batch "
+            "and status in ('delivered', 'unknown', 'in_flight') and send_at > :after"
         )
         with self._connection() as conn:
             cancelled = conn.execute(
@@ -175,7 +176,7 @@ class DeliveryLedger:
             uncertain = conn.execute(
                 sa.text(
                     f"select count(*) from {LEDGER} where destination = :destination "
-                    "and batch_id = :batch and status = 'delivered' "
+                    "and batch_id = :batch and status in ('delivered', 'unknown', 'in_flight') "
                     "and send_at > :now and send_at <= :after"
                 ),
                 params,

@@ -16,24 +16,30 @@ with wanted as (
     select decision_id, customer_id, channel, decision_date from journeyman.decisions
     where decision_id in (select decision_id from _jm_dispatch)
 ),
-opt_outs as (
-    -- the latest consent change since the decision day began, per customer and channel
-    select customer_id, channel, status,
-           row_number() over (
-               partition by customer_id, channel
-               order by recorded_at desc, case when status = 'opted_out' then 0 else 1 end
-           ) as recency
+consents as (
+    -- normalised as staging does (ETL tools load 'Email ', 'OPTED_OUT', ...)
+    select customer_id, lower(trim(channel)) as channel, lower(trim(status)) as status,
+           recorded_at
     from raw.consents
     where recorded_at <= :now
       and customer_id in (select customer_id from wanted)
 ),
+latest as (
+    -- the latest consent change per customer and channel (an opt-out wins a tie)
+    select customer_id, channel, status, recorded_at,
+           row_number() over (
+               partition by customer_id, channel
+               order by recorded_at desc, case when status = 'opted_out' then 0 else 1 end
+           ) as recency
+    from consents
+),
 unsubscribes as (
     select coalesce(e.customer_id, d.customer_id) as customer_id,
-           coalesce(e.channel, d.channel) as channel,
+           coalesce(lower(trim(e.channel)), d.channel) as channel,
            e.occurred_at
     from raw.message_events e
     left join journeyman.decisions d on d.decision_id = e.decision_id
-    where e.event_type in ('unsubscribe', 'complaint') and e.occurred_at <= :now
+    where lower(trim(e.event_type)) in ('unsubscribe', 'complaint') and e.occurred_at <= :now
 )
 select w.decision_id,
        case when exists (
@@ -43,12 +49,9 @@ select w.decision_id,
        ) then 'unsubscribed' else 'consent_withdrawn' end as reason
 from wanted w
 where exists (
-        select 1 from raw.consents c
-        join opt_outs o on o.customer_id = c.customer_id and o.channel = c.channel
-        where c.customer_id = w.customer_id and c.channel = w.channel
-          and o.recency = 1 and o.status = 'opted_out'
-          and c.status = 'opted_out' and c.recorded_at >= w.decision_date
-          and c.recorded_at <= :now
+        select 1 from latest l
+        where l.customer_id = w.customer_id and l.channel = w.channel and l.recency = 1
+          and l.status = 'opted_out' and l.recorded_at >= w.decision_date
     )
    or exists (
         select 1 from unsubscribes u
