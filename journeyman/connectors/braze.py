@@ -23,6 +23,7 @@ from journeyman.connectors.destination import (
     MessageBatch,
     RejectedBatchError,
 )
+from journeyman.connectors.grouping import send_groups
 from journeyman.connectors.http import HttpDestination, Secret, dumps, loads, parse_send_at, require
 from journeyman.connectors.pacing import RateLimit
 
@@ -76,17 +77,15 @@ class BrazeDestination(HttpDestination):
     def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
         if self.mode == "track":
             return self._track(batch)
-        result = BatchResult([None] * len(batch), [None] * len(batch), [None] * len(batch))
-        groups: dict[str, list[int]] = {}
-        for i, at in enumerate(batch.send_at):
-            groups.setdefault(at, []).append(i)
-        for at, indices in groups.items():
-            part = self._schedule(batch.take(indices), parse_send_at(at), now)
-            for j, i in enumerate(indices):
-                result.statuses[i] = part.statuses[j]
-                result.errors[i] = part.errors[j]
-                result.provider_ids[i] = part.provider_ids[j]
-        return result
+        # one request per (campaign, send time): a message's template id is its campaign
+        groups: dict[tuple[str | None, str], list[int]] = {}
+        for i, (at, template) in enumerate(zip(batch.send_at, batch.template_id, strict=True)):
+            groups.setdefault((template or self.campaign_id, at), []).append(i)
+        return send_groups(
+            batch,
+            groups,
+            lambda key, part: self._schedule(part, parse_send_at(key[1]), now, key[0]),
+        )
 
     def _track(self, batch: MessageBatch) -> BatchResult:
         attributes = [
@@ -97,14 +96,18 @@ class BrazeDestination(HttpDestination):
                 "jm_subject": s,
                 "jm_body": b,
                 "jm_send_at": at,
+                **({"jm_template_id": t} if t else {}),
+                **({"jm_variables": v} if v else {}),
             }
-            for c, d, m, s, b, at in zip(
+            for c, d, m, s, b, at, t, v in zip(
                 batch.customer_id,
                 batch.decision_id,
                 batch.message_id,
                 batch.subject,
                 batch.body,
                 batch.send_at,
+                batch.template_id,
+                batch.variables,
                 strict=True,
             )
         ]
@@ -123,7 +126,9 @@ class BrazeDestination(HttpDestination):
                 result.errors[i] = f"invalid_attributes:{error.get('type', '')}"[:200]
         return result
 
-    def _schedule(self, batch: MessageBatch, when: datetime, now: datetime) -> BatchResult:
+    def _schedule(
+        self, batch: MessageBatch, when: datetime, now: datetime, campaign_id: str | None
+    ) -> BatchResult:
         recipients = [
             {
                 "external_user_id": c,
@@ -132,18 +137,20 @@ class BrazeDestination(HttpDestination):
                     "message_id": m,
                     "subject": s or "",
                     "body": b,
+                    **(v or {}),
                 },
             }
-            for c, d, m, s, b in zip(
+            for c, d, m, s, b, v in zip(
                 batch.customer_id,
                 batch.decision_id,
                 batch.message_id,
                 batch.subject,
                 batch.body,
+                batch.variables,
                 strict=True,
             )
         ]
-        payload: dict[str, Any] = {"campaign_id": self.campaign_id, "recipients": recipients}
+        payload: dict[str, Any] = {"campaign_id": campaign_id, "recipients": recipients}
         if when > now:
             payload["schedule"] = {
                 "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),

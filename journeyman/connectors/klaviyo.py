@@ -84,6 +84,9 @@ class KlaviyoDestination(HttpDestination):
                 "body": batch.body[i],
                 "send_at": batch.send_at[i],
                 **(batch.tags[i] or {}),
+                # a vendor template: the flow this metric triggers picks it, filled with these
+                **({"template_id": batch.template_id[i]} if batch.template_id[i] else {}),
+                **(batch.variables[i] or {}),
             },
             "metric": {"data": {"type": "metric", "attributes": {"name": self.metric_name}}},
             "unique_id": batch.decision_id[i],

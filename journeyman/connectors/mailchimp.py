@@ -4,7 +4,9 @@ One request carries up to `max_batch_size` recipients sharing a `send_at`; each 
 subject and body are merge variables (`*|JM_SUBJECT|*`, `*|JM_BODY|*`) and its decision id is
 `recipient_metadata` (echoed in webhooks). `send_at` (`YYYY-MM-DD HH:MM:SS` UTC) schedules a
 future send. The answer has one status per recipient: `rejected` / `invalid` are permanent.
-No idempotency key and no lookup by metadata: crashed in-flight records stay in flight.
+A message with a vendor `template_id` goes to `POST /messages/send-template` (`template_name`),
+its variables as the recipient's merge variables. No idempotency key and no lookup by metadata:
+a record whose outcome is unknown stays unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from journeyman.connectors.destination import (
     RejectedBatchError,
     RetryableError,
 )
+from journeyman.connectors.grouping import send_groups
 from journeyman.connectors.http import HttpDestination, Secret, dumps, loads, parse_send_at, require
 from journeyman.connectors.pacing import RateLimit
 
@@ -59,7 +62,10 @@ class MailchimpTransactionalDestination(HttpDestination):
         if response.status_code != 200:
             self._raise(response)
 
-    def payload(self, batch: MessageBatch, send_at: str | None) -> dict[str, Any]:
+    def payload(
+        self, batch: MessageBatch, send_at: str | None, template: str | None = None
+    ) -> dict[str, Any]:
+        """The request body; with a `template` (name), for `/messages/send-template`."""
         message: dict[str, Any] = {
             "from_email": self.from_email,
             "subject": "*|JM_SUBJECT|*",
@@ -74,9 +80,12 @@ class MailchimpTransactionalDestination(HttpDestination):
                     "vars": [
                         {"name": "JM_SUBJECT", "content": s or ""},
                         {"name": "JM_BODY", "content": b},
+                        *({"name": k, "content": v} for k, v in sorted((var or {}).items())),
                     ],
                 }
-                for to, s, b in zip(batch.to, batch.subject, batch.body, strict=True)
+                for to, s, b, var in zip(
+                    batch.to, batch.subject, batch.body, batch.variables, strict=True
+                )
             ],
             "recipient_metadata": [
                 {"rcpt": to, "values": {"decision_id": d}}
@@ -86,47 +95,55 @@ class MailchimpTransactionalDestination(HttpDestination):
         if self.from_name:
             message["from_name"] = self.from_name
         body: dict[str, Any] = {"key": self.api_key.reveal(), "message": message}
+        if template is not None:
+            del message["subject"], message["text"]  # the template's own
+            body["template_name"] = template
+            body["template_content"] = []
         if send_at:
             body["send_at"] = send_at
         return body
 
     def send_batch(self, batch: MessageBatch, now: datetime) -> BatchResult:
-        # one request per (send time, distinct recipient addresses): merge vars are keyed by rcpt
-        result = BatchResult([None] * len(batch), [None] * len(batch), [None] * len(batch))
-        groups: dict[tuple[str, int], list[int]] = {}
-        seen: dict[tuple[str, str], int] = {}
-        for i, (to, at) in enumerate(zip(batch.to, batch.send_at, strict=True)):
-            n = seen.get((at, to.lower()), 0)
-            seen[(at, to.lower())] = n + 1
-            groups.setdefault((at, n), []).append(i)
-        for (at, _), indices in groups.items():
-            when = parse_send_at(at)
-            send_at = when.strftime("%Y-%m-%d %H:%M:%S") if when > now else None
-            part = batch.take(indices)
-            response = self.request(
-                "POST",
-                "/messages/send",
-                data=dumps(self.payload(part, send_at)),
-                headers=self._headers,
-            )
-            if response.status_code != 200:
-                self._raise(response)
-            by_email = {}
-            for item in loads(response.content):
-                by_email.setdefault(str(item.get("email", "")).lower(), item)
-            for i in indices:
-                item = by_email.get(batch.to[i].lower())
-                if item is None:
-                    result.statuses[i] = DeliveryStatus.FAILED_RETRYABLE
-                    result.errors[i] = "missing_in_response"
-                    continue
-                status = item.get("status")
-                if status in ("sent", "queued", "scheduled"):
-                    result.statuses[i] = DeliveryStatus.DELIVERED
-                    result.provider_ids[i] = item.get("_id")
-                else:
-                    result.statuses[i] = DeliveryStatus.FAILED_PERMANENT
-                    result.errors[i] = f"{status}:{item.get('reject_reason') or ''}"
+        # one request per (template, send time, distinct recipient addresses): merge vars are
+        # keyed by rcpt
+        groups: dict[tuple[str | None, str, int], list[int]] = {}
+        seen: dict[tuple[str | None, str, str], int] = {}
+        for i, (to, at, template) in enumerate(
+            zip(batch.to, batch.send_at, batch.template_id, strict=True)
+        ):
+            key = (template, at, to.lower())
+            seen[key] = n = seen.get(key, 0) + 1
+            groups.setdefault((template, at, n), []).append(i)
+        return send_groups(batch, groups, lambda key, part: self._send(part, key[0], key[1], now))
+
+    def _send(
+        self, batch: MessageBatch, template: str | None, at: str, now: datetime
+    ) -> BatchResult:
+        when = parse_send_at(at)
+        send_at = when.strftime("%Y-%m-%d %H:%M:%S") if when > now else None
+        path = "/messages/send-template" if template else "/messages/send"
+        response = self.request(
+            "POST", path, data=dumps(self.payload(batch, send_at, template)), headers=self._headers
+        )
+        if response.status_code != 200:
+            self._raise(response)
+        result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_RETRYABLE)
+        by_email = {}
+        for item in loads(response.content):
+            by_email.setdefault(str(item.get("email", "")).lower(), item)
+        for i, to in enumerate(batch.to):
+            item = by_email.get(to.lower())
+            if item is None:  # accepted request, no word on this recipient: may be sent
+                result.statuses[i] = DeliveryStatus.UNKNOWN
+                result.errors[i] = "outcome_unknown_missing_in_response"
+                continue
+            status = item.get("status")
+            if status in ("sent", "queued", "scheduled"):
+                result.statuses[i] = DeliveryStatus.DELIVERED
+                result.provider_ids[i] = item.get("_id")
+            else:
+                result.statuses[i] = DeliveryStatus.FAILED_PERMANENT
+                result.errors[i] = f"{status}:{item.get('reject_reason') or ''}"
         return result
 
     def _raise(self, response: Any) -> None:

@@ -38,6 +38,7 @@ from journeyman.connectors.destination import (
     RejectedBatchError,
     RetryableError,
 )
+from journeyman.connectors.grouping import send_groups
 from journeyman.connectors.http import (
     HttpDestination,
     Secret,
@@ -373,8 +374,8 @@ class SendGridDestination(HttpDestination):
         groups: dict[str | None, list[int]] = {}
         for i, template_id in enumerate(batch.template_id):
             groups.setdefault(template_id or self.template_id, []).append(i)
-        if len(groups) > 1:
-            return self._by_template(batch, now, groups)
+        if len(groups) > 1:  # one request per dynamic template
+            return send_groups(batch, groups, lambda _, part: self.send_batch(part, now))
         template_id = next(iter(groups))
         oversize = [
             i
@@ -384,34 +385,6 @@ class SendGridDestination(HttpDestination):
         if oversize and template_id is None:
             return self._without(batch, oversize, now, "body_too_large")
         return self._post(dumps(self.payload(batch, now, template_id)), len(batch))
-
-    def _by_template(
-        self, batch: MessageBatch, now: datetime, groups: dict[str | None, list[int]]
-    ) -> BatchResult:
-        """One request per template. Once one was accepted, a later failure settles only its
-        own records (unknown when the vendor may hold them), never the accepted ones."""
-        result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_RETRYABLE)
-        accepted = False
-        for indices in groups.values():
-            try:
-                part = self.send_batch(batch.take(indices), now)
-            except RetryableError as exc:
-                if not accepted:
-                    raise
-                status = (
-                    DeliveryStatus.UNKNOWN if exc.ambiguous else DeliveryStatus.FAILED_RETRYABLE
-                )
-                part = BatchResult.uniform(len(indices), status, exc.code)
-            except RejectedBatchError as exc:
-                if not accepted:
-                    raise
-                part = BatchResult.uniform(len(indices), DeliveryStatus.FAILED_RETRYABLE, exc.code)
-            accepted = True
-            for j, i in enumerate(indices):
-                result.statuses[i] = part.statuses[j]
-                result.errors[i] = part.errors[j]
-                result.provider_ids[i] = part.provider_ids[j]
-        return result
 
     def _post(self, body: bytes, n: int) -> BatchResult:
         response = self.request("POST", "/v3/mail/send", data=body, headers=self._headers)

@@ -750,6 +750,10 @@ class BrazeEmulator(Emulator):
     ) -> None:
         super().__init__(**kw)
         self.api_key, self.campaign_id = api_key, campaign_id
+        #: the account's API-triggered campaigns (a message's template id names one)
+        self.campaigns: set[str] = {campaign_id}
+        #: (campaign_id, trigger_properties) of every recipient triggered
+        self.triggered: list[tuple[str, dict[str, Any]]] = []
         self.attributes: dict[str, dict[str, Any]] = {}
 
     def _headers(self) -> dict[str, str]:
@@ -836,7 +840,7 @@ class BrazeEmulator(Emulator):
     def _trigger(self, path: str, payload: dict[str, Any]) -> Response:
         recipients = payload.get("recipients") or []
         problems = []
-        if payload.get("campaign_id") != self.campaign_id:
+        if payload.get("campaign_id") not in self.campaigns:
             problems.append("campaign_id: unknown campaign")
         if not 1 <= len(recipients) <= 50:
             problems.append(f"recipients: {len(recipients)} (1-50 per request)")
@@ -850,6 +854,11 @@ class BrazeEmulator(Emulator):
             self.invalid(problems)
             return Response(400, {"message": "; ".join(problems)}, self._headers())
         when = (schedule or {}).get("time")
+        with self.lock:
+            self.triggered.extend(
+                (payload["campaign_id"], dict(r.get("trigger_properties") or {}))
+                for r in recipients
+            )
         self.accept(
             [
                 Delivery(
@@ -998,6 +1007,7 @@ class KlaviyoEmulator(Emulator):
                     props.get("body"),
                     props.get("send_at"),
                     unique or self.next_id(""),
+                    custom_args={str(k): str(v) for k, v in props.items()},
                 )
             )
         self.accept(fresh)
@@ -1021,13 +1031,16 @@ class KlaviyoEmulator(Emulator):
 
 
 class MailchimpEmulator(Emulator):
-    """`POST /api/1.0/messages/send` and `/api/1.0/users/ping` (key in the JSON body)."""
+    """`POST /api/1.0/messages/send`, `/messages/send-template` and `/api/1.0/users/ping` (key
+    in the JSON body)."""
 
     vendor = "mailchimp"
     SPEC = "mailchimp_transactional_messages_send.json"
     PREFIX = "/api/1.0"
 
     def __init__(self, *, api_key: str = "md-emulator-key", **kw: Any) -> None:
+        #: (template_name, merge vars) of every recipient sent with a template
+        self.templates: list[tuple[str, dict[str, str]]] = []
         super().__init__(**kw)
         self.api_key = api_key
 
@@ -1068,14 +1081,25 @@ class MailchimpEmulator(Emulator):
             return self.unauthorized()
         if path == "/users/ping":
             return Response(200, b'"PONG!"')
-        if path != "/messages/send":
+        if path not in ("/messages/send", "/messages/send-template"):
             return Response(
                 404,
                 {"status": "error", "code": -1, "name": "Unknown_Method", "message": "not found"},
             )
+        template = payload.get("template_name") if path == "/messages/send-template" else None
         if self.should_validate():
             check = validator(self.SPEC, "/messages/send", "post", "application/json")
-            errors = check.errors(payload) if check else []
+            # send-template takes send's body plus the template (the spec has send only)
+            plain = {
+                k: v for k, v in payload.items() if k not in ("template_name", "template_content")
+            }
+            errors = check.errors(plain) if check else []
+            if path == "/messages/send-template" and not (
+                isinstance(template, str)
+                and template
+                and isinstance(payload.get("template_content"), list)
+            ):
+                errors.append("template_name / template_content: required by send-template")
             if payload.get("send_at"):
                 try:
                     datetime.strptime(payload["send_at"], "%Y-%m-%d %H:%M:%S")
@@ -1117,6 +1141,9 @@ class MailchimpEmulator(Emulator):
                 {"email": email, "status": status, "_id": item_id, "reject_reason": None}
             )
             vars_ = merge.get(email, {})
+            if template is not None:
+                with self.lock:
+                    self.templates.append((template, dict(vars_)))
             accepted.append(
                 Delivery(
                     "mailchimp",
