@@ -183,7 +183,7 @@ def main() -> None:
         rate = report.delivered / elapsed
         if profile is not None:
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profile, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(30)
             print(out.getvalue(), file=sys.stderr)
 
         stats = emulator.stats()

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyman.connectors.destination import (
     FINAL_STATUSES,
@@ -223,6 +224,9 @@ class SyncRun:
         self.stopped: BaseException | None = None
         #: the wave sent last, settled with the next wave's mark (one commit between waves)
         self.pending: tuple[Any, ...] | None = None
+        #: Arrow input whose ids are unique: pieces the ledger knows nothing of are selected
+        #: column-wise and kept out of the per-record maps (Arrow ids, or None)
+        self.columnar: Any | None = None
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -233,6 +237,7 @@ class SyncRun:
             self.load_state()
             self.reconcile()
             self.record_rejected(rejected)
+            self.columnar = _columnar(messages, self.status_of)
             wave = max(1, self.options.concurrency) * self.destination.max_batch_size
             pool = (
                 ThreadPoolExecutor(self.options.concurrency)
@@ -241,9 +246,10 @@ class SyncRun:
             )
             try:
                 for piece in _as_batches(messages, wave, self.destination, self.now):
-                    todo = self.expire(self.select_due(piece))
+                    todo, fresh = self.select_due(piece)
+                    todo = self.expire(todo)
                     if len(todo) and self.stopped is None:
-                        self.deliver(todo, pool)
+                        self.deliver(todo, pool, tracked=not fresh)
                     if self.stopped is not None:
                         break
             finally:
@@ -332,13 +338,23 @@ class SyncRun:
         self.ledger.settle(fresh, self.attempts, self.now)
         self.report.tally(fresh)
 
-    def select_due(self, piece: MessageBatch) -> MessageBatch:
-        """The records of `piece` to send now: not settled, not uncertain, due (or schedulable
-        ahead); uncertain records the vendor can look up by content are looked up here."""
+    def _due_bounds(self) -> tuple[str, str | None, str | None]:
+        """(due by, earliest and latest send time the vendor can hold) as ISO text."""
         due_by = (self.now + self.options.dispatch_lead).strftime(_ISO)
         window = self.destination.schedule_window
         low = (self.now + window[0]).strftime(_ISO) if window else None
         high = (self.now + window[1]).strftime(_ISO) if window and window[1] is not None else None
+        return due_by, low, high
+
+    def select_due(self, piece: MessageBatch) -> tuple[MessageBatch, bool]:
+        """The records of `piece` to send now: not settled, not uncertain, due (or schedulable
+        ahead); uncertain records the vendor can look up by content are looked up here. The
+        flag says whether they are all first attempts selected column-wise (no per-record
+        state kept for them: the input's ids are unique, the run never meets them again)."""
+        fresh = self._select_fresh(piece)
+        if fresh is not None:
+            return fresh, True
+        due_by, low, high = self._due_bounds()
         keep: list[int] = []
         stuck: list[int] = []
         for i, (d, send_at) in enumerate(zip(piece.decision_id, piece.send_at, strict=True)):
@@ -361,7 +377,28 @@ class SyncRun:
         if stuck:
             keep.extend(self._look_up_content(piece, stuck))
             keep.sort()
-        return piece if len(keep) == len(piece) else piece.take(keep)
+        return (piece if len(keep) == len(piece) else piece.take(keep)), False
+
+    def _select_fresh(self, piece: MessageBatch) -> MessageBatch | None:
+        """Column-wise `select_due` for an Arrow piece none of whose records the ledger knows
+        (no per-record Python); None when that does not apply."""
+        source = piece.arrow
+        if self.columnar is None or source is None or source.column("send_at").null_count:
+            return None
+        ids = source.column("decision_id")
+        if len(self.columnar) and pc.any(pc.is_in(ids, value_set=self.columnar)).as_py():
+            return None
+        due_by, low, high = self._due_bounds()
+        send_at = source.column("send_at")
+        due = pc.less_equal(send_at, due_by)
+        if low is not None:
+            ahead = pc.greater_equal(send_at, low)
+            if high is not None:
+                ahead = pc.and_(ahead, pc.less_equal(send_at, high))
+            due = pc.or_(due, ahead)
+        n_due = pc.sum(due).as_py() or 0
+        self.report.deferred += len(piece) - n_due
+        return piece if n_due == len(piece) else piece.filter(due)
 
     def _look_up_content(self, piece: MessageBatch, stuck: list[int]) -> list[int]:
         """Uncertain records that reappeared in the input: look them up by content."""
@@ -379,6 +416,11 @@ class SyncRun:
         if not len(todo) or not self.options.expire:
             return todo
         now = self.now.strftime(_ISO)
+        source = todo.arrow
+        if source is not None and "send_until" in source.schema.names:
+            until = source.column("send_until")
+            if until.null_count == len(until) or not pc.any(pc.less(until, now)).as_py():
+                return todo
         late = [i for i, until in enumerate(todo.send_until) if until is not None and until < now]
         if not late:
             return todo
@@ -395,12 +437,14 @@ class SyncRun:
 
     # -- mark in flight, send, settle ----------------------------------------------------------
 
-    def deliver(self, todo: MessageBatch, pool: ThreadPoolExecutor | None) -> None:
+    def deliver(
+        self, todo: MessageBatch, pool: ThreadPoolExecutor | None, *, tracked: bool = True
+    ) -> None:
         """Mark one wave (≤ concurrency requests) in flight, send it, settle it."""
         size = self.destination.max_batch_size
         requests = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
-        ids = todo.decision_id
-        counts = [self.attempts.get(d, 0) + 1 for d in ids]
+        ids = todo.decision_id if tracked else None
+        counts = [self.attempts.get(d, 0) + 1 for d in ids] if ids is not None else [1] * len(todo)
         with self.ledger.transaction():  # one commit: the last wave's outcomes, this wave's mark
             self.flush()
             self.ledger.mark_in_flight_bulk(
@@ -411,12 +455,13 @@ class SyncRun:
                 send_until=_column(todo, "send_until"),
                 batch_id=self.report.batch_id,
             )
-        self.attempts.update(zip(ids, counts, strict=True))
+        if ids is not None:
+            self.attempts.update(zip(ids, counts, strict=True))
         if pool is not None and len(requests) > 1:
             outcomes = list(pool.map(self.sender.deliver, requests))
         else:
             outcomes = [self.sender.deliver(r) for r in requests]
-        self.pending = (todo, requests, outcomes, counts)
+        self.pending = (todo, requests, outcomes, counts, tracked)
         if any(isinstance(o, BaseException) for o in outcomes):
             self.flush()  # a stopping error: settle and release now
 
@@ -432,6 +477,7 @@ class SyncRun:
         requests: list[MessageBatch],
         outcomes: list[BatchResult | BaseException],
         counts: list[int],
+        tracked: bool = True,
     ) -> None:
         """Commit the wave's outcomes; release the records a stopping error kept unsent."""
         outcome = BatchResult([], [], [])
@@ -451,12 +497,14 @@ class SyncRun:
             offset += len(request)
             if self.options.on_batch:
                 self.options.on_batch(len(request))
-        sent = [i for i in range(len(todo)) if i not in set(unsent)] if unsent else None
-        if sent is None:
-            self._commit(todo, outcome, counts)
+        if not unsent:
+            self._commit(todo, outcome, counts, tracked)
         else:
+            closed = set(unsent)
+            sent = [i for i in range(len(todo)) if i not in closed]
             if sent:
-                self._commit(todo.take(sent), _take(outcome, sent), [counts[i] for i in sent])
+                part = _take(outcome, sent)
+                self._commit(todo.take(sent), part, [counts[i] for i in sent], tracked)
             self.ledger.release(
                 [todo.decision_id[i] for i in unsent], [counts[i] for i in unsent], self.now
             )
@@ -465,14 +513,19 @@ class SyncRun:
                 self.attempts[d] = counts[i] - 1
                 self.status_of.pop(d, None)
 
-    def _commit(self, todo: MessageBatch, outcome: BatchResult, counts: list[int]) -> None:
+    def _commit(
+        self, todo: MessageBatch, outcome: BatchResult, counts: list[int], tracked: bool
+    ) -> None:
         self.ledger.settle_bulk(_column(todo, "decision_id"), outcome, counts, self.now)
         self.report.sent += len(todo)
         self.report.count(outcome.statuses, outcome.errors)
-        ids = todo.decision_id
         if outcome.statuses.count(DeliveryStatus.DELIVERED) == len(todo):
-            self.status_of.update(dict.fromkeys(ids, DeliveryStatus.DELIVERED.value))
+            if tracked:
+                self.status_of.update(
+                    dict.fromkeys(todo.decision_id, DeliveryStatus.DELIVERED.value)
+                )
             return
+        ids = todo.decision_id
         for d, s, e in zip(ids, outcome.statuses, outcome.errors, strict=True):
             self.status_of[d] = s.value
             if (
@@ -743,6 +796,20 @@ def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageB
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     return MessageBatch.from_arrow(table, encoded)
+
+
+def _columnar(messages: Messages, status_of: dict[str, str]) -> Any | None:
+    """The ledger's known ids as Arrow when `messages` is an Arrow table whose decision ids
+    are all different (the column-wise path applies); else None."""
+    if not hasattr(messages, "to_batches"):
+        return None
+    ids = messages.column("decision_id")
+    if ids.null_count:
+        return None
+    sorted_ = len(ids) > 1 and pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py()
+    if not sorted_ and pc.count_distinct(ids).as_py() != messages.num_rows:
+        return None
+    return pa.array(list(status_of), pa.string())
 
 
 def _column(batch: MessageBatch, name: str) -> Any:
