@@ -23,11 +23,9 @@ is specific to their API. The ledger is the state, and it says the truth at ever
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,118 +34,27 @@ import pyarrow.compute as pc
 
 from journeyman.connectors.destination import (
     FINAL_STATUSES,
-    AuthError,
     BatchResult,
     DeliveryResult,
     DeliveryStatus,
     Destination,
-    DestinationError,
     Lookup,
-    LookupUnavailable,
     MessageBatch,
     OutboundMessage,
-    RejectedBatchError,
-    RetryableError,
 )
 from journeyman.connectors.ledger import DeliveryLedger
+from journeyman.connectors.lookups import VendorLookups
 from journeyman.connectors.pacing import RateLimit, RetryPolicy, TokenBucket
+from journeyman.connectors.report import SyncReport
+from journeyman.connectors.sender import RequestSender
 
 log = logging.getLogger(__name__)
 
 FINAL = frozenset(s.value for s in FINAL_STATUSES)
 UNSETTLED = frozenset({DeliveryStatus.IN_FLIGHT.value, DeliveryStatus.UNKNOWN.value})
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
-#: extra requests a rejected request may cost while its bad records are searched for
-MAX_SPLIT_REQUESTS = 32
 
 Messages = Iterable[OutboundMessage] | MessageBatch | Any  # Any: pyarrow Table / RecordBatches
-
-
-@dataclass
-class SyncReport:
-    """What one sync did, for run metadata."""
-
-    destination: str
-    sent: int = 0
-    delivered: int = 0
-    failed_retryable: int = 0
-    failed_permanent: int = 0
-    expired: int = 0
-    suppressed: int = 0
-    #: records whose outcome this run could not learn (lost responses; crashed runs' records)
-    unknown: int = 0
-    #: records the ledger holds as unknown after this run (this run's and earlier ones')
-    unknown_total: int = 0
-    skipped_already_settled: int = 0
-    skipped_unknown: int = 0
-    deferred: int = 0
-    reconciled: int = 0
-    lookups: int = 0
-    requests: int = 0
-    retries: int = 0
-    splits: int = 0
-    rate_limit_wait_s: float = 0.0
-    batch_id: str | None = None
-    errors: Counter[str] = field(default_factory=Counter)
-    invalid_recipients: list[str] = field(default_factory=list)
-    auth_error: str | None = None
-
-    @property
-    def failed(self) -> int:
-        return self.failed_retryable + self.failed_permanent
-
-    @property
-    def skipped(self) -> int:
-        return self.skipped_already_settled + self.skipped_unknown
-
-    def tally(self, results: Sequence[DeliveryResult]) -> None:
-        self.count([r.status for r in results], [r.error for r in results])
-
-    def count(self, statuses: Sequence[DeliveryStatus], errors: Sequence[str | None]) -> None:
-        counts = Counter(statuses)
-        self.delivered += counts[DeliveryStatus.DELIVERED]
-        self.failed_permanent += counts[DeliveryStatus.FAILED_PERMANENT]
-        self.failed_retryable += counts[DeliveryStatus.FAILED_RETRYABLE]
-        self.unknown += counts[DeliveryStatus.UNKNOWN]
-        self.expired += counts[DeliveryStatus.EXPIRED]
-        self.suppressed += counts[DeliveryStatus.SUPPRESSED]
-        if len(counts) > 1 or DeliveryStatus.DELIVERED not in counts:
-            for error in errors:
-                if error:
-                    self.errors[error.split(":")[0]] += 1
-
-    def as_metadata(self) -> dict[str, Any]:
-        """Plain numbers and dicts for Dagster run metadata."""
-        numbers = {
-            name: getattr(self, name)
-            for name in (
-                "sent",
-                "delivered",
-                "failed",
-                "failed_retryable",
-                "failed_permanent",
-                "expired",
-                "suppressed",
-                "unknown",
-                "unknown_total",
-                "skipped",
-                "skipped_already_settled",
-                "skipped_unknown",
-                "deferred",
-                "reconciled",
-                "lookups",
-                "requests",
-                "retries",
-                "splits",
-            )
-        }
-        return {
-            **numbers,
-            "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
-            "batch_id": self.batch_id or "",
-            "errors": dict(self.errors),
-            "invalid_recipients": len(self.invalid_recipients),
-        }
 
 
 @dataclass
@@ -215,8 +122,8 @@ class SyncRun:
         if bucket is None:
             limit = options.rate_limit or destination.default_rate_limit
             bucket = TokenBucket(limit, clock=retry.clock, sleep=retry.sleep) if limit else None
-        self.sender = _Sender(destination, now, retry, bucket, self.report)
-        self.lookups = _Lookups(destination, now, retry, options.lookup_budget_s, self.report)
+        self.sender = RequestSender(destination, now, retry, bucket, self.report)
+        self.lookups = VendorLookups(destination, now, retry, options.lookup_budget_s, self.report)
         self.status_of: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
         #: records of earlier attempts whose outcome is not known: id → (status, attempted_at)
@@ -568,201 +475,6 @@ class SyncRun:
                 r.unknown_total,
                 self.destination.name,
             )
-
-
-class _Sender:
-    """Delivers one request with rate limiting, retries and bounded splitting; returns its
-    result, or the exception that must stop the sync (auth, a destination-level failure)."""
-
-    def __init__(
-        self,
-        destination: Destination,
-        now: datetime,
-        retry: RetryPolicy,
-        bucket: TokenBucket | None,
-        report: SyncReport,
-    ) -> None:
-        self.destination = destination
-        self.now = now
-        self.retry = retry
-        self.bucket = bucket
-        self.report = report
-        self.lock = threading.Lock()
-        self.auth_failed: AuthError | None = None
-        self.stop: DestinationError | None = None
-
-    def deliver(self, batch: MessageBatch) -> BatchResult | BaseException:
-        if self.stop is not None:
-            return self.stop
-        try:
-            return self._deliver(batch, [MAX_SPLIT_REQUESTS])
-        except DestinationError as exc:  # AuthError included: nothing of this request was sent
-            with self.lock:
-                if isinstance(exc, AuthError) and self.auth_failed is None:
-                    self.auth_failed = exc
-                self.stop = self.stop or exc
-            return exc
-
-    def _deliver(self, batch: MessageBatch, budget: list[int]) -> BatchResult:
-        started = self.retry.clock()
-        attempt = 0
-        while True:
-            self._pace()
-            try:
-                return self.destination.send_batch(batch, self.now)
-            except RejectedBatchError as exc:
-                return self._rejected(batch, exc, budget)
-            except RetryableError as exc:
-                if exc.ambiguous and not self.destination.vendor_dedup:
-                    # the vendor may hold it: never re-sent without a lookup (next run)
-                    return BatchResult.uniform(
-                        len(batch), DeliveryStatus.UNKNOWN, f"outcome_unknown_{exc.code}"
-                    )
-                delay = self.retry.delay(attempt, exc.wait_s)
-                attempt += 1
-                elapsed = self.retry.clock() - started
-                if attempt >= self.retry.max_attempts or elapsed + delay > self.retry.max_total_s:
-                    return BatchResult.uniform(
-                        len(batch), DeliveryStatus.FAILED_RETRYABLE, exc.code
-                    )
-                with self.lock:
-                    self.report.retries += 1
-                    self.report.errors[f"retried_{exc.code}"] += 1
-                if exc.wait_s and self.bucket is not None:
-                    self.bucket.pause_until(self.bucket.clock() + min(exc.wait_s, delay))
-                log.debug(
-                    "sync %s: %s, retry %d in %.2fs",
-                    self.destination.name,
-                    exc.code,
-                    attempt,
-                    delay,
-                )
-                self.retry.sleep(delay)
-
-    def _pace(self) -> None:
-        waited = self.bucket.acquire() if self.bucket is not None else 0.0
-        with self.lock:
-            self.report.requests += 1
-            self.report.rate_limit_wait_s += waited
-
-    def _rejected(
-        self, batch: MessageBatch, exc: RejectedBatchError, budget: list[int]
-    ) -> BatchResult:
-        """A request the vendor refused (nothing of it was accepted): fail the records it
-        names; search for them by halving only when it names none, within a budget."""
-        if not exc.per_record:
-            raise DestinationError(
-                f"destination {self.destination.name!r}: the vendor rejected the request as a "
-                f"whole ({exc.code}); check the destination's settings (nothing was sent)"
-            )
-        if len(batch) == 1:
-            return BatchResult.uniform(1, DeliveryStatus.FAILED_PERMANENT, exc.code)
-        if exc.indices:
-            bad = sorted(i for i in set(exc.indices) if 0 <= i < len(batch))
-            if bad:
-                return self._without(batch, bad, exc.code, budget)
-        if budget[0] < 2:
-            return BatchResult.uniform(
-                len(batch), DeliveryStatus.FAILED_RETRYABLE, "rejected_unresolved"
-            )
-        budget[0] -= 2
-        with self.lock:
-            self.report.splits += 1
-        half = len(batch) // 2
-        result = self._deliver(batch.slice(0, half), budget)
-        result.extend(self._deliver(batch.slice(half, len(batch)), budget))
-        return result
-
-    def _without(
-        self, batch: MessageBatch, bad: list[int], code: str, budget: list[int]
-    ) -> BatchResult:
-        """Fail the named records, send the others again (one request)."""
-        result = BatchResult.uniform(len(batch), DeliveryStatus.FAILED_PERMANENT, code)
-        good = [i for i in range(len(batch)) if i not in set(bad)]
-        if not good:
-            return result
-        if budget[0] < 1:
-            for i in good:
-                result.statuses[i] = DeliveryStatus.FAILED_RETRYABLE
-                result.errors[i] = "rejected_unresolved"
-            return result
-        budget[0] -= 1
-        again = self._deliver(batch.take(good), budget)
-        for j, i in enumerate(good):
-            result.statuses[i] = again.statuses[j]
-            result.errors[i] = again.errors[j]
-            result.provider_ids[i] = again.provider_ids[j]
-        return result
-
-
-class _Lookups:
-    """Vendor lookups of uncertain records: paced to the vendor's documented limit, within a
-    time budget per run, trusting an "absent" only after the vendor's indexing lag."""
-
-    def __init__(
-        self,
-        destination: Destination,
-        now: datetime,
-        retry: RetryPolicy,
-        budget_s: float,
-        report: SyncReport,
-    ) -> None:
-        self.destination = destination
-        self.now = now
-        self.clock = retry.clock
-        self.sleep = retry.sleep
-        self.deadline = retry.clock() + budget_s
-        self.report = report
-        limit = destination.lookup_rate_limit
-        self.bucket = TokenBucket(limit, clock=retry.clock, sleep=retry.sleep) if limit else None
-        self.reason: str | None = None  # why the last records stayed unknown
-        self.closed = not destination.can_lookup
-
-    def ask(
-        self, batch: MessageBatch, attempted_at: Callable[[str], datetime | None]
-    ) -> dict[str, Lookup]:
-        """Verdicts for the records that could be looked up; the others are left out."""
-        if self.closed:
-            self.reason = self.reason or "outcome_unknown_no_lookup"
-            return {}
-        out: dict[str, Lookup] = {}
-        for i in range(len(batch)):
-            d = batch.decision_id[i]
-            at = attempted_at(d)
-            if at is not None and at + self.destination.lookup_lag > self.now:
-                self.reason = "outcome_unknown_lookup_lag"
-                continue  # too young for the vendor's index: an "absent" would mean nothing
-            verdict = self._one(batch.slice(i, i + 1))
-            if verdict is None:
-                break
-            out.update(verdict)
-        return out
-
-    def _one(self, record: MessageBatch) -> dict[str, Lookup] | None:
-        """One paced lookup; None once lookups must stop for this run."""
-        for _ in range(3):  # a throttled or failing lookup is tried at most three times
-            if self.bucket is not None:
-                self.bucket.acquire()
-            if self.clock() > self.deadline:
-                return self._stop("outcome_unknown_lookup_budget")
-            self.report.lookups += 1
-            try:
-                return self.destination.lookup(record)
-            except (LookupUnavailable, AuthError) as exc:
-                log.warning("sync %s: lookups stop for this run: %s", self.destination.name, exc)
-                return self._stop("outcome_unknown_lookup_unavailable")
-            except RetryableError as exc:
-                wait = exc.wait_s if exc.wait_s is not None else 1.0
-                self.reason = f"outcome_unknown_lookup_{exc.code}"
-                if self.clock() + wait > self.deadline:
-                    return self._stop(self.reason)
-                self.sleep(wait)
-        return self._stop(self.reason or "outcome_unknown_lookup_failed")
-
-    def _stop(self, reason: str) -> None:
-        self.reason = reason
-        self.closed = True
-        return None
 
 
 def _as_batches(
