@@ -183,7 +183,8 @@ def main() -> None:
         rate = report.delivered / elapsed
         if profile is not None:
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(30)
+            order = os.environ.get("PROFILE_SORT", "cumulative")  # or tottime
+            pstats.Stats(profile, stream=out).sort_stats(order).print_stats(30)
             print(out.getvalue(), file=sys.stderr)
 
         stats = emulator.stats()

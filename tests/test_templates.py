@@ -13,15 +13,17 @@ import pytest
 from journeyman.connectors import render as render_module
 from journeyman.connectors.outbound import Creative, build_outbox_tables
 from journeyman.connectors.render import (
-    LOOP_TOO_LONG,
-    MAX_OUTPUT_CHARS,
-    OUTPUT_TOO_LARGE,
-    TOOK_TOO_LONG,
     TemplateError,
     check_template,
     render,
     render_column,
     template_variables,
+)
+from journeyman.connectors.template_sandbox import (
+    LOOP_TOO_LONG,
+    MAX_OUTPUT_CHARS,
+    OUTPUT_TOO_LARGE,
+    TOOK_TOO_LONG,
 )
 
 ROW = {
