@@ -251,6 +251,13 @@ class BatchResult:
             [r.provider_message_id for r in results],
         )
 
+    def put(self, indices: Sequence[int], other: BatchResult) -> None:
+        """Take `other`'s outcomes for the records at `indices` (a sub-request's answer)."""
+        for j, i in enumerate(indices):
+            self.statuses[i] = other.statuses[j]
+            self.errors[i] = other.errors[j]
+            self.provider_ids[i] = other.provider_ids[j]
+
     def extend(self, other: BatchResult) -> None:
         self.statuses.extend(other.statuses)
         self.errors.extend(other.errors)

@@ -43,8 +43,5 @@ def send_groups(
             )
             part = BatchResult.uniform(len(indices), status, exc.code)
         accepted = True
-        for j, i in enumerate(indices):
-            result.statuses[i] = part.statuses[j]
-            result.errors[i] = part.errors[j]
-            result.provider_ids[i] = part.provider_ids[j]
+        result.put(indices, part)
     return result

@@ -147,8 +147,5 @@ class RequestSender:
             return result
         budget[0] -= 1
         again = self._deliver(batch.take(good), budget)
-        for j, i in enumerate(good):
-            result.statuses[i] = again.statuses[j]
-            result.errors[i] = again.errors[j]
-            result.provider_ids[i] = again.provider_ids[j]
+        result.put(good, again)
         return result

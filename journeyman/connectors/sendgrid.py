@@ -404,10 +404,7 @@ class SendGridDestination(HttpDestination):
         good = [i for i in range(len(batch)) if i not in set(bad)]
         if good:
             sent = self.send_batch(batch.take(good), now)
-            for j, i in enumerate(good):
-                result.statuses[i] = sent.statuses[j]
-                result.errors[i] = sent.errors[j]
-                result.provider_ids[i] = sent.provider_ids[j]
+            result.put(good, sent)
         return result
 
     def lookup(self, batch: MessageBatch) -> dict[str, Lookup]:
