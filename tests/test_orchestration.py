@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
@@ -280,3 +281,17 @@ def test_destination_catalog_rejects_secrets_in_the_file(tmp_path, monkeypatch):
     path.write_text("esp:\n  kind: carrier_pigeon\n")
     with pytest.raises(DestinationConfigError, match="`kind`"):
         load_catalog(path)
+
+
+def test_every_send_carries_its_window_closing_at_the_agents_quiet_hours(loop):
+    """The shipped agents' quiet hours start at 21:00 local, after every send hour they offer:
+    each planned send may still leave late, until 21:00 in the customer's own zone."""
+    rows = loop["warehouse"].rows(
+        "select d.send_at, d.send_until, f.time_zone from journeyman.decisions d "
+        "join marts.customer_features f using (customer_id) where d.message_id is not null"
+    )
+    assert rows
+    for send_at, send_until, zone in rows:
+        assert send_until is not None and send_until > send_at
+        local = send_until.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+        assert (local.hour, local.minute) == (21, 0)
