@@ -7,7 +7,10 @@ Arrow. On DuckDB, Arrow reads and writes use the driver's zero-copy path.
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,27 @@ class WarehouseError(RuntimeError):
 
 
 _LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked")
+LOCK_WAIT_ENV = "JOURNEYMAN_LOCK_WAIT_S"
+#: how long opening a warehouse another process holds is retried (DuckDB: one writer process)
+DEFAULT_LOCK_WAIT_S = 120.0
+
+
+def _is_lock(error: Exception) -> bool:
+    return any(p in str(error) for p in _LOCK_PATTERNS)
+
+
+def lock_wait_s() -> float:
+    """JOURNEYMAN_LOCK_WAIT_S, else DEFAULT_LOCK_WAIT_S (0: fail at once)."""
+    raw = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_LOCK_WAIT_S
+    except ValueError:
+        raise WarehouseError(f"{LOCK_WAIT_ENV} must be a number of seconds; got {raw!r}") from None
 
 
 def _explain(path: Path, error: Exception) -> WarehouseError:
     text = str(error)
-    if any(p in text for p in _LOCK_PATTERNS):
+    if _is_lock(error):
         return WarehouseError(
             f"The warehouse file {path} is locked by another process (DuckDB allows one writer "
             "at a time). Stop the other journeyman, dbt or Dagster process using it, or point "
@@ -42,9 +61,13 @@ def _explain(path: Path, error: Exception) -> WarehouseError:
 class Warehouse:
     """A DuckDB (or other SQLAlchemy) warehouse, opened briefly for each unit of work."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, lock_wait_s: float | None = None
+    ) -> None:
         self.path = Path(path).expanduser().absolute()
         self.read_only = read_only
+        #: seconds to keep retrying while another process holds the file (None: the env's)
+        self.lock_wait_s = lock_wait_s
         self._engine: sa.Engine | None = None
 
     @property
@@ -77,15 +100,28 @@ class Warehouse:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise _explain(self.path, exc) from exc
-        try:
-            conn = self.engine().connect()
-        except Exception as exc:  # duckdb raises IOException / PermissionError variants
-            raise _explain(self.path, exc) from exc
+        conn = self.open()
         try:
             with conn.begin():
                 yield conn
         finally:
             conn.close()
+
+    def open(self) -> sa.Connection:
+        """A new connection (the caller closes it). While another process holds the file, it
+        is retried with jittered backoff for `lock_wait_s` (the writer holding it is usually
+        a short transaction: the event intake, a dbt model, another step)."""
+        wait = lock_wait_s() if self.lock_wait_s is None else self.lock_wait_s
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while True:
+            try:
+                return self.engine().connect()
+            except Exception as exc:  # duckdb raises IOException / PermissionError variants
+                if not _is_lock(exc) or time.monotonic() + delay > deadline:
+                    raise _explain(self.path, exc) from exc
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 0.5)
 
     # -- convenience ---------------------------------------------------------------------
 

@@ -84,9 +84,7 @@ class DeliveryLedger:
         if self._held is not None:
             yield
             return
-        with self.warehouse.connect():
-            pass  # surfaces lock / permission problems with the warehouse's clear messages
-        conn = self.warehouse.engine().connect()
+        conn = self.warehouse.open()  # waits out a short lock; clear errors otherwise
         self._held = conn
         try:
             yield

@@ -158,7 +158,8 @@ def _json(body: bytes) -> Any:
 
 def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> Starlette:
     """The receiver as an ASGI app writing to settings.warehouse (or the given store)."""
-    events = store or EventStore(Warehouse(settings.warehouse), clock=settings.clock)
+    # the store retries a held file itself, briefly: a webhook answer must not wait minutes
+    events = store or EventStore(Warehouse(settings.warehouse, lock_wait_s=0), clock=settings.clock)
     metrics = IntakeMetrics()
     sendgrid_key = (
         signing.load_sendgrid_public_key(settings.sendgrid_public_key)

@@ -46,8 +46,11 @@ class _Pending:
 class EventStore:
     """Appends events to raw.message_events exactly once per event id, with group commit.
 
-    Each call blocks until its events are committed. Calls arriving while a commit runs are
-    committed together in the next transaction (one short connection per transaction).
+    Each call blocks until its events are committed. Calls arriving while a commit runs, or
+    within `commit_interval_s` of the last one, are committed together in the next transaction
+    (one short connection per transaction): under a webhook storm the intake holds the
+    warehouse file for a few short commits a second and leaves it free in between, so the
+    daily job's steps (other processes: DuckDB allows one writer at a time) get their turn.
     """
 
     def __init__(
@@ -56,10 +59,13 @@ class EventStore:
         *,
         clock: Callable[[], float] = time.time,
         lock_retry_s: float = 2.0,
+        commit_interval_s: float = 0.25,
     ) -> None:
         self.warehouse = warehouse
         self.clock = clock
         self.lock_retry_s = lock_retry_s
+        self.commit_interval_s = commit_interval_s
+        self._last_commit = float("-inf")  # monotonic end of the last commit
         self._commit_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
@@ -74,10 +80,15 @@ class EventStore:
             self._queue.append(mine)
         with self._commit_lock:
             if mine.result is None and mine.error is None:
+                # yield the file between commits; posts arriving meanwhile join this commit
+                pause = self._last_commit + self.commit_interval_s - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
                 try:
                     results = self._commit_with_retry(batch)
+                    self._last_commit = time.monotonic()
                 except BaseException as exc:  # every waiter learns of the failure
                     for pending in batch:
                         pending.error = exc
@@ -95,7 +106,7 @@ class EventStore:
         while True:
             try:
                 return self._commit(batch)
-            except WarehouseError:
+            except WarehouseError:  # another process holds the file: wait for it
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)

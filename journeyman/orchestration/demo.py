@@ -60,7 +60,8 @@ def prepare_warehouse(path: Path, outbox: Path) -> Warehouse:
     """Start from an empty demo warehouse; refuse to delete one that is not a sandbox's."""
     warehouse = Warehouse(path)
     if path.exists():
-        warehouse.check_writable()  # a locked file fails here, before anything is touched
+        # a file another process holds is not the demo's to take: fail at once, touch nothing
+        Warehouse(path, lock_wait_s=0).check_writable()
         is_sandbox = warehouse.table_exists("sandbox", "world")
         has_data = warehouse.table_exists(JOURNEYMAN_SCHEMA, "decisions") or warehouse.table_exists(
             "raw", "customers"
