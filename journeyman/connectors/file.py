@@ -1,4 +1,4 @@
-"""A destination that appends each message as one JSON line: dry-run / shadow mode.
+"""A destination that appends each message as one JSON line: a dry run of delivery.
 
 Files are `<root>/<destination>/<YYYY-MM-DD of send_at>.jsonl`. A batch is written with one
 `write` + fsync, so a record is either wholly in the file or absent; `lookup` reads the files
@@ -26,7 +26,7 @@ class FileDestination(Destination):
     """Writes messages to JSONL files instead of an API."""
 
     max_batch_size = 10_000
-    schedule_window = (timedelta(0), None)  # shadow mode records the intended send time as is
+    schedule_window = (timedelta(0), None)  # a dry run records the intended send time as is
     can_lookup = True
 
     def __init__(self, root: str | Path, name: str = "file") -> None:
