@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from journeyman import settings
 from journeyman.orchestration.cli import main
+from journeyman.orchestration.defs.partitions import daily
 
 JOURNEYMAN = Path(sys.executable).parent / "journeyman"
 
@@ -128,4 +130,56 @@ def test_missing_dbt_executable_is_one_clear_error(tmp_path, monkeypatch):
 def test_bad_dates_and_days_are_rejected(args):
     result = CliRunner().invoke(main, ["demo", *args])
     assert result.exit_code == 2
-    assert "Error" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("start", "days"),
+    [
+        (str(daily.start.date() - timedelta(days=2)), "14"),  # before the first partition
+        (str(datetime.now(UTC).date() - timedelta(days=3)), "14"),  # ends after today
+    ],
+)
+def test_dates_outside_the_partitions_are_one_line_naming_the_range(tmp_path, start, days):
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    started = time.perf_counter()
+    result = _demo(path, "--start", start, "--days", days)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    first, last = daily.start.date(), datetime.now(UTC).date()
+    assert lines[0].startswith(f"error: --start {start} with --days {days} ")
+    assert f"the daily partitions run from {first} to {last}" in lines[0]
+    assert f"choose --start between {first} and {last - timedelta(days=int(days))}" in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not path.parent.exists()
+    assert time.perf_counter() - started < 60  # it fails before any work
+
+
+def test_the_last_allowed_start_is_accepted_by_the_date_check():
+    from journeyman.orchestration.cli import _check_demo_dates
+
+    today = datetime.now(UTC).date()
+    _check_demo_dates(today - timedelta(days=14), 14)  # does not exit
+    _check_demo_dates(daily.start.date(), 14)
+    with pytest.raises(SystemExit) as stop:
+        _check_demo_dates(today - timedelta(days=13), 14)
+    assert stop.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--customers", "5"],
+        ["demo", "--no-such-option"],
+        ["no-such-command"],
+        ["deliveries", "list"],
+        ["cancel-scheduled"],
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("error: ") and "--help`)" in result.output

@@ -49,8 +49,8 @@ def agent_configs(draw, name: str) -> AgentConfig:
     data["name"] = name
     start, end = draw(st.integers(0, 23)), draw(st.integers(0, 23))
     hours = sorted(draw(st.sets(st.integers(0, 23), min_size=1, max_size=6)))
-    quiet = {"start": start, "end": end}
-    if all(QuietHours(**quiet).contains(h) for h in hours):
+    quiet = None if start == end else {"start": start, "end": end}  # equal: an error at load
+    if quiet and all(QuietHours(**quiet).contains(h) for h in hours):
         quiet = None  # a config with no sendable hour is rejected at load time
     data["dimensions"]["send_hours"] = hours
     data["guardrails"] = {

@@ -1,9 +1,13 @@
 """`journeyman validate` and the template check the decisions asset runs before deciding: on
-real agent files, the project's dbt manifest and real Jinja."""
+real agent files, the project's dbt manifest, real Jinja and a real DuckDB warehouse. Exit
+status: 0 clean, 1 problems found, 2 usage error or a check that cannot run."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,16 @@ from journeyman.orchestration.templates_check import (
     require_valid_templates,
     warehouse_columns,
 )
+from journeyman.tables import RAW_TABLES_DDL, declared_columns, ensure_raw_tables
 from journeyman.warehouse import Warehouse
+
+
+@pytest.fixture(autouse=True)
+def no_warehouse(tmp_path, monkeypatch) -> Path:
+    """JOURNEYMAN_WAREHOUSE → a file that does not exist (tests that need one create it)."""
+    path = tmp_path / "no-warehouse" / "warehouse.duckdb"
+    monkeypatch.setenv(settings.WAREHOUSE_ENV, str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +82,7 @@ def test_a_clean_project_exits_0(agents, columns):
 def test_an_unknown_template_variable_names_file_field_and_fix(agents, columns):
     path = _edit(agents / "winback.yml", _set_body(1, "email", "{{ days_since_lastorder }} days"))
     result = _validate(agents)
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     problem = next(line for line in lines if line.startswith(f"{path}: "))
     assert problem.startswith(f"{path}: dimensions.messages.1.email.body: message `ten_off`: ")
@@ -85,7 +98,7 @@ def test_a_syntax_error_names_the_subject_variant_and_the_line(agents, columns):
 
     path = _edit(agents / "winback.yml", change)
     result = _validate(agents)
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert (
         f"{path}: dimensions.messages.0.email.subject.1: message `we_miss_you`: " in result.output
     )
@@ -105,7 +118,7 @@ def test_agent_file_and_destination_problems_are_listed_one_per_line_as_json(age
 
     cross_sell = _edit(agents / "cross_sell.yml", elsewhere)
     result = _validate(agents, "--json")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     report = json.loads(result.output)
     assert report["ok"] is False
     found = {(Path(p["file"]).name, p["field"]) for p in report["problems"]}
@@ -126,7 +139,7 @@ def test_unknown_audience_columns_are_problems(agents, columns):
 
     path = _edit(agents / "winback.yml", change)
     result = _validate(agents)
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert f"{path}: audience: uses unknown column(s) ['dayz_since_last_order']" in result.output
 
 
@@ -138,13 +151,13 @@ def test_without_columns_it_says_so_and_still_checks_the_syntax(agents, tmp_path
     assert "warning: the marts.customer_features columns could not be read" in result.output
     _edit(agents / "winback.yml", _set_body(1, "email", "{{ oops"))
     result = _validate(agents, "--manifest", str(missing))
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "dimensions.messages.1.email.body" in result.output
 
 
-def test_a_missing_agents_folder_is_one_line_and_exit_2(tmp_path):
+def test_a_missing_agents_folder_is_one_problem_and_exit_1(tmp_path):
     result = _validate(tmp_path / "nowhere")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "the agents folder does not exist" in result.output
     assert "Traceback" not in result.output
 
@@ -177,3 +190,117 @@ def test_warehouse_columns_read_the_table_as_built(tmp_path):
         "days_since_last_order integer)"
     )
     assert warehouse_columns(warehouse) == ["customer_id", "days_since_last_order"]
+
+
+# -- quiet hours -------------------------------------------------------------------------------
+
+
+def test_quiet_hours_with_the_same_start_and_end_are_a_configuration_error(agents, columns):
+    def change(data: dict) -> None:
+        data["guardrails"]["quiet_hours"] = {"start": 9, "end": 9}
+
+    path = _edit(agents / "winback.yml", change)
+    with pytest.raises(AgentConfigError, match="guardrails.quiet_hours") as stop:
+        load_agent(path)
+    assert "omit quiet_hours for none, or give different hours" in str(stop.value)
+    result = _validate(agents)
+    assert result.exit_code == 1
+    problem = next(line for line in result.output.splitlines() if line.startswith(f"{path}: "))
+    assert problem.startswith(f"{path}: guardrails.quiet_hours: ")
+    assert "both 9" in problem and "omit quiet_hours for none" in problem
+    # none at all is fine
+    _edit(path, lambda data: data["guardrails"].pop("quiet_hours"))
+    assert _validate(agents).exit_code == 0
+
+
+# -- raw tables --------------------------------------------------------------------------------
+
+
+def test_an_existing_warehouse_has_its_raw_tables_and_columns_checked(
+    agents, columns, no_warehouse
+):
+    warehouse = Warehouse(no_warehouse)
+    ensure_raw_tables(warehouse)
+    result = _validate(agents)
+    assert result.exit_code == 0, result.output
+    assert f"raw tables in {no_warehouse}" in result.output.splitlines()[-1]
+
+    warehouse.execute(
+        "drop table raw.consents; "
+        "alter table raw.orders drop column amount; "
+        "alter table raw.orders drop column discount_amount; "  # optional: not a problem
+        "alter table raw.message_events alter occurred_at type varchar; "
+        "alter table raw.customers alter signup_at type timestamptz"
+    )
+    result = _validate(agents, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    found = {p["field"]: p for p in report["problems"]}
+    assert set(found) == {
+        "raw.consents",
+        "raw.orders.amount",
+        "raw.message_events.occurred_at",
+        "raw.customers.signup_at",
+    }
+    assert all(p["file"] == str(no_warehouse) for p in found.values())
+    consents = ", ".join(f"{c} {t}" for c, t in declared_columns(RAW_TABLES_DDL)["raw.consents"])
+    assert "table is missing; load it with your ETL tool" in found["raw.consents"]["problem"]
+    assert consents in found["raw.consents"]["problem"]
+    assert found["raw.orders.amount"]["problem"].startswith("column is missing; add it as double")
+    assert found["raw.message_events.occurred_at"]["problem"].startswith(
+        "column is VARCHAR, expected timestamp; load it as timestamp"
+    )
+    assert "store UTC as TIMESTAMP without time zone" in found["raw.customers.signup_at"]["problem"]
+
+    text = _validate(agents)
+    assert text.exit_code == 1
+    lines = text.output.strip().splitlines()
+    assert f"{no_warehouse}: raw.orders.amount: column is missing; add it as double" in text.output
+    assert lines[-1].startswith("validate: 4 problem(s) in 1 file(s)")
+
+
+def test_without_a_warehouse_file_the_raw_tables_are_not_checked(agents, columns, no_warehouse):
+    result = _validate(agents, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["raw_tables_from"] is None
+    assert not no_warehouse.exists()  # validate never creates the warehouse
+
+
+def test_a_warehouse_another_process_holds_is_a_warning(agents, columns, no_warehouse):
+    no_warehouse.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import duckdb, time
+            con = duckdb.connect({str(no_warehouse)!r})
+            con.execute("create schema raw")
+            print("locked", flush=True)
+            time.sleep(60)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = _validate(agents)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 0, result.output
+    assert f"warning: the raw tables in {no_warehouse} were not checked" in result.output
+
+
+# -- usage errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [["--no-such-option"], ["--manifest"], ["--agents", "a", "extra-argument"]]
+)
+def test_a_usage_error_is_one_line_and_exit_2(agents, args):
+    result = _validate(agents, *args)
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("error: ") and "validate --help" in result.output

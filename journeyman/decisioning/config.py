@@ -146,6 +146,16 @@ class QuietHours(_Strict):
     start: int = Field(ge=0, le=23)
     end: int = Field(ge=0, le=23)
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        # start == end would be an empty range: quiet hours that silently never apply
+        if self.start == self.end:
+            raise ValueError(
+                f"`start` and `end` are both {self.start}, which means no quiet hours at all; "
+                "omit quiet_hours for none, or give different hours (e.g. start: 21, end: 8)"
+            )
+        return self
+
     def contains(self, hour: int) -> bool:
         if self.start == self.end:
             return False

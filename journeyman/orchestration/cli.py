@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,7 +32,45 @@ class _Date(click.ParamType):
             self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
 
 
-@click.group()
+def fail(message: str, code: int = 2) -> None:
+    """Print one `error:` line (never wrapped, never read as markup) and exit with `code`."""
+    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
+    sys.exit(code)
+
+
+def _show_one_line(error: click.UsageError, file=None) -> None:  # noqa: ANN001 - click's
+    hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+    message = " ".join(error.format_message().split())
+    click.echo(f"error: {message}{hint}", file=file or sys.stderr)
+
+
+class _Group(click.Group):
+    """The `journeyman` group: a usage error anywhere below it (a bad option, a missing
+    argument, an invalid value) is one `error:` line on stderr and exit status 2."""
+
+    @staticmethod
+    def _one_line(error: click.UsageError) -> click.UsageError:
+        error.show = lambda file=None: _show_one_line(error, file)  # type: ignore[method-assign]
+        return error
+
+    def make_context(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - click's
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            raise self._one_line(error) from error.__cause__
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            if error.ctx is None and ctx.invoked_subcommand:  # a parse error: name the command
+                command = self.get_command(ctx, ctx.invoked_subcommand)
+                if command is not None:
+                    error.ctx = click.Context(command, parent=ctx, info_name=ctx.invoked_subcommand)
+            raise self._one_line(error) from error.__cause__
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="journeyman")
 def main() -> None:
     """journeyman: warehouse-native AI decisioning for customer journeys."""
@@ -72,18 +111,11 @@ def main() -> None:
 def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> None:
     """Run the whole loop on embedded DuckDB: a sandbox world, D daily cycles of the Dagster
     job (dbt → decisions → deliveries), then a per agent / policy / group summary."""
-    from datetime import timedelta
-
     from journeyman.decisioning.config import AgentConfigError, load_agents
     from journeyman.orchestration.project import DbtUnavailableError, dbt_executable
     from journeyman.warehouse import WarehouseError
 
-    last = start + timedelta(days=days)
-    if last > date.today():
-        raise click.BadParameter(
-            f"the demo would run to {last}, after today; choose an earlier --start",
-            param_hint="--start",
-        )
+    _check_demo_dates(start, days)
     started = time.perf_counter()
     path = settings.warehouse_path()
     os.environ[settings.WAREHOUSE_ENV] = str(path)
@@ -131,17 +163,42 @@ def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> No
 
         rows = summary_rows(warehouse)
     except (AgentConfigError, DbtUnavailableError, WarehouseError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)
         sys.exit(2)
     except Exception as exc:
         from journeyman.orchestration.demo import DemoError
 
         if isinstance(exc, DemoError):
-            console.print(f"[red]error:[/red] {exc}")
+            console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)
             sys.exit(1)
         raise
     _print_summary(rows, customers, days, seed, path)
     console.print(f"finished in {time.perf_counter() - started:.1f} s")
+
+
+def _check_demo_dates(start: date, days: int) -> None:
+    """The demo runs the partitions `start` … `start + days` (the last one settles outcomes):
+    all must be daily partitions (from the partitions' start date to today, UTC), else one
+    `error:` line and exit 2 before anything is done."""
+    from datetime import timedelta
+
+    from journeyman.orchestration.defs.partitions import daily
+
+    first = daily.start.date()
+    last = date.fromisoformat(daily.get_last_partition_key())  # today (UTC)
+    end = start + timedelta(days=days)
+    if first <= start and end <= last:
+        return
+    latest = last - timedelta(days=days)
+    if latest < first:
+        choose = f"choose at most {(last - first).days} --days"
+    else:
+        choose = f"choose --start between {first} and {latest}"
+    fail(
+        f"--start {start} with --days {days} runs the days {start} to {end} (the last one "
+        f"settles outcomes), but the daily partitions run from {first} to {last} (today, UTC); "
+        f"{choose}"
+    )
 
 
 @main.command("serve-events")
@@ -157,8 +214,7 @@ def serve_events(host: str, port: int) -> None:
         settings_ = IntakeSettings.from_env()
         serve(host, port, settings_)
     except IntakeConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+        fail(str(exc))
 
 
 @main.command("cancel-scheduled")
@@ -176,8 +232,7 @@ def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
     try:
         report = cancel_scheduled_sends(destination, list(batch_ids) or None)
     except (DestinationError, DestinationConfigError, dg.Failure) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+        fail(str(exc))
     out.print(
         f"{destination}: {len(report.batches)} batch(es) cancelled, {report.cancelled} "
         f"message(s) marked cancelled, {report.uncertain} due within the vendor's cut-off "
@@ -217,10 +272,12 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
 def _register_subcommands() -> None:
     from journeyman.orchestration.deliveries import deliveries
     from journeyman.orchestration.evaluate import evaluate
+    from journeyman.orchestration.init import init
     from journeyman.orchestration.validate import validate
 
     main.add_command(deliveries)
     main.add_command(evaluate)
+    main.add_command(init)
     main.add_command(validate)
 
 

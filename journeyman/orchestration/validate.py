@@ -1,13 +1,16 @@
 """`journeyman validate`: check the agent files, the destinations they deliver to, every
-message template and the audiences against `marts.customer_features`, before anything runs.
+message template, the audiences against `marts.customer_features` and, when the warehouse file
+exists, its raw source tables and columns, before anything runs.
 
 Each problem is one line, `file: field: problem; fix`, then a summary line. Exit status 0 when
-clean, 2 when there is any problem (or the check itself cannot run: one `error:` line).
+clean, 1 when problems were found, 2 on a usage error or when the check itself cannot run (one
+`error:` line).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +29,12 @@ from journeyman.orchestration.templates_check import (
     template_problems,
     warehouse_columns,
 )
+from journeyman.tables import RAW_TABLES_DDL, declared_columns
+
+#: exit status when problems were found (usage errors and a check that cannot run: 2)
+PROBLEMS_FOUND = 1
+#: how long validate waits for a warehouse another process holds before skipping it
+_LOCK_WAIT_S = 2.0
 
 _FILE = "(file)"
 _REASON_CHARS = 300
@@ -46,6 +55,7 @@ class Report:
     templates: int = 0
     destinations: int = 0
     columns_from: str | None = None
+    raw_tables_from: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,6 +70,7 @@ class Report:
             "templates": self.templates,
             "destinations": self.destinations,
             "columns_from": self.columns_from,
+            "raw_tables_from": self.raw_tables_from,
         }
 
     def summary(self) -> str:
@@ -69,6 +80,8 @@ class Report:
         )
         if self.columns_from:
             checked += f"; columns from {self.columns_from}"
+        if self.raw_tables_from:
+            checked += f"; raw tables in {self.raw_tables_from}"
         if self.ok:
             return f"validate: ok ({checked})"
         files = len({p.file for p in self.problems})
@@ -160,7 +173,8 @@ def feature_columns(manifest: Path | None) -> tuple[list[str] | None, str]:
         try:
             from journeyman.warehouse import Warehouse
 
-            columns = warehouse_columns(Warehouse(path, read_only=True))
+            warehouse = Warehouse(path, read_only=True, lock_wait_s=_LOCK_WAIT_S)
+            columns = warehouse_columns(warehouse)
             if columns:
                 return columns, f"warehouse {path}"
         except Exception:  # busy or unreadable: the manifest reason stands
@@ -203,12 +217,106 @@ def audience_problems(agents: Iterable[AgentConfig], columns: Collection[str]) -
     return problems
 
 
+# -- raw source tables -----------------------------------------------------------------------
+
+#: DuckDB type names (their leading word) each declared raw column type accepts
+_COMPATIBLE_TYPES = {
+    "varchar": {"VARCHAR"},
+    "timestamp": {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATETIME"},
+    "double": {
+        "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "TINYINT", "SMALLINT", "INTEGER",
+        "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    },
+}  # fmt: skip
+_TYPE_FIXES = {
+    "TIMESTAMP WITH TIME ZONE": "store UTC as TIMESTAMP without time zone",
+}
+
+
+def optional_raw_columns(ddl: str = RAW_TABLES_DDL) -> set[tuple[str, str]]:
+    """(table, column) the raw DDL marks optional (`-- ... optional`): dbt reads NULL without
+    them."""
+    optional = set()
+    for match in re.finditer(r"create table if not exists (\S+) \((.*?)\n\);", ddl, re.S):
+        for line in match.group(2).splitlines():
+            found = re.match(r"\s+(\w+) \w+.*--.*\boptional\b", line)
+            if found:
+                optional.add((match.group(1), found.group(1)))
+    return optional
+
+
+def _type_matches(declared: str, actual: str) -> bool:
+    head = re.split(r"[ (]", actual.upper(), maxsplit=1)[0]
+    if actual.upper().startswith("TIMESTAMP WITH TIME ZONE"):
+        return False
+    return head in _COMPATIBLE_TYPES.get(declared, {declared.upper()})
+
+
+def raw_table_problems(path: Path) -> tuple[list[Problem], list[str]]:
+    """The raw source tables (journeyman/tables.py) the warehouse at `path` lacks, their
+    missing columns and columns of an incompatible type; and warnings (a busy warehouse)."""
+    from journeyman.warehouse import Warehouse
+
+    warehouse = Warehouse(path, read_only=True, lock_wait_s=_LOCK_WAIT_S)
+    try:
+        rows = warehouse.rows(
+            "select table_schema, table_name, column_name, data_type "
+            "from information_schema.columns where table_schema = 'raw'"
+        )
+    except Exception as exc:  # locked by a writer, or not a DuckDB file
+        warning = f"the raw tables in {path} were not checked ({_one_line(exc, 200)})"
+        return [], [warning]
+    finally:
+        warehouse.engine().dispose()
+    present: dict[str, dict[str, str]] = {}
+    for schema, table, column, kind in rows:
+        present.setdefault(f"{schema}.{table}", {})[column] = kind
+    optional = optional_raw_columns()
+    problems = []
+    for table, declared in declared_columns(RAW_TABLES_DDL).items():
+        columns = present.get(table)
+        if columns is None:
+            listed = ", ".join(f"{name} {kind}" for name, kind in declared)
+            problems.append(
+                Problem(
+                    str(path),
+                    table,
+                    f"table is missing; load it with your ETL tool ({listed}; schema in "
+                    "journeyman/tables.py), or run `journeyman demo` for a sandbox world",
+                )
+            )
+            continue
+        for name, kind in declared:
+            actual = columns.get(name)
+            if actual is None:
+                if (table, name) in optional:
+                    continue
+                problems.append(
+                    Problem(
+                        str(path),
+                        f"{table}.{name}",
+                        f"column is missing; add it as {kind} (schema in journeyman/tables.py)",
+                    )
+                )
+            elif not _type_matches(kind, actual):
+                fix = _TYPE_FIXES.get(actual.upper(), f"load it as {kind}")
+                problems.append(
+                    Problem(
+                        str(path),
+                        f"{table}.{name}",
+                        f"column is {actual}, expected {kind}; {fix} (schema in "
+                        "journeyman/tables.py)",
+                    )
+                )
+    return problems, []
+
+
 # -- the command -----------------------------------------------------------------------------
 
 
 def validate_project(agents_dir: Path, manifest: Path | None = None) -> Report:
-    """Check the agent files in `agents_dir`, the destinations catalog, every template and the
-    audiences against customer_features."""
+    """Check the agent files in `agents_dir`, the destinations catalog, every template, the
+    audiences against customer_features and, when the warehouse file exists, its raw tables."""
     report = Report()
     agents, report.problems, report.files = load_agent_files(agents_dir)
     problems, report.destinations = destination_problems(agents)
@@ -226,6 +334,13 @@ def validate_project(agents_dir: Path, manifest: Path | None = None) -> Report:
     report.problems.extend(problems)
     if columns is not None:
         report.problems.extend(audience_problems(agents, columns))
+    warehouse = settings.warehouse_path()
+    if warehouse.is_file():
+        problems, warnings = raw_table_problems(warehouse)
+        report.problems.extend(problems)
+        report.warnings.extend(warnings)
+        if not warnings:
+            report.raw_tables_from = str(warehouse)
     return report
 
 
@@ -257,9 +372,10 @@ def _emit(report: Report, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 def validate(agents_dir: Path | None, manifest: Path | None, as_json: bool) -> None:
-    """Check the agent files, their destinations, every message template and the audiences
-    against marts.customer_features. One line per problem (file: field: problem; fix); exit
-    status 2 when there is any."""
+    """Check the agent files, their destinations, every message template, the audiences
+    against marts.customer_features and, when the warehouse file (JOURNEYMAN_WAREHOUSE) exists,
+    its raw source tables and columns. One line per problem (file: field: problem; fix); exit
+    status 1 when there is any, 2 when the check cannot run."""
     try:
         report = validate_project(agents_dir or settings.agents_dir(), manifest)
     except Exception as exc:  # one line, never a traceback
@@ -270,4 +386,4 @@ def validate(agents_dir: Path | None, manifest: Path | None, as_json: bool) -> N
             click.echo(f"error: {message}", err=True)
         sys.exit(2)
     _emit(report, as_json)
-    sys.exit(0 if report.ok else 2)
+    sys.exit(0 if report.ok else PROBLEMS_FOUND)
