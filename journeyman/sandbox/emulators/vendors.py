@@ -17,7 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from journeyman.sandbox.emulators.server import Delivery, Emulator, Fault, Request, Response
-from journeyman.sandbox.emulators.spec import validator
+from journeyman.sandbox.emulators.spec import (
+    discovery_validator,
+    package_validator,
+    validator,
+)
 
 TWILIO_MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 
@@ -553,9 +557,14 @@ def _twilio_limits(form: dict[str, list[str]]) -> list[str]:
 
 
 class FcmEmulator(Emulator):
-    """`POST /v1/projects/{id}/messages:send` and the OAuth2 token endpoint `POST /token`."""
+    """`POST /v1/projects/{id}/messages:send` and the OAuth2 token endpoint `POST /token`.
+
+    Request bodies are validated against Google's own schema (`SendMessageRequest` of the FCM
+    discovery document, converted to JSON Schema) plus the documented limits it does not encode
+    (`_fcm_limits`); without the shared spec folder, the documented limits only."""
 
     vendor = "fcm"
+    SPEC = "fcm_v1_discovery.json"
 
     def __init__(self, *, project_id: str = "journeyman-sandbox", **kw: Any) -> None:
         super().__init__(**kw)
@@ -639,12 +648,19 @@ class FcmEmulator(Emulator):
         if len(request.body) > 4096:
             errors.append(f"message: payload {len(request.body)} bytes over the 4096-byte limit")
         try:
-            message = request.json()["message"]
-        except (ValueError, KeyError, TypeError):
-            message = {}
-            errors.append("message: required")
+            payload = request.json()
+        except ValueError:
+            payload, errors = None, [*errors, "(root): malformed JSON"]
+        message = payload.get("message") if isinstance(payload, dict) else None
+        if not isinstance(message, dict):
+            errors.append("message: required (an object)")
         if self.should_validate() or errors:
-            errors += _fcm_shape(message)
+            check = discovery_validator(self.SPEC, "SendMessageRequest")
+            if check is not None and payload is not None:
+                errors += [
+                    e for e in check.errors(payload) if not e.startswith("(root): 'message'")
+                ]
+            errors += _fcm_limits(message)
         if errors:
             self.invalid(errors)
             return Response(
@@ -658,7 +674,8 @@ class FcmEmulator(Emulator):
                     }
                 },
             )
-        if message["token"] in self.invalid_recipients:
+        message = message or {}
+        if message.get("token") in self.invalid_recipients:
             return Response(
                 404,
                 {
@@ -682,7 +699,7 @@ class FcmEmulator(Emulator):
                 Delivery(
                     "fcm",
                     (message.get("data") or {}).get("decision_id"),
-                    message["token"],
+                    message.get("token") or message.get("topic") or message.get("fid") or "",
                     notification.get("title"),
                     notification.get("body"),
                     None,
@@ -719,20 +736,34 @@ class FcmEmulator(Emulator):
         return Response(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
 
-def _fcm_shape(message: Any) -> list[str]:
-    """The documented v1 message shape (no published OpenAPI)."""
-    errors = []
+_FCM_TARGETS = ("token", "topic", "condition", "fid")
+_FCM_RESERVED = ("from", "message_type")
+_FCM_RESERVED_PREFIXES = ("google.", "gcm.notification.")
+
+
+def _fcm_limits(message: Any) -> list[str]:
+    """What the discovery document's schema does not encode but Google's documentation states:
+    exactly one target (the `target` oneof), reserved `data` keys, `topic` without the
+    "/topics/" prefix, `android` and `androidV2` mutually exclusive."""
     if not isinstance(message, dict):
-        return ["message: must be an object"]
-    targets = [k for k in ("token", "topic", "condition") if k in message]
+        return []
+    errors = []
+    targets = [k for k in _FCM_TARGETS if message.get(k) is not None]
     if len(targets) != 1:
-        errors.append("message: exactly one of token, topic, condition")
-    data = message.get("data", {})
-    if not isinstance(data, dict) or any(not isinstance(v, str) for v in data.values()):
-        errors.append("message.data: values must be strings")
-    note = message.get("notification", {})
-    if not isinstance(note, dict) or set(note) - {"title", "body", "image"}:
-        errors.append("message.notification: only title, body, image")
+        errors.append(f"message: exactly one of token, topic, condition, fid (got {targets})")
+    data = message.get("data")
+    if isinstance(data, dict):
+        reserved = [
+            k for k in data if k in _FCM_RESERVED or str(k).startswith(_FCM_RESERVED_PREFIXES)
+        ]
+        if reserved:
+            errors.append(f"message.data: reserved keys {sorted(reserved)}")
+    if isinstance(message.get("topic"), str) and message["topic"].startswith("/topics/"):
+        errors.append("message.topic: give the topic name without the /topics/ prefix")
+    if message.get("android") is not None and (
+        message.get("androidV2") is not None or message.get("android_v2") is not None
+    ):
+        errors.append("message: android and androidV2 are mutually exclusive")
     return errors
 
 
@@ -741,9 +772,19 @@ def _fcm_shape(message: Any) -> list[str]:
 
 class BrazeEmulator(Emulator):
     """`/users/track` (≤ 75 attributes), `/campaigns/trigger/schedule/create` and
-    `/campaigns/trigger/send` (≤ 50 recipients), `GET /campaigns/list`."""
+    `/campaigns/trigger/send` (≤ 50 recipients), `GET /campaigns/list`.
+
+    Braze publishes no machine-readable schema: request bodies are validated against the rules
+    of its documentation written down as JSON Schema in `braze_schema.json` (one `$defs` entry
+    per endpoint, `SCHEMAS`)."""
 
     vendor = "braze"
+    SCHEMA = "braze_schema.json"
+    SCHEMAS = {
+        "/users/track": "users_track",
+        "/campaigns/trigger/send": "campaigns_trigger_send",
+        "/campaigns/trigger/schedule/create": "campaigns_trigger_schedule_create",
+    }
 
     def __init__(
         self, *, api_key: str = "braze-emulator-key", campaign_id: str = "cmp-1", **kw: Any
@@ -791,6 +832,14 @@ class BrazeEmulator(Emulator):
             payload = request.json()
         except ValueError:
             return Response(400, {"message": "Invalid JSON"}, self._headers())
+        definition = self.SCHEMAS.get(request.path)
+        if definition is not None and self.should_validate():
+            errors = package_validator(self.SCHEMA, definition).errors(payload)
+            if errors:
+                self.invalid([f"{request.path} {e}" for e in errors])
+                return Response(400, {"message": "; ".join(errors)[:500]}, self._headers())
+        if not isinstance(payload, dict):
+            return Response(400, {"message": "Invalid JSON object"}, self._headers())
         if request.path == "/users/track":
             return self._track(payload)
         if request.path in ("/campaigns/trigger/schedule/create", "/campaigns/trigger/send"):
