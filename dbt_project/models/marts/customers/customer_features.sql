@@ -1,6 +1,8 @@
 -- One row per valid customer who signed up before the as-of instant: contact points, channel
 -- permissions and the numeric features the bandit reads. Numeric features are never NULL; the
--- defaults are documented in _customers__models.yml.
+-- defaults are documented in _customers__models.yml. Staging bounds every order amount
+-- (var max_order_amount), so sums cannot overflow; money and interval features still pass
+-- through finite_or, so a NaN or infinity can never reach the decisioner (or fail the build).
 {%- set hours_cap = var('hours_since_last_message_cap') %}
 with
 
@@ -148,11 +150,9 @@ joined as (
 
         cast(coalesce(order_stats.order_count, 0) as integer) as order_count,
         cast(coalesce(order_stats.orders_last_90d, 0) as integer) as orders_last_90d,
-        cast(coalesce(order_stats.total_revenue, 0) as double precision) as total_revenue,
-        cast(
-            coalesce(order_stats.total_revenue / nullif(order_stats.order_count, 0), 0)
-            as double precision
-        ) as avg_order_value,
+        {{ finite_or('order_stats.total_revenue', '0') }} as total_revenue,
+        {{ finite_or('order_stats.total_revenue / nullif(order_stats.order_count, 0)', '0') }}
+            as avg_order_value,
         coalesce(
             {{ date_diff_days('order_stats.last_ordered_at', as_of()) }},
             {{ date_diff_days('customers.signup_at', as_of()) }}
@@ -164,12 +164,14 @@ joined as (
             'discount_population.discounted_order_share',
             var('discount_prior_strength')
         ) }} as discounted_order_share,
-        cast(
-            coalesce(order_stats.ipi_mean_days, ipi_population.ipi_mean_days) as double precision
-        ) as ipi_mean_days,
-        cast(
-            coalesce(order_stats.ipi_std_days, ipi_population.ipi_std_days) as double precision
-        ) as ipi_std_days,
+        {{ finite_or(
+            'coalesce(order_stats.ipi_mean_days, ipi_population.ipi_mean_days)',
+            var('default_ipi_mean_days')
+        ) }} as ipi_mean_days,
+        {{ finite_or(
+            'coalesce(order_stats.ipi_std_days, ipi_population.ipi_std_days)',
+            var('default_ipi_std_days')
+        ) }} as ipi_std_days,
 
         {%- for category in var('product_categories') %}
         affinities.affinity_{{ category }},

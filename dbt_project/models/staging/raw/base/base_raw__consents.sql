@@ -1,4 +1,5 @@
--- Every raw consent row, renamed and checked: exclusion_reason says why a row is dropped.
+-- Every raw consent row, renamed and checked: exclusion_reason says why a row is dropped (a
+-- consent change dated in the future cannot have happened yet: macros/plausibility.sql).
 with
 
 source as (
@@ -29,6 +30,7 @@ checked as (
             when channel is null or channel not in ('email', 'sms', 'push') then 'unknown_channel'
             when status is null or status not in ('opted_in', 'opted_out') then 'unknown_status'
             when recorded_at is null then 'null_recorded_at'
+            when {{ is_future_dated('recorded_at', 'loaded_at') }} then 'future_recorded_at'
         end as exclusion_reason
 
     from renamed

@@ -1,5 +1,9 @@
 -- Every raw message event, renamed and checked: exclusion_reason says why a row is dropped
--- (the first loaded copy of an event id wins; later copies are duplicates).
+-- (the first loaded copy of an event id wins; later copies are duplicates). An event dated in
+-- the future cannot have happened yet (macros/plausibility.sql). An open or click must belong to
+-- a known message: a journeyman decision, or a message the vendor reported `delivered` (the
+-- brand's own sends). Deliveries, bounces, unsubscribes and complaints are kept whatever message
+-- they name: they are facts about the customer's address and wishes, never to be lost.
 with
 
 source as (
@@ -40,28 +44,54 @@ ranked as (
 
 ),
 
+decisions as (
+
+    select distinct decision_id from {{ source('journeyman', 'decisions') }}
+
+),
+
+delivered_messages as (
+
+    select distinct decision_id
+    from renamed
+    where event_type = 'delivered'
+        and decision_id is not null
+
+),
+
 checked as (
 
     select
-        event_id,
-        decision_id,
-        customer_id,
-        channel,
-        event_type,
-        occurred_at,
-        loaded_at,
+        ranked.event_id,
+        ranked.decision_id,
+        ranked.customer_id,
+        ranked.channel,
+        ranked.event_type,
+        ranked.occurred_at,
+        ranked.loaded_at,
         case
-            when event_id is null then 'null_event_id'
-            when load_rank > 1 then 'duplicate_event_id'
-            when event_type is null
-                or event_type not in (
+            when ranked.event_id is null then 'null_event_id'
+            when ranked.load_rank > 1 then 'duplicate_event_id'
+            when ranked.event_type is null
+                or ranked.event_type not in (
                     'delivered', 'open', 'click', 'bounce', 'unsubscribe', 'complaint'
                 )
                 then 'unknown_event_type'
-            when occurred_at is null then 'null_occurred_at'
+            when ranked.occurred_at is null then 'null_occurred_at'
+            when {{ is_future_dated('ranked.occurred_at', 'ranked.loaded_at') }}
+                then 'future_occurred_at'
+            when ranked.event_type in ('open', 'click')
+                and ranked.decision_id is not null
+                and decisions.decision_id is null
+                and delivered_messages.decision_id is null
+                then 'unknown_decision'
         end as exclusion_reason
 
     from ranked
+    left join decisions
+        on ranked.decision_id = decisions.decision_id
+    left join delivered_messages
+        on ranked.decision_id = delivered_messages.decision_id
 
 )
 
