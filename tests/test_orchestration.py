@@ -295,3 +295,17 @@ def test_every_send_carries_its_window_closing_at_the_agents_quiet_hours(loop):
         assert send_until is not None and send_until > send_at
         local = send_until.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
         assert (local.hour, local.minute) == (21, 0)
+
+
+def test_an_empty_secret_is_reported_like_a_missing_one(monkeypatch):
+    from journeyman.orchestration.defs.destinations import DestinationResource
+
+    monkeypatch.setenv("JM_TEST_SENDGRID_KEY", "")  # e.g. a blank line copied from .env.example
+    resource = DestinationResource(
+        name="sendgrid",
+        kind="sendgrid",
+        options={"from_email": "news@shop.example"},
+        secrets={"api_key": "JM_TEST_SENDGRID_KEY"},
+    )
+    with pytest.raises(dg.Failure, match="JM_TEST_SENDGRID_KEY"):
+        resource.build()

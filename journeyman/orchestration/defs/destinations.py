@@ -80,7 +80,7 @@ class DestinationResource(dg.ConfigurableResource):
         values = dict(self.options)
         for setting, env in self.secrets.items():
             values[setting] = dg.EnvVar(env).get_value()
-            if values[setting] is None:
+            if not values[setting]:  # unset, or set empty (e.g. a blank line in a .env file)
                 raise dg.Failure(
                     f"destination `{self.name}` needs the environment variable {env}; set it "
                     "(it is read at run time and never stored)"
