@@ -181,6 +181,7 @@ def decisions_to_send_arrow(
     routes: Iterable[tuple[str, str]] | None = None,
     *,
     unsettled_for: str | None = None,
+    group: str = "treatment",
 ) -> pa.Table:
     """`decisions_to_send` as one Arrow table, optionally only the (agent, channel) routes
     given (one destination's share) and only decisions that destination has not settled yet
@@ -214,7 +215,7 @@ def decisions_to_send_arrow(
         join marts.customer_features f using (customer_id)
         where d.decision_date between date '{earliest.isoformat()}' and date '{day.isoformat()}'
           and d.message_id is not null
-          and d.experiment_group = 'treatment' and d.exclusion_reason is null{where}
+          and d.experiment_group = {_literal(group)} and d.exclusion_reason is null{where}
         order by d.decision_id
     """
     return warehouse.read_arrow(sql)
@@ -416,6 +417,7 @@ def deliver_day(
     now: datetime,
     *,
     concurrency: int = 2,
+    group: str = "treatment",
     **options: Any,
 ) -> tuple[SyncReport, int]:
     """Deliver the decisions routed to `destination` that it has not settled yet (the day's and
@@ -424,7 +426,7 @@ def deliver_day(
     decisions routed here."""
     name = destination.name
     routes = [route for route, target in destination_for.items() if target == name]
-    table = decisions_to_send_arrow(warehouse, day, routes, unsettled_for=name)
+    table = decisions_to_send_arrow(warehouse, day, routes, unsettled_for=name, group=group)
     suppressed = _suppressed(warehouse, table, now)
     if suppressed:
         keep = pc.invert(pc.is_in(table.column("decision_id"), pa.array(list(suppressed))))

@@ -16,13 +16,15 @@ from journeyman.decisioning.hashing import unit_uniform
 
 HOLDOUT = "holdout"
 TREATMENT = "treatment"
+#: decided and logged, never sent (the agent's or the serving policy's `mode: shadow`)
+SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
 class Assignment:
     """Per customer: experiment group and index of the serving policy (0 = agent's policy)."""
 
-    group: np.ndarray  # str: treatment | holdout
+    group: np.ndarray  # str: treatment | holdout | shadow
     policy_index: np.ndarray  # int: 0 = agent policy, i = baselines[i-1]
 
 
@@ -39,4 +41,7 @@ def assign(agent: AgentConfig, customer_ids: np.ndarray) -> Assignment:
         in_slice = (rest >= edge) & (rest < edge + baseline.share) & ~holdout
         policy_index[in_slice] = i
         edge += baseline.share
+    modes = [agent.policy.mode, *(b.mode for b in agent.baselines)]
+    shadow = np.array([agent.mode == "shadow" or m == "shadow" for m in modes])
+    group = np.where(~holdout & shadow[policy_index], SHADOW, group)
     return Assignment(group=group, policy_index=policy_index)

@@ -187,11 +187,16 @@ class Guardrails(_Strict):
         return v
 
 
+Mode = Literal["live", "shadow"]
+
+
 class PolicySpec(_Strict):
-    """A learning or baseline policy and its hyperparameters."""
+    """A learning or baseline policy and its hyperparameters. `mode: shadow`: it decides for
+    its share of the audience and logs the decisions, but nothing is sent (docs/agents.md)."""
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    mode: Mode = "live"
 
 
 class Baseline(PolicySpec):
@@ -208,6 +213,9 @@ class AgentConfig(_Strict):
     salt: str | None = None
     goal: Goal
     audience: str = "true"
+    # shadow: every decision is computed and logged (with its propensity), written to the
+    # shadow outbox and never sent, counted or learned from as sent
+    mode: Mode = "live"
     features: list[str] | None = None
     dimensions: Dimensions
     guardrails: Guardrails = Guardrails()

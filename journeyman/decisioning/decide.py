@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from journeyman.decisioning import guardrails
 from journeyman.decisioning.action_features import action_features
 from journeyman.decisioning.actions import ActionSpace
-from journeyman.decisioning.assignment import HOLDOUT, assign
+from journeyman.decisioning.assignment import HOLDOUT, SHADOW, assign
 from journeyman.decisioning.config import CHANNELS, AgentConfig
 from journeyman.decisioning.hashing import unit_uniform
 from journeyman.decisioning.learning import ArmStatistics
@@ -193,7 +193,9 @@ def decide_batch(
     active_pos[active] = np.arange(len(active))
     send_rows = np.flatnonzero(sends)
     send_at[send_rows] = instants[active_pos[send_rows], space.hour[action[send_rows]]]
-    history.record(send_rows, space.channel[action[send_rows]], send_at[send_rows])
+    # a shadow decision is never sent: later agents' caps and gaps do not see it
+    live = send_rows[assignment.group[send_rows] != SHADOW]
+    history.record(live, space.channel[action[live]], send_at[live])
     send_until = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
     quiet = agent.guardrails.quiet_hours
     send_until[send_rows] = send_deadlines(

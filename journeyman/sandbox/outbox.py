@@ -7,18 +7,27 @@ from pathlib import Path
 
 from journeyman.connectors.destination import OutboundMessage
 
+#: the outbox folder of the shadow destination (orchestration/defs/syncs.py SHADOW)
+SHADOW_FOLDER = "shadow"
+
 
 def read_outbox(path: str | Path) -> list[OutboundMessage]:
     """Messages in a JSONL file, or in every *.jsonl under a folder (recursively, sorted by path).
 
     One `OutboundMessage.to_dict()` per line; blank lines are skipped; a decision_id seen before
-    (a retried delivery) is kept once, first occurrence wins. A missing path gives [].
+    (a retried delivery) is kept once, first occurrence wins. A missing path gives []. The
+    `shadow/` folder of an outbox (shadow decisions: logged, never sent) is not read: no
+    customer receives those.
     """
     root = Path(path)
     if root.is_file():
         files = [root]
     elif root.is_dir():
-        files = sorted(p for p in root.rglob("*.jsonl") if p.is_file())
+        files = sorted(
+            p
+            for p in root.rglob("*.jsonl")
+            if p.is_file() and SHADOW_FOLDER not in p.relative_to(root).parts
+        )
     else:
         return []
     seen: set[str] = set()

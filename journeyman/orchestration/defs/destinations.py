@@ -90,6 +90,12 @@ class DestinationResource(dg.ConfigurableResource):
         return build_destination(self.name, self.kind, values)
 
 
+def shadow_resource(name: str = "shadow") -> DestinationResource:
+    """The file destination shadow decisions are logged to (`<outbox>/shadow/<day>.jsonl`)."""
+    outbox = str(settings.warehouse_path().parent / "outbox")
+    return DestinationResource(name=name, kind="file", outbox_dir=outbox)
+
+
 def destination_resources(names: set[str]) -> dict[str, DestinationResource]:
     """Resource key `destination_<name>` for each destination the agents use."""
     catalog = load_catalog()

@@ -10,12 +10,15 @@ from journeyman.connectors.cancel import CancelReport, cancel_scheduled
 from journeyman.connectors.ledger import DeliveryLedger
 from journeyman.connectors.outbound import Creative, deliver_day
 from journeyman.decisioning.config import AgentConfig, load_agents
-from journeyman.orchestration.defs.destinations import destination_resources
+from journeyman.orchestration.defs.destinations import destination_resources, shadow_resource
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.tables import ensure_journeyman_tables
 from journeyman.warehouse import Warehouse
 
 SYNC_PREFIX = "sync_"
+#: where shadow decisions (an agent's or a policy's `mode: shadow`) are logged: a file
+#: destination under the outbox folder, never a vendor
+SHADOW = "shadow"
 #: parallel requests per sync (threads, one HTTP session each; the vendor's rate limit holds)
 CONCURRENCY = 2
 
@@ -40,7 +43,7 @@ def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creati
     return out
 
 
-def _sync_asset(name: str) -> dg.AssetsDefinition:
+def _sync_asset(name: str, group: str = "treatment") -> dg.AssetsDefinition:
     check = dg.AssetCheckSpec("failure_share_within_threshold", asset=f"{SYNC_PREFIX}{name}")
     unknown = dg.AssetCheckSpec(
         "unknown_within_threshold",
@@ -60,14 +63,20 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
         required_resource_keys={"warehouse", "agents", f"destination_{name}"},
         check_specs=[check, unknown],
         description=f"Deliver the day's decisions routed to `{name}`; the ledger "
-        "(journeyman.deliveries) records each record's status.",
+        "(journeyman.deliveries) records each record's status."
+        if group != SHADOW
+        else "Log the day's shadow decisions to the shadow outbox (never sent to a vendor).",
     )
     def _asset(context: dg.AssetExecutionContext):
         day = date.fromisoformat(context.partition_key)
         resource = getattr(context.resources, f"destination_{name}")
         configs = context.resources.agents.load()
         wh = context.resources.warehouse.open()
-        routes = {(a.name, c): d for a in configs for c, d in a.destinations.items()}
+        routes = {
+            (a.name, c): d if group != SHADOW else SHADOW
+            for a in configs
+            for c, d in a.destinations.items()
+        }
         destination = resource.build()
         destination.check()
         # Real time decides only *when* a message may leave (dispatch, send windows), never
@@ -81,6 +90,7 @@ def _sync_asset(name: str) -> dg.AssetsDefinition:
             routes,
             now,
             concurrency=CONCURRENCY,
+            group=group,
             expire=not settings.simulation(),
         )
         metadata = report.as_metadata()
@@ -122,6 +132,14 @@ def _destination_names() -> set[str]:
     return {d for a in load_agents(settings.agents_dir()) for d in a.destinations.values()}
 
 
+def _has_shadow() -> bool:
+    """Whether an agent, or one of its policies, runs in shadow mode."""
+    return any(
+        a.mode == SHADOW or any(p.mode == SHADOW for p in (a.policy, *a.baselines))
+        for a in load_agents(settings.agents_dir())
+    )
+
+
 @dg.definitions
 def syncs() -> dg.Definitions:
     names = _destination_names()
@@ -139,9 +157,14 @@ def syncs() -> dg.Definitions:
         day = context.scheduled_execution_time.date().isoformat()
         return dg.RunRequest(partition_key=day, run_key=None)
 
+    resources = destination_resources(names)
+    if _has_shadow():
+        shadow = _sync_asset(SHADOW, group=SHADOW)
+        assets.append(shadow)
+        resources[f"destination_{SHADOW}"] = shadow_resource()
     return dg.Definitions(
         assets=assets,
         jobs=[dispatch],
         schedules=[dispatch_every_15_minutes],
-        resources=destination_resources(names),
+        resources=resources,
     )

@@ -6,6 +6,7 @@ decisions as (
 
     select * from {{ ref('stg_journeyman__decisions') }}
     where message_id is not null
+        and experiment_group != 'shadow'  -- logged to the shadow outbox, never sent
         and send_at is not null
         and send_at < {{ as_of() }}
 

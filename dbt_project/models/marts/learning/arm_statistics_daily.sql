@@ -41,6 +41,8 @@ rewards as (
         learning_reward as r
 
     from {{ ref('decision_learning_rewards') }}
+    -- a shadow decision was never sent: nothing to learn about its action
+    where experiment_group != 'shadow'
 
 ),
 
