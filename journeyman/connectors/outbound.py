@@ -292,6 +292,90 @@ def _render_variables(
     return pa.array(values, _VARIABLES), errors if any(errors) else None
 
 
+def _with_contact(group: pa.Table, channel: str, refused: list[DeliveryResult]) -> pa.Table:
+    """The rows with an address for the channel; the others are refused (`missing_contact`)."""
+    column = ADDRESS_COLUMN[channel]
+    if column in group.schema.names:
+        address = group.column(column)
+        if not pa.types.is_string(address.type):
+            address = address.cast(pa.string())
+        reachable = pc.fill_null(pc.not_equal(address, ""), False)
+    else:
+        reachable = pa.repeat(pa.scalar(False), group.num_rows)
+    if pc.all(reachable).as_py():
+        return group
+    missing = group.filter(pc.invert(reachable)).column("decision_id").to_pylist()
+    refused.extend(
+        DeliveryResult(d, DeliveryStatus.FAILED_PERMANENT, "missing_contact") for d in missing
+    )
+    return group.filter(reachable)
+
+
+def _rendered(
+    creative: Creative, variant: int, group: pa.Table, refused: list[DeliveryResult]
+) -> tuple[pa.Table, pa.Array, pa.Array, pa.Array] | None:
+    """(rows, subject, body, variables) rendered for one creative's rows; rows whose templates
+    fail are refused with their error; None when none is left."""
+    chosen = (
+        creative.subject_variants[variant]
+        if variant < len(creative.subject_variants)
+        else creative.subject
+    )
+    subject, body, errors = _render_group(chosen or creative.title, creative.body, group)
+    variables, variable_errors = _render_variables(creative.variables, group)
+    if variable_errors is not None:
+        errors = [a or b for a, b in zip(errors or variable_errors, variable_errors, strict=True)]
+    if errors is None or not any(errors):
+        return group, subject, body, variables
+    ids = group.column("decision_id").to_pylist()
+    refused.extend(
+        DeliveryResult(d, DeliveryStatus.FAILED_PERMANENT, e)
+        for d, e in zip(ids, errors, strict=True)
+        if e
+    )
+    ok = pa.array([e is None for e in errors])
+    if not pc.any(ok).as_py():
+        return None
+    return group.filter(ok), subject.filter(ok), body.filter(ok), variables.filter(ok)
+
+
+def _outbox_rows(
+    name: str,
+    creative: Creative,
+    channel: str,
+    group: pa.Table,
+    subject: pa.Array,
+    body: pa.Array,
+    variables: pa.Array,
+) -> pa.Table:
+    """One creative's rendered rows in `OUTBOX_SCHEMA`."""
+    ids = group.column("decision_id")
+    m = group.num_rows
+    tags = pa.array([list(creative.tags.items())], OUTBOX_SCHEMA.field("tags").type)
+    to = group.column(ADDRESS_COLUMN[channel])
+    return pa.Table.from_arrays(
+        [
+            ids,
+            pc.binary_join_element_wise(f"{name}:", ids, ""),
+            group.column("agent"),
+            group.column("customer_id").cast(pa.string()),
+            group.column("channel"),
+            group.column("message_id"),
+            to if pa.types.is_string(to.type) else to.cast(pa.string()),
+            subject,
+            body,
+            _iso_text(group.column("send_at")),
+            tags.take(pa.repeat(pa.scalar(0, pa.int32()), m)),
+            _iso_text(group.column("send_until"))
+            if "send_until" in group.schema.names
+            else pa.nulls(m, pa.string()),
+            pa.repeat(pa.scalar(creative.template_id, pa.string()), m),
+            variables,
+        ],
+        schema=OUTBOX_SCHEMA,
+    )
+
+
 def build_outbox_tables(
     table: pa.Table,
     creatives: Mapping[tuple[str, str, str], Creative],
@@ -332,72 +416,13 @@ def build_outbox_tables(
             pc.and_(pc.equal(key_columns["message_id"], message_id), pc.equal(variant, v)),
         )
         group = table if pc.all(mask).as_py() else table.filter(mask)
-        column = ADDRESS_COLUMN[channel]
-        if column in names:
-            address = group.column(column)
-            if not pa.types.is_string(address.type):
-                address = address.cast(pa.string())
-            reachable = pc.fill_null(pc.not_equal(address, ""), False)
-        else:
-            reachable = pa.repeat(pa.scalar(False), group.num_rows)
-        if not pc.all(reachable).as_py():
-            missing = group.filter(pc.invert(reachable)).column("decision_id").to_pylist()
-            refused.extend(
-                DeliveryResult(d, DeliveryStatus.FAILED_PERMANENT, "missing_contact")
-                for d in missing
-            )
-            group = group.filter(reachable)
+        group = _with_contact(group, channel, refused)
         if not group.num_rows:
             continue
         creative = creatives[(agent, message_id, channel)]
-        chosen = (
-            creative.subject_variants[v] if v < len(creative.subject_variants) else creative.subject
-        )
-        subject, body, errors = _render_group(chosen or creative.title, creative.body, group)
-        variables, variable_errors = _render_variables(creative.variables, group)
-        if variable_errors is not None:
-            errors = [
-                a or b for a, b in zip(errors or variable_errors, variable_errors, strict=True)
-            ]
-        if errors is not None and any(errors):
-            ids = group.column("decision_id").to_pylist()
-            refused.extend(
-                DeliveryResult(d, DeliveryStatus.FAILED_PERMANENT, e)
-                for d, e in zip(ids, errors, strict=True)
-                if e
-            )
-            ok = pa.array([e is None for e in errors])
-            group, subject, body = group.filter(ok), subject.filter(ok), body.filter(ok)
-            variables = variables.filter(ok)
-            if not group.num_rows:
-                continue
-        ids = group.column("decision_id")
-        m = group.num_rows
-        tags = pa.array([list(creative.tags.items())], OUTBOX_SCHEMA.field("tags").type)
-        to = group.column(column)
-        pieces[name].append(
-            pa.Table.from_arrays(
-                [
-                    ids,
-                    pc.binary_join_element_wise(f"{name}:", ids, ""),
-                    group.column("agent"),
-                    group.column("customer_id").cast(pa.string()),
-                    group.column("channel"),
-                    group.column("message_id"),
-                    to if pa.types.is_string(to.type) else to.cast(pa.string()),
-                    subject,
-                    body,
-                    _iso_text(group.column("send_at")),
-                    tags.take(pa.repeat(pa.scalar(0, pa.int32()), m)),
-                    _iso_text(group.column("send_until"))
-                    if "send_until" in group.schema.names
-                    else pa.nulls(m, pa.string()),
-                    pa.repeat(pa.scalar(creative.template_id, pa.string()), m),
-                    variables,
-                ],
-                schema=OUTBOX_SCHEMA,
-            )
-        )
+        rendered = _rendered(creative, v, group, refused)
+        if rendered is not None:
+            pieces[name].append(_outbox_rows(name, creative, channel, *rendered))
     out: dict[str, OutboxTable] = {}
     for name, parts in pieces.items():
         messages = pa.concat_tables(parts) if parts else OUTBOX_SCHEMA.empty_table()

@@ -196,18 +196,55 @@ def decide_batch(
     # a shadow decision is never sent: later agents' caps and gaps do not see it
     live = send_rows[assignment.group[send_rows] != SHADOW]
     history.record(live, space.channel[action[live]], send_at[live])
-    send_until = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
-    quiet = agent.guardrails.quiet_hours
-    send_until[send_rows] = send_deadlines(
-        batch.column("time_zone").to_numpy(zero_copy_only=False)[send_rows],
-        space.hour[action[send_rows]],
+    send_until = _send_until(agent, batch, send_rows, space.hour[action[send_rows]], day)
+
+    return _decision_table(
+        decider,
         day,
-        quiet.start if quiet is not None and quiet.start != quiet.end else None,
-        agent.guardrails.send_window_hours,
+        ids,
+        assignment.group,
+        policy_index,
+        action,
+        propensity,
+        reason,
+        sends,
+        send_at,
+        send_until,
     )
 
-    acted = chosen
-    group = assignment.group
+
+def _send_until(
+    agent: AgentConfig, batch: pa.Table, rows: np.ndarray, hours: np.ndarray, day: date
+) -> np.ndarray:
+    """datetime64[s] per batch row: the end of each send's window (NaT where nothing is sent)."""
+    out = np.full(batch.num_rows, np.datetime64("NaT"), dtype="datetime64[s]")
+    quiet = agent.guardrails.quiet_hours
+    out[rows] = send_deadlines(
+        batch.column("time_zone").to_numpy(zero_copy_only=False)[rows],
+        hours,
+        day,
+        quiet.start if quiet is not None else None,
+        agent.guardrails.send_window_hours,
+    )
+    return out
+
+
+def _decision_table(
+    decider: AgentDecider,
+    day: date,
+    ids: np.ndarray,
+    group: np.ndarray,
+    policy_index: np.ndarray,
+    action: np.ndarray,
+    propensity: np.ndarray,
+    reason: np.ndarray,
+    sends: np.ndarray,
+    send_at: np.ndarray,
+    send_until: np.ndarray,
+) -> pa.Table:
+    """The batch's decision rows in `DECISIONS_SCHEMA` (columnar, no per-row Python)."""
+    agent, space, n = decider.agent, decider.actions, len(ids)
+    acted = action >= 0
     policy_names = np.array([p.name for p in decider.policies], dtype=object)[policy_index]
     versions = np.array([p.version for p in decider.policies], dtype=object)[policy_index]
     safe_action = np.where(acted, action, 0)

@@ -35,6 +35,7 @@ from journeyman.orchestration.defs.destinations import (
     shadow_catalog,
     write_catalog,
 )
+from journeyman.orchestration.failures import describe_failure
 from journeyman.sandbox import SandboxWorld, read_outbox
 from journeyman.sandbox.vendors import VendorError
 from journeyman.sandbox.world import EventReporter
@@ -267,17 +268,7 @@ def _execute(job: dg.JobDefinition, day: date, **kwargs) -> None:  # noqa: ANN00
         )
     if not result.success:
         tail = "\n".join(captured.getvalue().splitlines()[-15:])
-        raise DemoError(f"day {day}: {_failure(result)}" + (f"\n{tail}" if tail else ""))
-
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            return f"step {event.step_key} failed: {error.message.strip()}"
-    return "the run failed"
+        raise DemoError(f"day {day}: {describe_failure(result)}" + (f"\n{tail}" if tail else ""))
 
 
 def summary_rows(warehouse: Warehouse) -> list[dict]:

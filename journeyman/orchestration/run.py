@@ -37,6 +37,7 @@ from dagster._core.utils import make_new_run_id
 
 from journeyman import settings
 from journeyman.orchestration.defs.partitions import WAREHOUSE_POOL, daily
+from journeyman.orchestration.failures import describe_failure
 
 JOB_NAME = "daily_loop"
 INSTANCE_FOLDER = "dagster"  # next to the warehouse file, when DAGSTER_HOME is unset
@@ -308,17 +309,6 @@ class Progress:
             self.echo(f"  … {step} waits for the `{WAREHOUSE_POOL}` pool{by}")
 
 
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            lines = error.message.strip().splitlines() or [error.cls_name]
-            return f"step {event.step_key} failed: {lines[0]}"
-    return "the run failed"
-
-
 @contextlib.contextmanager
 def _quiet_dagster_warnings():
     with warnings.catch_warnings():
@@ -413,7 +403,10 @@ def run(day: str, selection: str | None) -> None:
         result = execute_day(instance, job, key, keys)
     took = time.perf_counter() - started
     if not result.success:
-        click.echo(f"error: {key}: {_failure(result)} (run {result.run_id})", err=True)
+        click.echo(
+            f"error: {key}: {describe_failure(result, first_line=True)} (run {result.run_id})",
+            err=True,
+        )
         sys.exit(1)
     click.echo(f"{key}: {JOB_NAME} succeeded in {took:.1f} s (run {result.run_id})")
 
