@@ -12,6 +12,10 @@ import pyarrow as pa
 
 from journeyman.warehouse import Warehouse
 
+#: journeyman.decisions.experiment_group values whose decisions are delivered (holdout and
+#: shadow are not): the agent's policy, and the baselines' groups
+SENT_GROUPS = ("treatment", "business_as_usual", "random_control", "challenger")
+
 RAW_SCHEMA = "raw"
 JOURNEYMAN_SCHEMA = "journeyman"
 
@@ -63,7 +67,8 @@ create table if not exists journeyman.decisions (
     customer_id varchar not null,
     policy varchar not null,
     policy_version varchar not null,
-    experiment_group varchar not null, -- treatment | holdout
+    experiment_group varchar not null, -- treatment | holdout | business_as_usual |
+                                       -- random_control | challenger | shadow
     action_id varchar,                -- NULL when excluded
     message_id varchar,               -- NULL for "send nothing" and exclusions
     channel varchar,
@@ -78,7 +83,9 @@ create table if not exists journeyman.decisions (
     learning_window_days integer,     -- outcome window of the learning reward (NULL: attribution)
     penalty_unsubscribe double default 0 not null,  -- reward lost per unsubscribe (learning)
     penalty_complaint double default 0 not null,
-    created_at timestamp not null
+    created_at timestamp not null,
+    allowed_actions bytea             -- the actions the guardrails allowed (decisioning/actions.py
+                                      -- pack_allowed); NULL when the policy did not choose
 );
 -- Decision-time feature values of every acted or held-out decision (what learning regresses on).
 -- One double column per feature column of marts.customer_features; added as features appear.

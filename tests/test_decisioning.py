@@ -263,8 +263,12 @@ def test_not_in_audience_and_null_features_are_excluded_with_reasons():
     assert by_id["c000021"]["message_id"] is None
 
 
-def test_rule_based_baseline_fires_on_day_30_at_ten_local():
+def test_business_as_usual_journey_sends_each_step_once_when_it_comes_due():
+    """The shipped win-back journey: an e-mail once 30 days pass without an order and no
+    message since (on a later day when a guardrail blocked the first), a 10 %-off reminder
+    from day 44, nothing before day 30 or after the last step's window."""
     agent = load_agent(WINBACK)
+    assert agent.baselines[0].experiment_group == "business_as_usual"
     only_rule = agent.model_copy(
         update={
             "policy": agent.baselines[0],
@@ -272,19 +276,37 @@ def test_rule_based_baseline_fires_on_day_30_at_ten_local():
             "guardrails": agent.guardrails.model_copy(update={"holdout_share": 0.0}),
         }
     )
-    n = 100
-    batch = customers(n, days_since_last_order=[30 if i % 2 else 31 for i in range(n)])
+    #  (days since the last order, hours since the last message, expected message)
+    cases = [
+        (29, 2000.0, None),  # not due yet
+        (30, 2000.0, "we_miss_you"),  # due today, nothing sent in a long while
+        (30, 10.0, "we_miss_you"),  # a message yesterday, before the step came due
+        (33, 2000.0, "we_miss_you"),  # due since day 30 and never sent (blocked until now)
+        (33, 50.0, None),  # sent on day 31: once is enough
+        (44, 300.0, "ten_off"),  # the reminder two weeks later
+        (50, 100.0, None),  # the reminder went out on day 45
+        (58, 2000.0, None),  # past the last step's window (44 + 14 days)
+    ]
+    n = len(cases) * 10
+    batch = customers(
+        n,
+        days_since_last_order=[cases[i % len(cases)][0] for i in range(n)],
+        hours_since_last_message=[cases[i % len(cases)][1] for i in range(n)],
+    )
     rows, _ = _decide(batch, only_rule)
-    for i, row in enumerate(sorted(rows, key=lambda r: r["customer_id"])):
+    for row in rows:
+        i = int(row["customer_id"][1:])
+        expected = cases[i % len(cases)][2]
         assert row["propensity"] == 1.0
-        if i % 2:
+        assert row["experiment_group"] == "treatment"  # the agent's own policy here
+        if expected is None:
+            assert row["message_id"] is None and row["action_id"] == "no_send", cases[i % 8]
+        else:
             assert (row["message_id"], row["channel"], row["local_hour"]) == (
-                "we_miss_you",
+                expected,
                 "email",
                 10,
-            )
-        else:
-            assert row["message_id"] is None and row["action_id"] == "no_send"
+            ), cases[i % len(cases)]
 
 
 def test_decisions_are_reproducible():

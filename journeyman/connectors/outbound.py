@@ -25,6 +25,7 @@ from journeyman.connectors.ledger import LEDGER, DeliveryLedger, idempotency_key
 from journeyman.connectors.render import TemplateError, render, render_column
 from journeyman.connectors.suppression import withdrawn_after_deciding
 from journeyman.connectors.sync import SyncReport, sync
+from journeyman.tables import SENT_GROUPS
 from journeyman.warehouse import Warehouse
 
 ADDRESS_COLUMN = {"email": "email", "sms": "phone", "push": "push_token"}
@@ -59,7 +60,9 @@ def decisions_to_send(warehouse: Warehouse, day: date) -> list[dict[str, Any]]:
         from journeyman.decisions d
         join marts.customer_features f using (customer_id)
         where d.decision_date = :day and d.message_id is not null
-          and d.experiment_group = 'treatment' and d.exclusion_reason is null
+          and d.experiment_group in ('treatment', 'business_as_usual', 'random_control',
+                                     'challenger')
+          and d.exclusion_reason is null
         order by d.decision_id
     """
     with warehouse.connect() as conn:
@@ -208,6 +211,7 @@ def decisions_to_send_arrow(
                 + ")"
             )
     earliest = day - timedelta(days=CARRY_OVER_DAYS)
+    groups = ", ".join(_literal(g) for g in (SENT_GROUPS if group == "treatment" else (group,)))
     sql = f"""
         select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at,
                d.send_until, d.subject_variant
@@ -215,7 +219,7 @@ def decisions_to_send_arrow(
         join marts.customer_features f using (customer_id)
         where d.decision_date between date '{earliest.isoformat()}' and date '{day.isoformat()}'
           and d.message_id is not null
-          and d.experiment_group = {_literal(group)} and d.exclusion_reason is null{where}
+          and d.experiment_group in ({groups}) and d.exclusion_reason is null{where}
         order by d.decision_id
     """
     return warehouse.read_arrow(sql)

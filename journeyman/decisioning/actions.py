@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from journeyman.decisioning.config import AgentConfig
 
@@ -66,3 +68,33 @@ class ActionSpace:
             is_send=np.array(sends, dtype=bool),
             variant=np.array(variants_, dtype=np.int64),
         )
+
+
+def pack_allowed(allowed: np.ndarray, rows: np.ndarray) -> pa.Array:
+    """The allowed-action mask of each decision as bytes (bit k = action k of the agent's
+    action space, little-endian), NULL where `rows` is False: what off-policy evaluation and
+    the inspector read back to know the choices the guardrails left the policy."""
+    allowed = np.asarray(allowed, dtype=bool)
+    packed = np.packbits(allowed, axis=1, bitorder="little")
+    width = packed.shape[1]
+    values = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(packed), [None, pa.py_buffer(packed.tobytes())]
+    )
+    return pc.if_else(pa.array(rows), values.cast(pa.binary()), pa.scalar(None, pa.binary()))
+
+
+def unpack_allowed(values: list[bytes | None], size: int) -> np.ndarray:
+    """bool (n, size) from `pack_allowed`'s bytes; a NULL (nothing recorded) allows nothing."""
+    width = (size + 7) // 8
+    out = np.zeros((len(values), size), dtype=bool)
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        if len(value) != width:
+            raise ValueError(
+                f"an allowed-action mask has {len(value) * 8} bits, the action space {size} "
+                "actions: the agent's dimensions changed since that decision"
+            )
+        bits = np.unpackbits(np.frombuffer(value, dtype=np.uint8), bitorder="little")
+        out[i] = bits[:size].astype(bool)
+    return out

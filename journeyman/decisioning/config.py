@@ -199,10 +199,26 @@ class PolicySpec(_Strict):
     mode: Mode = "live"
 
 
+ComparisonGroup = Literal["business_as_usual", "random_control", "challenger"]
+#: the experiment group a baseline serves when its file names none, by policy name
+DEFAULT_GROUP: dict[str, ComparisonGroup] = {
+    "rule_based": "business_as_usual",
+    "uniform_random": "random_control",
+}
+
+
 class Baseline(PolicySpec):
-    """A comparison policy that serves a fixed share of the non-holdout audience."""
+    """A comparison policy that serves a fixed share of the non-holdout audience, as its own
+    experiment group: `business_as_usual` (the journey the team runs today; default for
+    `rule_based`), `random_control` (default for `uniform_random`) or `challenger` (any other
+    policy)."""
 
     share: float = Field(gt=0, lt=1)
+    group: ComparisonGroup | None = None
+
+    @property
+    def experiment_group(self) -> str:
+        return self.group or DEFAULT_GROUP.get(self.name, "challenger")
 
 
 class AgentConfig(_Strict):
@@ -258,6 +274,13 @@ class AgentConfig(_Strict):
             raise ValueError(f"`destinations` has no entry for channel(s) {missing}")
         if sum(b.share for b in self.baselines) >= 1:
             raise ValueError("`baselines` shares must add up to less than 1")
+        groups = [b.experiment_group for b in self.baselines]
+        repeated = sorted({g for g in groups if groups.count(g) > 1 and g != "challenger"})
+        if repeated:
+            raise ValueError(
+                f"`baselines` has more than one {repeated[0]} group; give each baseline its own "
+                "`group` (business_as_usual, random_control or challenger)"
+            )
         qh = self.guardrails.quiet_hours
         if qh and all(qh.contains(h) for h in self.dimensions.send_hours):
             raise ValueError(

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from journeyman.decisioning import guardrails
 from journeyman.decisioning.action_features import action_features
-from journeyman.decisioning.actions import ActionSpace
+from journeyman.decisioning.actions import ActionSpace, pack_allowed
 from journeyman.decisioning.assignment import HOLDOUT, SHADOW, assign
 from journeyman.decisioning.config import CHANNELS, AgentConfig
 from journeyman.decisioning.hashing import unit_uniform
@@ -51,6 +51,7 @@ DECISIONS_SCHEMA = pa.schema(
         ("penalty_unsubscribe", pa.float64()),
         ("penalty_complaint", pa.float64()),
         ("created_at", pa.timestamp("s")),
+        ("allowed_actions", pa.binary()),
     ]
 )
 
@@ -75,15 +76,21 @@ class AgentDecider:
     ) -> AgentDecider:
         """Policies ready to choose; learning policies are fitted on the agent's statistics."""
         policies = [build_policy(agent.policy), *(build_policy(b) for b in agent.baselines)]
-        space = ActionSpace.for_agent(agent)
-        if any(p.learns for p in policies):
-            phi = action_features(agent, space)
-            known = stats if stats is not None else ArmStatistics.empty(feature_names)
-            subset = known.select(feature_names)
-            for policy in policies:
-                if isinstance(policy, LinearPolicy):
-                    policy.fit(subset, phi, list(space.action_id))
-        return cls(agent, list(feature_names), policies, space)
+        decider = cls(agent, list(feature_names), policies, ActionSpace.for_agent(agent))
+        decider.refit(stats)
+        return decider
+
+    def refit(self, stats: ArmStatistics | None) -> None:
+        """Fit the learning policies on the agent's statistics (their priors warm-start from
+        the previous fit: refitting one decider day after day is cheaper than building anew)."""
+        if not any(p.learns for p in self.policies):
+            return
+        phi = action_features(self.agent, self.actions)
+        known = stats if stats is not None else ArmStatistics.empty(self.feature_names)
+        subset = known.select(self.feature_names)
+        for policy in self.policies:
+            if isinstance(policy, LinearPolicy):
+                policy.fit(subset, phi, list(self.actions.action_id))
 
 
 def contact_history(batch: pa.Table) -> guardrails.ContactHistory:
@@ -158,6 +165,8 @@ def decide_batch(
 
     action = np.full(n, -1, dtype=np.int64)
     propensity = np.full(n, np.nan)
+    allowed = np.zeros((n, space.size), dtype=bool)
+    allowed[active] = verdict.allowed
     policy_index = assignment.policy_index
     u = unit_uniform(ids, f"{agent.name}:{day.isoformat()}:choice")
     for p_i, policy in enumerate(decider.policies):
@@ -210,6 +219,7 @@ def decide_batch(
         sends,
         send_at,
         send_until,
+        allowed,
     )
 
 
@@ -241,6 +251,7 @@ def _decision_table(
     sends: np.ndarray,
     send_at: np.ndarray,
     send_until: np.ndarray,
+    allowed: np.ndarray,
 ) -> pa.Table:
     """The batch's decision rows in `DECISIONS_SCHEMA` (columnar, no per-row Python)."""
     agent, space, n = decider.agent, decider.actions, len(ids)
@@ -287,6 +298,7 @@ def _decision_table(
             ),
             "penalty_complaint": const(agent.goal.penalties.get("complaint", 0.0), pa.float64()),
             "created_at": const(created, pa.timestamp("s")),
+            "allowed_actions": pack_allowed(allowed, acted),
         },
         schema=DECISIONS_SCHEMA,
     )

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import click
 
+from journeyman import settings
+from journeyman.decisioning.candidate_evaluation import (
+    CandidateEvaluationError,
+    CandidateReport,
+    candidate_from_group,
+    evaluate_candidate,
+)
+from journeyman.decisioning.config import AgentConfig, AgentConfigError, load_agent, load_agents
 from journeyman.decisioning.replay import (
     DEFAULT_BATCH_SIZE,
     ReplayError,
@@ -15,6 +24,7 @@ from journeyman.decisioning.replay import (
     parse_param,
     replay,
 )
+from journeyman.warehouse import Warehouse, WarehouseError
 
 
 @click.group()
@@ -129,3 +139,107 @@ def replay_command(
         click.echo(f"policy / best static ({best}): {ratio:.3f}")
     shares = ", ".join(f"{a} {s:.1%}" for a, s in result.chosen_share.items())
     click.echo(f"policy's choices: {shares}; {result.seconds:.1f} s")
+
+
+@evaluate.command("ope")
+@click.option("--agent", "agent_name", required=True, help="The agent whose logs are evaluated.")
+@click.option(
+    "--candidate",
+    required=True,
+    help="An agent file (FILE.yml) whose policy is evaluated, or one of the agent's own groups "
+    "(treatment, business_as_usual, random_control).",
+)
+@click.option(
+    "--policy-param",
+    "policy_params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter of the candidate's policy (repeatable), e.g. exploration=1.",
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only decisions from this day.")
+@click.option("--resamples", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def ope_command(
+    agent_name: str,
+    candidate: str,
+    policy_params: tuple[str, ...],
+    since: datetime | None,
+    resamples: int,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """What a candidate policy would have earned per decision on the agent's logged decisions
+    (IPW, self-normalised IPW, direct method, doubly robust; 95 % bootstrap intervals), next to
+    what the logged policies earned. See docs/evaluation.md."""
+    from journeyman.orchestration.cli import fail
+
+    try:
+        agent, cand, name = _ope_inputs(agent_name, candidate, policy_params)
+        warehouse = _existing_warehouse()
+        report = evaluate_candidate(
+            warehouse,
+            agent,
+            cand,
+            name,
+            since.date() if since else None,
+            resamples=resamples,
+            seed=seed,
+        )
+    except (CandidateEvaluationError, AgentConfigError, ReplayError, WarehouseError) as exc:
+        fail(str(exc))
+    for warning in report.estimate.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    _print_ope(report)
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+
+
+def _ope_inputs(
+    agent_name: str, candidate: str, policy_params: tuple[str, ...]
+) -> tuple[AgentConfig, AgentConfig, str]:
+    """The logged agent, the candidate agent (with parameter overrides) and its display name."""
+    agents = {a.name: a for a in load_agents(settings.agents_dir())}
+    if agent_name not in agents:
+        raise CandidateEvaluationError(
+            f"unknown agent {agent_name!r}; the agents are {', '.join(sorted(agents))}"
+        )
+    agent = agents[agent_name]
+    path = Path(candidate)
+    if candidate.endswith((".yml", ".yaml")) or path.exists():
+        cand = load_agent(path)
+    else:
+        cand = candidate_from_group(agent, candidate)
+    if policy_params:
+        params = {**cand.policy.params, **dict(parse_param(p) for p in policy_params)}
+        spec = cand.policy.model_copy(update={"params": params})
+        cand = cand.model_copy(update={"policy": spec})
+        suffix = " " + " ".join(policy_params)
+    else:
+        suffix = ""
+    return agent, cand, f"{candidate}{suffix}"
+
+
+def _existing_warehouse() -> Warehouse:
+    warehouse = Warehouse(settings.warehouse_path())
+    if not warehouse.path.exists():
+        raise WarehouseError(
+            f"no warehouse at {warehouse.path}; set JOURNEYMAN_WAREHOUSE to your warehouse file "
+            "or run `journeyman demo` first"
+        )
+    return warehouse
+
+
+def _print_ope(report: CandidateReport) -> None:
+    e = report.estimate
+    click.echo(
+        f"Off-policy evaluation of {report.candidate} on agent {report.agent}'s logs: "
+        f"{e.n} decisions over {report.days} day(s), effective sample size "
+        f"{e.effective_sample_size:.0f}, support gap {e.support_gap:.1%}"
+    )
+    click.echo(f"{'':10}  {'value':>12}  {'95 % interval':>27}")
+    rows = [("logged", e.logged), *e.estimates.items()]
+    for label, iv in rows:
+        click.echo(f"{label:10}  {iv.value:12.5f}  [{iv.low:12.5f}, {iv.high:12.5f}]")
+    groups = ", ".join(f"{g} {v:.5f}" for g, v in report.logged_by_group.items())
+    click.echo(f"logged reward per decision by group: {groups}")

@@ -55,6 +55,34 @@ class Policy(abc.ABC):
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         """allowed: bool (n, K); u: deterministic uniforms in [0, 1), one per customer."""
 
+    #: how many evenly spaced uniforms reproduce the policy's randomness exactly (1: the
+    #: choice does not depend on `u`)
+    probability_grid = 1
+
+    def probabilities(self, ctx: DecisionContext, allowed: np.ndarray) -> np.ndarray:
+        """(n, K) probability of each action, what off-policy evaluation weighs: `choose` over
+        an exact grid of uniforms. A wished-for action the guardrails block is never sent, so
+        its mass goes to "send nothing" (or nowhere, when the agent has no such action)."""
+        n, k = allowed.shape
+        out = np.zeros((n, k))
+        grid = self.probability_grid
+        idle = ctx.actions.no_send_index
+        for j in range(grid):
+            chosen = self.choose(ctx, allowed, np.full(n, (j + 0.5) / grid)).action
+            rows = np.flatnonzero(chosen >= 0)
+            refused = ~allowed[rows, chosen[rows]]
+            if idle is not None:
+                chosen[rows[refused]] = idle
+            else:
+                rows = rows[~refused]
+            np.add.at(out, (rows, chosen[rows]), 1.0 / grid)
+        return out
+
+    def scores(self, ctx: DecisionContext) -> np.ndarray | None:
+        """(n, K) the expected reward the policy ascribes to each action (None: it keeps no
+        such model): what the inspector shows as the alternatives it weighed."""
+        return None
+
 
 def pick_among(allowed: np.ndarray, weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Inverse-CDF draw per row from weights restricted to allowed actions (-1 if none)."""

@@ -75,6 +75,10 @@ class LinearPolicy(Policy):
     def version(self) -> str:
         return f"{super().version}#{self.trained_on}"
 
+    def scores(self, ctx: DecisionContext) -> np.ndarray:
+        posterior, phi = self._ready(ctx)
+        return posterior.expected(ctx.features, phi)
+
     def _ready(self, ctx: DecisionContext) -> tuple[LinearPosterior, np.ndarray]:
         if self.posterior is None or self.phi is None:
             raise RuntimeError(f"policy {self.name} was not fitted before choosing")
@@ -117,6 +121,10 @@ class LinearThompsonSampling(LinearPolicy):
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._draw_cache: tuple | None = None  # (key, posterior, Φ, stacked weights)
+
+    @property
+    def probability_grid(self) -> int:  # type: ignore[override]
+        return int(self.params["draws"])  # a uniform u picks draw floor(u · draws)
 
     def _stacked_weights(self, ctx: DecisionContext) -> np.ndarray:
         """The day's M weight matrices as one float32 (K, d+1, M) block: [a, :, m] = W_m[:, a].
@@ -365,3 +373,13 @@ class EpsilonGreedy(LinearPolicy):
         count = np.maximum(allowed.sum(axis=1), 1)
         propensity = (1 - eps) * (action == greedy) + eps / count
         return Choice(action=action, propensity=propensity)
+
+    def probabilities(self, ctx: DecisionContext, allowed: np.ndarray) -> np.ndarray:
+        posterior, phi = self._ready(ctx)
+        eps = float(self.params["epsilon"])
+        greedy = _best_allowed(ctx.features, allowed, lambda x: posterior.expected(x, phi))
+        count = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+        out = eps * allowed / count
+        rows = np.flatnonzero(greedy >= 0)
+        out[rows, greedy[rows]] += 1 - eps
+        return out

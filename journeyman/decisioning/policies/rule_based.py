@@ -1,4 +1,5 @@
-"""The static journey marketers run today: "e-mail 30 days after the last purchase at 10:00"."""
+"""The static journeys marketers run today, as a baseline: "e-mail when a customer passes 30 days
+without an order and has had no message since; a reminder with an offer two weeks later"."""
 
 from __future__ import annotations
 
@@ -7,36 +8,106 @@ from typing import Any
 
 import numpy as np
 
+from journeyman.decisioning.actions import ActionSpace
 from journeyman.decisioning.policies.base import Choice, DecisionContext, Policy
 
-DEFAULTS = {"days_after_last_order": 30, "channel": "email", "local_hour": 10, "message": None}
+DEFAULTS = {
+    "days_after_last_order": 30,
+    "channel": "email",
+    "local_hour": 10,
+    "message": None,
+    "steps": None,
+    "window_days": 14,
+}
+STEP_KEYS = {"after_days", "message", "channel", "local_hour"}
 
 
 class RuleBased(Policy):
-    """Send one fixed message on one channel at one local hour when the trigger day is reached.
+    """A journey of steps, each "send `message` on `channel` at `local_hour` once the customer
+    has gone `after_days` without an order and has had no message since". Deterministic
+    (propensity 1).
 
-    Deterministic (propensity 1). Params: `days_after_last_order` (30), `channel` ("email"),
-    `local_hour` (10), `message` (default: the agent's first message).
+    Params: `steps` — a list of `{after_days, message, channel?, local_hour?}` in increasing
+    `after_days`; without it, one step from `days_after_last_order` (30) and `message` (default:
+    the agent's first). `channel` ("email") and `local_hour` (10) are the steps' defaults.
+    A step is due from its day until the next step's (the last one for `window_days`, 14):
+    a customer a guardrail blocked on the first day gets it on a later one, and one who already
+    had a message since the step came due does not get it again.
     """
 
     name = "rule_based"
+    defaults = DEFAULTS
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__({**DEFAULTS, **(params or {})})
+        self.steps = _steps(self.params)
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:
         space = ctx.actions
-        message = self.params["message"] or str(space.message_id[space.is_send][0])
-        wanted = space.index_of(message, self.params["channel"], int(self.params["local_hour"]))
-        if wanted is None:
-            raise ValueError(
-                f"rule_based policy: action {message}/{self.params['channel']}/"
-                f"{self.params['local_hour']} is not in the agent's dimensions; "
-                "set policy params `message`, `channel` and `local_hour` to values it lists"
-            )
+        idle = -1 if space.no_send_index is None else space.no_send_index
         days = np.asarray(ctx.columns["days_since_last_order"], dtype=np.float64)
-        fire = (days == float(self.params["days_after_last_order"])) & (
-            np.asarray(ctx.columns["has_ordered"]) > 0
+        ordered = np.asarray(ctx.columns["has_ordered"]) > 0
+        since_message = _hours_since_last_message(ctx, len(days))
+        action = np.full(len(days), idle, dtype=np.int64)
+        for start, end, step in self._windows():
+            due = ordered & (days >= start) & (days < end)
+            # no message since the step came due: the last one is older than the time since
+            quiet = ~(since_message <= (days - start) * 24.0)
+            action[due & quiet] = _action(space, step)
+        return Choice(action=action, propensity=np.ones(len(action)))
+
+    def _windows(self) -> list[tuple[float, float, dict[str, Any]]]:
+        ends = [s["after_days"] for s in self.steps[1:]]
+        ends.append(self.steps[-1]["after_days"] + float(self.params["window_days"]))
+        return [(s["after_days"], float(e), s) for s, e in zip(self.steps, ends, strict=True)]
+
+
+def _steps(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The journey's steps with their defaults filled in; a bad list is a ValueError."""
+    raw = params["steps"]
+    if raw is None:
+        raw = [{"after_days": params["days_after_last_order"], "message": params["message"]}]
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("`steps` must be a non-empty list of {after_days, message, ...}")
+    steps = []
+    for i, step in enumerate(raw):
+        if not isinstance(step, dict) or "after_days" not in step:
+            raise ValueError(f"steps[{i}] needs `after_days` (e.g. {{after_days: 30}})")
+        unknown = sorted(set(step) - STEP_KEYS)
+        if unknown:
+            raise ValueError(f"steps[{i}]: unknown key(s) {unknown}; use {sorted(STEP_KEYS)}")
+        steps.append(
+            {
+                "after_days": float(step["after_days"]),
+                "message": step.get("message", params["message"]),
+                "channel": step.get("channel", params["channel"]),
+                "local_hour": int(step.get("local_hour", params["local_hour"])),
+            }
         )
-        action = np.where(fire, wanted, -1 if space.no_send_index is None else space.no_send_index)
-        return Choice(action=action.astype(np.int64), propensity=np.ones(len(action)))
+    days = [s["after_days"] for s in steps]
+    if any(b <= a for a, b in zip(days, days[1:], strict=False)) or days[0] < 0:
+        raise ValueError(f"steps' `after_days` must be ≥ 0 and increasing, got {days}")
+    if float(params["window_days"]) <= 0:
+        raise ValueError("`window_days` must be positive")
+    return steps
+
+
+def _hours_since_last_message(ctx: DecisionContext, n: int) -> np.ndarray:
+    """customer_features.hours_since_last_message (NaN, "none", where a caller has no such
+    column)."""
+    if "hours_since_last_message" not in ctx.columns:
+        return np.full(n, np.nan)
+    return np.asarray(ctx.columns["hours_since_last_message"], dtype=np.float64)
+
+
+def _action(space: ActionSpace, step: Mapping[str, Any]) -> int:
+    """The action index of one step (the agent's first message when the step names none)."""
+    message = step["message"] or str(space.message_id[space.is_send][0])
+    wanted = space.index_of(message, step["channel"], step["local_hour"])
+    if wanted is None:
+        raise ValueError(
+            f"rule_based policy: action {message}/{step['channel']}/{step['local_hour']} is not "
+            "in the agent's dimensions; set the step's `message`, `channel` and `local_hour` "
+            "(or the policy's) to values it lists"
+        )
+    return int(wanted)

@@ -17,3 +17,7 @@ class UniformRandom(Policy):
         count = allowed.sum(axis=1)
         propensity = np.where(count > 0, 1.0 / np.maximum(count, 1), 1.0)
         return Choice(action=action, propensity=propensity)
+
+    def probabilities(self, ctx: DecisionContext, allowed: np.ndarray) -> np.ndarray:
+        count = np.maximum(allowed.sum(axis=1, keepdims=True), 1)
+        return allowed / count
