@@ -34,3 +34,13 @@ def shadow_destinations(tmp_path_factory):
         yield path
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="session")
+def insights_world(tmp_path_factory):
+    """A small warehouse decided, delivered and built by dbt over a few days (insights_world.py),
+    shared by the tests of the marts, the report, the inspector and off-policy evaluation."""
+    from insights_world import build
+    from test_dbt_project import run_dbt
+
+    return build(tmp_path_factory.mktemp("insights"), run_dbt)
