@@ -273,12 +273,14 @@ def _register_subcommands() -> None:
     from journeyman.orchestration.deliveries import deliveries
     from journeyman.orchestration.evaluate import evaluate
     from journeyman.orchestration.init import init
+    from journeyman.orchestration.inspect_command import inspect
     from journeyman.orchestration.run import run
     from journeyman.orchestration.validate import validate
 
     main.add_command(deliveries)
     main.add_command(evaluate)
     main.add_command(init)
+    main.add_command(inspect)
     main.add_command(run)
     main.add_command(validate)
 
