@@ -272,6 +272,7 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
 def _register_subcommands() -> None:
     from journeyman.orchestration.deliveries import deliveries
     from journeyman.orchestration.evaluate import evaluate
+    from journeyman.orchestration.fit_command import fit
     from journeyman.orchestration.init import init
     from journeyman.orchestration.inspect_command import inspect
     from journeyman.orchestration.run import run
@@ -279,6 +280,7 @@ def _register_subcommands() -> None:
 
     main.add_command(deliveries)
     main.add_command(evaluate)
+    main.add_command(fit)
     main.add_command(init)
     main.add_command(inspect)
     main.add_command(run)
