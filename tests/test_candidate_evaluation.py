@@ -30,11 +30,16 @@ def test_the_agents_own_policy_reproduces_the_logged_propensities(world):
     agent = {a.name: a for a in load_agents(world.agents)}["winback"]
     logs = ce.load_logged(world.warehouse, agent, None)
     assert logs.n > 50 and set(logs.group) <= {"treatment", "business_as_usual", "random_control"}
-    probs = ce.probabilities(world.warehouse, agent, agent, logs)
-    assert probs.mismatched == 0 and not probs.extra
+    bau = ce.candidate_from_group(agent, "business_as_usual")
+    probs = ce.probabilities(world.warehouse, agent, [agent, bau], logs)
+    assert probs.mismatched == 0 and probs.extra == [[], []]
     rows = np.arange(logs.n)
     assert np.allclose(probs.logging.sum(axis=1), 1.0)
     assert (probs.logging[rows, logs.action] > 0).all()  # the mixture covers what was logged
+    # the mixture is the groups' shares of the candidates' (the agent's own policies') answers
+    shares = [1 - sum(b.share for b in agent.baselines), *(b.share for b in agent.baselines)]
+    assert (probs.logging >= shares[0] * probs.candidates[0] - 1e-12).all()
+    assert (probs.logging >= shares[1] * probs.candidates[1] - 1e-12).all()
 
 
 def test_a_candidate_gets_every_estimator_with_its_interval_as_json(world):

@@ -80,14 +80,26 @@ class CandidateReport:
         }
 
 
-def load_logged(warehouse: Warehouse, agent: AgentConfig, since: date | None) -> LoggedDecisions:
-    """The agent's acted-on, rewarded decisions since `since` (all when None)."""
+def load_logged(
+    warehouse: Warehouse,
+    agent: AgentConfig,
+    since: date | None,
+    *,
+    max_decisions: int | None = None,
+    seed: int = 0,
+) -> LoggedDecisions:
+    """The agent's acted-on, rewarded decisions since `since` (all when None); at most
+    `max_decisions` of them, a seeded uniform sample."""
     for schema, table in (("journeyman", "decisions"), ("marts", "decision_rewards")):
         if not warehouse.table_exists(schema, table):
             raise CandidateEvaluationError(
                 f"{schema}.{table} does not exist: run the daily job (or journeyman demo) first"
             )
     table = warehouse.read_arrow(_logs_sql(warehouse), _params(agent, since))
+    if max_decisions is not None and table.num_rows > max_decisions:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(table.num_rows, size=max_decisions, replace=False))
+        table = table.take(pa.array(keep))
     if table.num_rows == 0:
         raise CandidateEvaluationError(
             f"agent {agent.name} has no logged decisions with a closed attribution window"
@@ -170,50 +182,111 @@ def _logs_sql(warehouse: Warehouse) -> str:
 
 @dataclass(frozen=True)
 class Probabilities:
-    """Per logged decision: the candidate's probability of every action (the logged space's
-    columns, then the candidate's new actions) and the logging mixture's."""
+    """Per logged decision: each candidate's probability of every action (the logged space's
+    columns, then that candidate's new actions) and the logging mixture's (logged columns)."""
 
-    candidate: np.ndarray  # (n, K + extra)
-    logging: np.ndarray  # (n, K + extra): zero on the extra columns
-    extra: list[str]
+    candidates: list[np.ndarray]  # each (n, K + its extra)
+    logging: np.ndarray  # (n, K)
+    extra: list[list[str]]
     mismatched: int  # decisions whose recomputed propensity differs from the logged one
+
+    def logging_for(self, i: int) -> np.ndarray:
+        """The logging mixture padded with zeros to candidate i's columns."""
+        pad = self.candidates[i].shape[1] - self.logging.shape[1]
+        return np.pad(self.logging, ((0, 0), (0, pad)))
 
 
 def probabilities(
-    warehouse: Warehouse, agent: AgentConfig, candidate: AgentConfig, logs: LoggedDecisions
+    warehouse: Warehouse,
+    agent: AgentConfig,
+    candidates: list[AgentConfig],
+    logs: LoggedDecisions,
 ) -> Probabilities:
-    """Day by day, the agent's policies and the candidate fitted on what the agent knew that
+    """Day by day, the agent's policies and each candidate fitted on what the agent knew that
     morning, each asked for its probability of every action under that day's guardrails.
+    A candidate that is one of the agent's own policies (its policy or a baseline's, same
+    actions and features) reuses that policy's answer: no second fit.
 
     The logging policy is the mixture of the agent's live policies weighted by their groups'
     shares: group assignment is a random hash of the customer, independent of the context, so
     every decision was drawn from that mixture (the multiple-loggers estimator of Agarwal et
     al., 2017 — lower variance than each decision's own policy, and it lets the random control
     and the treatment lend their support to any candidate)."""
-    cand_space = ActionSpace.for_agent(candidate)
-    column = {a: i for i, a in enumerate(logs.space.action_id)}
-    extra = [a for a in cand_space.action_id if a not in column]
-    column.update({a: logs.space.size + i for i, a in enumerate(extra)})
-    to_column = np.array([column[a] for a in cand_space.action_id], dtype=np.int64)
-    cand_allowed = _candidate_allowed(logs, cand_space)
-    width = logs.space.size + len(extra)
-    pi, logging = np.zeros((logs.n, width)), np.zeros((logs.n, width))
+    plans = [_CandidatePlan.of(agent, c, logs) for c in candidates]
+    logging = np.zeros((logs.n, logs.space.size))
     weights = _mixture_weights(agent)
     own = np.full(logs.n, np.nan)
-    same = candidate is agent
-    for day, rows, decider, cand in _daily_deciders(warehouse, agent, candidate, logs, same):
+    for day, rows, decider in _daily_deciders(warehouse, agent, logs):
+        computed = []
         for p_i, policy in enumerate(decider.policies):
             probs = policy.probabilities(_context(decider, logs, rows, day), logs.allowed[rows])
-            logging[rows, : logs.space.size] += weights[p_i] * probs
+            logging[rows] += weights[p_i] * probs
             mine = logs.policy_index[rows] == p_i
             own[rows[mine]] = probs[mine, logs.action[rows[mine]]]
-            if same and p_i == 0:
-                pi[rows, : logs.space.size] = probs
-        if not same:
-            ctx = _context(cand, logs, rows, day)
-            pi[np.ix_(rows, to_column)] = cand.policies[0].probabilities(ctx, cand_allowed[rows])
+            computed.append(probs)
+        for plan in plans:
+            plan.fill(warehouse, agent, logs, rows, day, computed)
     mismatched = int((~np.isclose(own, logs.propensity, rtol=0, atol=1e-9)).sum())
-    return Probabilities(pi, logging, extra, mismatched)
+    return Probabilities([p.out for p in plans], logging, [p.extra for p in plans], mismatched)
+
+
+@dataclass
+class _CandidatePlan:
+    """One candidate's columns, allowed actions, and its place among the agent's policies."""
+
+    candidate: AgentConfig
+    own_index: int | None  # the agent's policy it is, if any
+    extra: list[str]
+    to_column: np.ndarray
+    allowed: np.ndarray
+    out: np.ndarray
+
+    @classmethod
+    def of(cls, agent: AgentConfig, candidate: AgentConfig, logs: LoggedDecisions):  # noqa: ANN206
+        space = ActionSpace.for_agent(candidate)
+        column = {a: i for i, a in enumerate(logs.space.action_id)}
+        extra = [a for a in space.action_id if a not in column]
+        column.update({a: logs.space.size + i for i, a in enumerate(extra)})
+        to_column = np.array([column[a] for a in space.action_id], dtype=np.int64)
+        out = np.zeros((logs.n, logs.space.size + len(extra)))
+        own = _own_index(agent, candidate)
+        return cls(candidate, own, extra, to_column, _candidate_allowed(logs, space), out)
+
+    def fill(
+        self,
+        warehouse: Warehouse,
+        agent: AgentConfig,
+        logs: LoggedDecisions,
+        rows: np.ndarray,
+        day: date,
+        computed: list[np.ndarray],
+    ) -> None:
+        """This day's rows: the agent's own answer, or the candidate fitted for the day."""
+        if self.own_index is not None:
+            self.out[np.ix_(rows, self.to_column)] = computed[self.own_index]
+            return
+        decider = _fitted(warehouse, agent, self.candidate, logs, day)
+        ctx = _context(decider, logs, rows, day)
+        probs = decider.policies[0].probabilities(ctx, self.allowed[rows])
+        self.out[np.ix_(rows, self.to_column)] = probs
+
+
+def _own_index(agent: AgentConfig, candidate: AgentConfig) -> int | None:
+    """Which of the agent's policies the candidate is (same actions, features and goal)."""
+    if candidate is agent:
+        return 0
+    same = (
+        candidate.dimensions == agent.dimensions
+        and candidate.features == agent.features
+        and candidate.goal == agent.goal
+    )
+    if not same:
+        return None
+    specs = [agent.policy, *agent.baselines]
+    for i, spec in enumerate(specs):
+        if (spec.name, spec.params) == (candidate.policy.name, candidate.policy.params):
+            return i
+    return None
 
 
 def _mixture_weights(agent: AgentConfig) -> np.ndarray:
@@ -225,32 +298,29 @@ def _mixture_weights(agent: AgentConfig) -> np.ndarray:
 
 
 def _daily_deciders(
+    warehouse: Warehouse, agent: AgentConfig, logs: LoggedDecisions
+) -> Iterator[tuple[date, np.ndarray, AgentDecider]]:
+    """Per logged day: its rows and the agent's decider fitted (from scratch, as the daily job
+    does) on the statistics the agent had that morning."""
+    for day in np.unique(logs.day):
+        on = day.astype(object)
+        yield on, np.flatnonzero(logs.day == day), _fitted(warehouse, agent, agent, logs, on)
+
+
+def _fitted(
     warehouse: Warehouse,
     agent: AgentConfig,
-    candidate: AgentConfig,
+    policy_agent: AgentConfig,
     logs: LoggedDecisions,
-    same: bool,
-) -> Iterator[tuple[date, np.ndarray, AgentDecider, AgentDecider]]:
-    """Per logged day: its rows, the agent's decider and the candidate's, both fitted (from
-    scratch, as the daily job does) on the statistics the agent had that morning."""
+    day: date,
+) -> AgentDecider:
+    """`policy_agent`'s decider fitted on `agent`'s statistics available on `day`."""
     available = list(logs.features.column_names)
-    features = agent_features(agent, available, agent.source)
-    cand_features = agent_features(candidate, available, candidate.source)
-    for day in np.unique(logs.day):
-        rows = np.flatnonzero(logs.day == day)
-        on = day.astype(object)
-        stats = load_arm_statistics(
-            warehouse, agent.name, on, available, signal=agent.goal.learning_signal
-        )
-        decider = AgentDecider.build(agent, features, stats)
-        if same:
-            yield on, rows, decider, decider
-            continue
-        if candidate.goal.learning_signal != agent.goal.learning_signal:
-            stats = load_arm_statistics(
-                warehouse, agent.name, on, available, signal=candidate.goal.learning_signal
-            )
-        yield on, rows, decider, AgentDecider.build(candidate, cand_features, stats)
+    stats = load_arm_statistics(
+        warehouse, agent.name, day, available, signal=policy_agent.goal.learning_signal
+    )
+    features = agent_features(policy_agent, available, policy_agent.source)
+    return AgentDecider.build(policy_agent, features, stats)
 
 
 def _context(
@@ -289,6 +359,46 @@ def _candidate_allowed(logs: LoggedDecisions, cand_space: ActionSpace) -> np.nda
 # --- the estimate -------------------------------------------------------------------------------
 
 
+def evaluate_candidates(
+    warehouse: Warehouse,
+    agent: AgentConfig,
+    candidates: Mapping[str, AgentConfig],
+    since: date | None = None,
+    *,
+    resamples: int = 500,
+    seed: int = 0,
+    max_decisions: int | None = None,
+) -> list[CandidateReport]:
+    """IPW, SNIPW, DM and DR estimates of each candidate's reward per decision on the logs
+    (one pass over the days for all of them; at most `max_decisions`, a seeded uniform sample,
+    which keeps every estimator unbiased)."""
+    logs = load_logged(warehouse, agent, since, max_decisions=max_decisions, seed=seed)
+    probs = probabilities(warehouse, agent, list(candidates.values()), logs)
+    by_group = {str(g): float(logs.reward[logs.group == g].mean()) for g in sorted(set(logs.group))}
+    days = len(np.unique(logs.day))
+    x = _numeric(logs)
+    rows = np.arange(logs.n)
+    reports = []
+    for i, name in enumerate(candidates):
+        pi = probs.candidates[i]
+        q = cross_fitted_predictions(x, logs.action, logs.reward, pi.shape[1], seed=seed)
+        estimate = evaluate(
+            logs.reward,
+            logs.action,
+            probs.logging[rows, logs.action],
+            pi,
+            predictions=q,
+            logging=probs.logging_for(i),
+            resamples=resamples,
+            seed=seed,
+        )
+        notes = _notes(probs.extra[i], probs.mismatched, logs.n)
+        if notes:
+            estimate = dataclasses.replace(estimate, warnings=(*estimate.warnings, *notes))
+        reports.append(CandidateReport(agent.name, name, estimate, by_group, days))
+    return reports
+
+
 def evaluate_candidate(
     warehouse: Warehouse,
     agent: AgentConfig,
@@ -299,44 +409,27 @@ def evaluate_candidate(
     resamples: int = 500,
     seed: int = 0,
 ) -> CandidateReport:
-    """IPW, SNIPW, DM and DR estimates of the candidate's reward per decision on the logs."""
-    logs = load_logged(warehouse, agent, since)
-    probs = probabilities(warehouse, agent, candidate, logs)
-    width = probs.candidate.shape[1]
-    q = cross_fitted_predictions(_numeric(logs), logs.action, logs.reward, width, seed=seed)
-    rows = np.arange(logs.n)
-    estimate = evaluate(
-        logs.reward,
-        logs.action,
-        probs.logging[rows, logs.action],
-        probs.candidate,
-        predictions=q,
-        logging=probs.logging,
-        resamples=resamples,
-        seed=seed,
+    """One candidate's estimates (`evaluate_candidates`)."""
+    reports = evaluate_candidates(
+        warehouse, agent, {candidate_name: candidate}, since, resamples=resamples, seed=seed
     )
-    notes = _notes(probs, logs.n)
-    if notes:
-        estimate = dataclasses.replace(estimate, warnings=(*estimate.warnings, *notes))
-    by_group = {str(g): float(logs.reward[logs.group == g].mean()) for g in sorted(set(logs.group))}
-    days = len(np.unique(logs.day))
-    return CandidateReport(agent.name, candidate_name, estimate, by_group, days)
+    return reports[0]
 
 
-def _notes(probs: Probabilities, n: int) -> list[str]:
+def _notes(extra: list[str], mismatched: int, n: int) -> list[str]:
     """Warnings about what the estimate rests on, in words."""
     notes = []
-    if probs.extra:
+    if extra:
         notes.append(
-            f"the candidate can choose {len(probs.extra)} action(s) the logs never took "
-            f"(e.g. {probs.extra[0]}): the direct method guesses their value from the reward "
+            f"the candidate can choose {len(extra)} action(s) the logs never took "
+            f"(e.g. {extra[0]}): the direct method guesses their value from the reward "
             "model; IPW, SNIPW and DR cannot see it"
         )
-    if probs.mismatched:
+    if mismatched:
         notes.append(
-            f"{probs.mismatched} of {n} decisions' recomputed propensities differ from the "
-            "logged ones (the agent file changed, or data arrived late and changed the statistics it learned from): the "
-            "estimate uses the recomputed ones; evaluate with --since after the change"
+            f"{mismatched} of {n} decisions' recomputed propensities differ from the logged "
+            "ones (the agent file changed, or late data changed the statistics it learned "
+            "from): the estimate uses the recomputed ones; evaluate with --since after that"
         )
     return notes
 
