@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from journeyman import settings as project_settings
-from journeyman.intake import signing
+from journeyman import signing
 from journeyman.intake.app import create_app, request_url
 from journeyman.intake.config import IntakeConfigError, IntakeSettings
 from journeyman.intake.store import EventStore

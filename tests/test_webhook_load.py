@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from journeyman import settings
-from journeyman.intake.signing import webhook_signature
 from journeyman.sandbox import SandboxWorld
+from journeyman.signing import webhook_signature
 from journeyman.warehouse import Warehouse
 
 JOURNEYMAN = Path(sys.executable).parent / "journeyman"

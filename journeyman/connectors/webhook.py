@@ -1,8 +1,8 @@
 """A generic webhook: JSON POST of a batch of messages, signed with HMAC-SHA256.
 
 Headers: `X-Journeyman-Timestamp` (epoch seconds) and `X-Journeyman-Signature:
-sha256=<hex>` over `<timestamp>.<raw body>` with the shared secret (see
-`journeyman.intake.signing.verify_webhook` for the receiver side), plus `Idempotency-Key`.
+sha256=<hex>` over `<timestamp>.<raw body>` with the shared secret (`journeyman.signing`,
+whose `verify_webhook` is the receiver side), plus `Idempotency-Key`.
 Body: `{"messages": [OutboundMessage...]}`, each with its `idempotency_key`. A 2xx answer
 accepts the batch; it may list per-record outcomes as `{"results": [{"decision_id",
 "status": "accepted" | "rejected", "error"}]}`. No scheduling: records are dispatched when due.
@@ -12,8 +12,6 @@ after a crash are harmless); otherwise crashed in-flight records stay in flight.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 
 from journeyman.connectors.destination import (
@@ -24,15 +22,7 @@ from journeyman.connectors.destination import (
 )
 from journeyman.connectors.http import HttpDestination, Secret, dumps, loads, require
 from journeyman.connectors.pacing import RateLimit
-
-SIGNATURE_HEADER = "X-Journeyman-Signature"
-TIMESTAMP_HEADER = "X-Journeyman-Timestamp"
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """`sha256=<hex>` HMAC-SHA256 of `<timestamp>.` + body (same as intake.signing)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
+from journeyman.signing import webhook_headers
 
 
 class WebhookDestination(HttpDestination):
@@ -68,8 +58,7 @@ class WebhookDestination(HttpDestination):
         timestamp = str(int(self.wall_clock()))
         headers = {
             "Content-Type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self.secret.reveal(), timestamp, body),
+            **webhook_headers(self.secret.reveal(), timestamp, body),
         }
         if key:
             headers["Idempotency-Key"] = key

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from journeyman.intake import signing
+from journeyman import signing
 from journeyman.intake.config import (
     PUBLIC_URL_ENV,
     SENDGRID_KEY_ENV,

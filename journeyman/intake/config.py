@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from journeyman import settings
-from journeyman.intake.signing import load_sendgrid_public_key
+from journeyman.signing import load_sendgrid_public_key
 
 SENDGRID_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
 TWILIO_TOKEN_ENV = "TWILIO_AUTH_TOKEN"

@@ -5,26 +5,25 @@ auth and validate every request); the world answers what the emulators accepted 
 and the events a vendor reports by webhook travel back as that vendor sends them (`report`):
 
 - e-mail (SendGrid): every event — delivered, bounce, open, click, unsubscribe, spam report —
-  as signed Event Webhook posts (JSON arrays of up to `SENDGRID_BATCH` events, ECDSA-signed),
-  echoing the message's `custom_args`;
+  as signed Event Webhook posts (JSON arrays of up to 1,000 events, ECDSA-signed), echoing the
+  message's `custom_args`;
 - SMS (Twilio): delivery receipts only — `delivered`, `undelivered` — as signed status
   callbacks to each message's StatusCallback URL, with the carrier's `RawDlrDoneDate`.
 
 Everything else (push events: FCM reports none per message; SMS clicks: the shop's site
 analytics; SMS opt-outs: the consent system) is left for the world to load directly.
-Vendor ids (batch ids, message SIDs) are seeded, so the same run gives the same ids.
+Vendor ids (batch ids, message SIDs) are seeded, so the same run gives the same ids. The posts
+themselves are the emulators' (`SendGridEmulator.post_events`, `TwilioEmulator.status_callback`),
+with the world's event ids and times.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,7 +34,6 @@ import requests
 
 from journeyman.sandbox.emulators import Delivery, FcmEmulator, SendGridEmulator, TwilioEmulator
 
-SENDGRID_BATCH = 1000  # events per Event Webhook post (SendGrid batches; 2 MiB intake limit)
 TWILIO_CONCURRENCY = 8  # status callbacks in flight at once
 SENDGRID_EVENTS = {
     "delivered": "delivered",
@@ -205,73 +203,35 @@ class SandboxVendors:
         return session
 
     def _sendgrid_webhooks(self, events: pa.Table) -> None:
-        from journeyman.intake.signing import sign_sendgrid
-
         ids = events.column("event_id").to_pylist()
         decisions = events.column("decision_id").to_pylist()
         kinds = events.column("event_type").to_pylist()
         stamps = _epoch_seconds(events.column("occurred_at")).tolist()
-        batch: list[dict[str, Any]] = []
-        for event_id, decision, kind, stamp in zip(ids, decisions, kinds, stamps, strict=True):
-            delivery = self._email[decision]
-            event = {
-                **(delivery.custom_args or {}),
-                "email": delivery.recipient,
-                "timestamp": int(stamp),
-                "event": SENDGRID_EVENTS[kind],
-                "sg_event_id": event_id,
-                "sg_message_id": delivery.provider_id,
-            }
-            if kind == "bounce":
-                event["type"] = "bounce"
-            batch.append(event)
+        batch = [
+            self.sendgrid.event(self._email[decision], SENDGRID_EVENTS[kind], event_id, int(stamp))
+            for event_id, decision, kind, stamp in zip(ids, decisions, kinds, stamps, strict=True)
+        ]
         url = f"{self.intake_url}/webhooks/sendgrid"
-        for start in range(0, len(batch), SENDGRID_BATCH):
-            body = json.dumps(batch[start : start + SENDGRID_BATCH]).encode() + b"\r\n"
-            timestamp = str(int(time.time()))
-            signature = sign_sendgrid(self.sendgrid.signing_key_pem, timestamp, body)
-            response = self._session().post(
-                url,
-                data=body,
-                timeout=60,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Twilio-Email-Event-Webhook-Signature": signature,
-                    "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-                },
-            )
+        for n, response in self.sendgrid.post_events(url, batch, self._session().post):
             if response.status_code != 200:
                 raise VendorError(
                     f"the intake refused a SendGrid event post: HTTP {response.status_code} "
                     f"{response.text[:200]}"
                 )
             self.sent["sendgrid_posts"] += 1
-            self.sent["sendgrid_events"] += len(batch[start : start + SENDGRID_BATCH])
+            self.sent["sendgrid_events"] += n
 
     def _twilio_callbacks(self, events: pa.Table) -> None:
-        from journeyman.intake.signing import TWILIO_SIGNATURE_HEADER, twilio_signature
-
         decisions = events.column("decision_id").to_pylist()
         kinds = events.column("event_type").to_pylist()
         stamps = _epoch_seconds(events.column("occurred_at")).tolist()
-        token = self.twilio.auth_token
 
         def post(item: tuple[str, str, int]) -> None:
             decision, kind, stamp = item
             delivery, callback = self._sms[decision]
-            status = TWILIO_STATUSES[kind]
-            params = {
-                "AccountSid": self.twilio.account_sid,
-                "MessageSid": delivery.provider_id,
-                "SmsSid": delivery.provider_id,
-                "MessageStatus": status,
-                "SmsStatus": status,
-                "To": delivery.recipient,
-                "ApiVersion": "2010-04-01",
-                "RawDlrDoneDate": _dlr_done_date(stamp),
-            }
-            headers = {TWILIO_SIGNATURE_HEADER: twilio_signature(token, callback, params)}
-            response = self._session().post(callback, data=params, timeout=60, headers=headers)
+            response = self.twilio.status_callback(
+                delivery, TWILIO_STATUSES[kind], callback, done_at=stamp, post=self._session().post
+            )
             if response.status_code != 200:
                 raise VendorError(
                     f"the intake refused a Twilio status callback: HTTP {response.status_code} "
@@ -283,8 +243,3 @@ class SandboxVendors:
             for _ in pool.map(post, items):
                 pass
         self.sent["twilio_callbacks"] += len(items)
-
-
-def _dlr_done_date(epoch: int) -> str:
-    """Epoch seconds → Twilio's `RawDlrDoneDate` (`YYMMDDhhmm`, UTC here)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%y%m%d%H%M")

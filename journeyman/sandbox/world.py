@@ -53,7 +53,7 @@ from journeyman.sandbox.purchases import (
 )
 from journeyman.sandbox.randomness import day_number, stream
 from journeyman.sandbox.regions import local_clock_hours, local_hours, utc_offsets_hours
-from journeyman.sandbox.responses import Actions, draw_delays, respond
+from journeyman.sandbox.responses import Actions, Response, draw_delays, respond
 from journeyman.sandbox.state import SANDBOX_DDL, CustomerState
 from journeyman.sandbox.truth import GroundTruth, Reward
 from journeyman.tables import ensure_raw_tables
@@ -584,170 +584,129 @@ class SandboxWorld:
     ) -> dict[str, int]:
         """Draw every response to the messages delivered today; schedule the later ones."""
         total = len(delivered)
-        if total == 0:
-            return {"messages": 0, "ignored": 0, "suppressed": 0}
-        today = day_number(day)
-        decision = np.array([m.decision_id for m in delivered], dtype=str)
-        send_at = _timestamps([m.send_at for m in delivered])
-        in_day = (send_at >= np.datetime64(day, "us")) & (
-            send_at < np.datetime64(day + timedelta(days=1), "us")
-        )
-        idx = traits.index_of(np.array([m.customer_id for m in delivered], dtype=str))
-        channel_names = np.array([m.channel for m in delivered], dtype=str)
-        ch = channel_codes(channel_names)
-        known = ch >= 0
-        order = np.argsort(decision, kind="stable")
-        first = np.ones(total, dtype=bool)
-        first[1:] = decision[order][1:] != decision[order][:-1]
-        keep_sorted = first & in_day[order] & (idx[order] >= 0) & known[order]
-        sel = order[keep_sorted]
-        m = len(sel)
-        if m == 0:
+        sends = _todays_sends(day, delivered, traits) if total else None
+        if sends is None:
             return {"messages": 0, "ignored": total, "suppressed": 0}
-        decision, send_at, idx, ch = decision[sel], send_at[sel], idx[sel], ch[sel]
-        tags = [delivered[j].tags for j in sel]
-        actions = Actions(
-            idx=idx,
-            channel=ch,
-            local_hour=local_hours(traits.region[idx].astype(np.int64), send_at, day),
-            category=creative.category_codes(t.get("category") for t in tags),
-            offer=creative.offer_codes(t.get("offer") for t in tags),
-            tone=creative.tone_codes(t.get("tone") for t in tags),
-            value_prop=creative.value_prop_codes(t.get("value_prop") for t in tags),
-        )
-        # messages already sent to the same customer earlier today add to fatigue
-        by_customer = np.lexsort((decision, send_at, idx))
-        rank = np.zeros(m, dtype=np.int64)
-        sorted_idx = idx[by_customer]
-        starts = np.r_[0, np.flatnonzero(sorted_idx[1:] != sorted_idx[:-1]) + 1]
-        run_start = np.repeat(starts, np.diff(np.r_[starts, m]))
-        rank[by_customer] = np.arange(m) - run_start
-        resp = respond(traits, state, actions, fatigue[idx] + rank, today)
-
+        actions = _actions(day, traits, sends)
+        today = day_number(day)
+        resp = respond(traits, state, actions, fatigue[sends.idx] + _sent_earlier(sends), today)
+        # one stream, drawn in this order: outcomes, times, then the orders' amounts / categories
         rng = stream(self.seed, "responses", day)
-        u = rng.random((7, m))
-        hard = resp.hard_bounce
-        soft = ~resp.suppressed & ~hard & (u[0] < resp.soft_bounce)
-        got = ~resp.suppressed & ~hard & ~soft
-        seen = got & (u[1] < resp.seen)
-        click = seen & (u[2] < resp.click)
-        conv = seen & (u[3] < np.where(click, resp.conv_click, resp.conv_seen))
-        unsub = got & (u[4] < resp.unsubscribe)
-        complaint = got & (ch == 0) & (u[5] < resp.complaint)
-
-        hour = np.timedelta64(3_600_000_000, "us")
-        t_delivered = send_at + (rng.uniform(2, 60, m) * 1e6).astype("timedelta64[us]")
-        seen_h = seen_delay_hours(
-            rng,
-            stream(self.seed, "attention", day),
-            traits,
-            idx,
-            ch,
-            local_clock_hours(traits.region[idx].astype(np.int64), t_delivered, day),
-        )
-        t_seen = t_delivered + (seen_h * 3.6e9).astype("timedelta64[us]")
-        t_click = t_seen + (click_delay_seconds(rng, m) * 1e6).astype("timedelta64[us]")
-        t_quit = np.where(seen, t_seen, t_delivered + 2 * hour) + np.timedelta64(45, "s")
-        delay_days = draw_delays(rng, m)
-        t_order = np.where(click, t_click, t_seen) + (delay_days * 86_400e6).astype(
-            "timedelta64[us]"
-        )
-        amounts = order_amounts(rng, traits, idx, resp.pay)
-        money_off = discounts(amounts, resp.pay)
-        affine = order_categories(rng, traits, idx)
+        outcome = _outcomes(rng, resp, sends.channel)
+        attention = stream(self.seed, "attention", day)
+        times = _response_times(rng, attention, day, traits, sends, outcome)
+        amounts = order_amounts(rng, traits, sends.idx, resp.pay)
+        affine = order_categories(rng, traits, sends.idx)
         category = np.where(actions.category == creative.ANY_CATEGORY, affine, actions.category)
 
-        cust = traits.customer_id[idx]
-        chan = np.array(CHANNELS)[ch]
+        self._load_events(day, sends, outcome, times, traits, new_state, loads, loaded)
+        order = (amounts, discounts(amounts, resp.pay), category)
+        attributed_now = self._load_orders(
+            day, sends, outcome.conv, times.order, order, loads, loaded
+        )
+        _record_sends(today, sends, outcome, resp.pay, new_state, loads)
+        return {
+            "messages": sends.n,
+            "ignored": total - sends.n,
+            "suppressed": int(resp.suppressed.sum()),
+            "attributed_now": attributed_now,
+        }
+
+    def _load_events(
+        self,
+        day: date,
+        sends: _Sends,
+        outcome: _Outcomes,
+        times: _Times,
+        traits: Traits,
+        new_state: CustomerState,
+        loads: _Loads,
+        loaded: datetime,
+    ) -> None:
+        """Today's message events into raw.message_events, later ones into pending; today's
+        unsubscribes and complaints opt the channel out."""
         day_end = np.datetime64(day + timedelta(days=1), "us")
-        push = ch == 2
-        emitted = [
-            ("delivered", got, t_delivered),
-            ("bounce", hard | soft, t_delivered),
-            ("open", np.where(push, click, seen & (ch == 0)), np.where(push, t_click, t_seen)),
-            ("click", click & ~push, t_click),
-            ("unsubscribe", unsub, t_quit),
-            ("complaint", complaint, t_quit + np.timedelta64(30, "s")),
-        ]
-        for kind, mask, at in emitted:
+        for kind, mask, at in _events(sends.channel, outcome, times):
             now, later = mask & (at < day_end), mask & (at >= day_end)
             loads.events.append(
                 events_table(
-                    decision[now], decision[now], cust[now], chan[now], kind, at[now], loaded
+                    sends.decision[now],
+                    sends.decision[now],
+                    sends.customer[now],
+                    sends.channel_name[now],
+                    kind,
+                    at[now],
+                    loaded,
                 )
             )
             if later.any():
                 loads.pending.append(
                     self._pending(
                         "event",
-                        np.char.add(np.char.add("evt-", decision[later]), "-" + kind),
-                        decision[later],
-                        cust[later],
-                        chan[later],
+                        np.char.add(np.char.add("evt-", sends.decision[later]), "-" + kind),
+                        sends.decision[later],
+                        sends.customer[later],
+                        sends.channel_name[later],
                         kind,
                         at[later],
                         None,
                         None,
                     )
                 )
-        quit_now = (unsub | complaint) & (t_quit < day_end)
+        quit_now = (outcome.unsub | outcome.complaint) & (times.quit < day_end)
         self._opt_out(
-            cust[quit_now], chan[quit_now], t_quit[quit_now], traits, new_state, loads, loaded
+            sends.customer[quit_now],
+            sends.channel_name[quit_now],
+            times.quit[quit_now],
+            traits,
+            new_state,
+            loads,
+            loaded,
         )
 
-        order_ids = numbered(f"ord-{day:%Y%m%d}-m", np.arange(m), 7)
-        now, later = conv & (t_order < day_end), conv & (t_order >= day_end)
+    def _load_orders(
+        self,
+        day: date,
+        sends: _Sends,
+        conv: np.ndarray,
+        at: np.ndarray,
+        order: tuple[np.ndarray, np.ndarray, np.ndarray],
+        loads: _Loads,
+        loaded: datetime,
+    ) -> int:
+        """The conversions' orders: today's into raw.orders, later ones into pending. `order`:
+        (amount paid, money off, category code) per message. Returns how many are today's."""
+        amounts, money_off, category = order
+        order_ids = numbered(f"ord-{day:%Y%m%d}-m", np.arange(sends.n), 7)
+        day_end = np.datetime64(day + timedelta(days=1), "us")
+        now, later = conv & (at < day_end), conv & (at >= day_end)
         loads.orders.append(
             orders_table(
                 order_ids[now],
-                cust[now],
-                t_order[now],
+                sends.customer[now],
+                at[now],
                 amounts[now],
                 money_off[now],
                 category[now],
                 loaded,
             )
         )
-        loads.ordered_idx.append(idx[now])
+        loads.ordered_idx.append(sends.idx[now])
         if later.any():
             loads.pending.append(
                 self._pending(
                     "order",
                     order_ids[later],
-                    decision[later],
-                    cust[later],
-                    chan[later],
+                    sends.decision[later],
+                    sends.customer[later],
+                    sends.channel_name[later],
                     None,
-                    t_order[later],
+                    at[later],
                     (amounts[later], money_off[later]),
                     np.array(creative.CATEGORIES)[category[later]],
                 )
             )
-
-        new_state.hard_bounced[idx[hard], ch[hard]] = True
-        loads.sends.append(
-            pa.table(
-                {
-                    "decision_id": decision,
-                    "customer_id": cust,
-                    "channel": chan,
-                    "send_at": send_at.astype("datetime64[us]"),
-                    "send_day": np.full(m, today, np.int32),
-                    "delivered": got,
-                }
-            )
-        )
-        coupon = seen & (resp.pay < 1.0)
-        active = new_state.coupon_until[idx] >= today
-        best = np.where(active, np.minimum(new_state.coupon_pay[idx], resp.pay), resp.pay)
-        new_state.coupon_pay[idx[coupon]] = best[coupon]
-        new_state.coupon_until[idx[coupon]] = today + COUPON_DAYS
-        return {
-            "messages": m,
-            "ignored": total - m,
-            "suppressed": int(resp.suppressed.sum()),
-            "attributed_now": int(now.sum()),
-        }
+        return int(now.sum())
 
     @staticmethod
     def _pending(
@@ -782,3 +741,201 @@ class SandboxWorld:
             },
             schema=PENDING_SCHEMA,
         )
+
+
+# -- answering the day's messages (SandboxWorld._respond), step by step ------------------------
+
+EMAIL, SMS, PUSH = (CHANNELS.index(name) for name in ("email", "sms", "push"))
+HOUR = np.timedelta64(3_600_000_000, "us")
+
+
+@dataclass(frozen=True)
+class _Sends:
+    """The messages the world answers today: the first copy of each decision, sent today, to a
+    known customer on a known channel (`channel`: its code, EMAIL / SMS / PUSH)."""
+
+    decision: np.ndarray
+    send_at: np.ndarray
+    idx: np.ndarray
+    channel: np.ndarray
+    tags: list[Mapping[str, str]]
+    customer: np.ndarray
+    channel_name: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.decision)
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    """What each message came to (boolean masks)."""
+
+    hard: np.ndarray  # hard bounce
+    soft: np.ndarray  # soft bounce
+    got: np.ndarray  # delivered
+    seen: np.ndarray
+    click: np.ndarray
+    conv: np.ndarray  # an order follows
+    unsub: np.ndarray
+    complaint: np.ndarray  # e-mail only
+
+
+@dataclass(frozen=True)
+class _Times:
+    """When each message's events (would) happen, naive UTC datetime64[us]."""
+
+    delivered: np.ndarray
+    seen: np.ndarray
+    click: np.ndarray
+    quit: np.ndarray  # unsubscribe; a complaint comes 30 s later
+    order: np.ndarray
+
+
+def _todays_sends(day: date, delivered: Sequence[OutboundMessage], traits: Traits) -> _Sends | None:
+    """The delivered messages the world answers (None when there are none)."""
+    total = len(delivered)
+    decision = np.array([m.decision_id for m in delivered], dtype=str)
+    send_at = _timestamps([m.send_at for m in delivered])
+    in_day = (send_at >= np.datetime64(day, "us")) & (
+        send_at < np.datetime64(day + timedelta(days=1), "us")
+    )
+    idx = traits.index_of(np.array([m.customer_id for m in delivered], dtype=str))
+    ch = channel_codes(np.array([m.channel for m in delivered], dtype=str))
+    order = np.argsort(decision, kind="stable")
+    first = np.ones(total, dtype=bool)
+    first[1:] = decision[order][1:] != decision[order][:-1]
+    sel = order[first & in_day[order] & (idx[order] >= 0) & (ch[order] >= 0)]
+    if len(sel) == 0:
+        return None
+    return _Sends(
+        decision=decision[sel],
+        send_at=send_at[sel],
+        idx=idx[sel],
+        channel=ch[sel],
+        tags=[delivered[j].tags for j in sel],
+        customer=traits.customer_id[idx[sel]],
+        channel_name=np.array(CHANNELS)[ch[sel]],
+    )
+
+
+def _actions(day: date, traits: Traits, sends: _Sends) -> Actions:
+    """What each message is: channel, local hour and creative tags."""
+    tags = sends.tags
+    return Actions(
+        idx=sends.idx,
+        channel=sends.channel,
+        local_hour=local_hours(traits.region[sends.idx].astype(np.int64), sends.send_at, day),
+        category=creative.category_codes(t.get("category") for t in tags),
+        offer=creative.offer_codes(t.get("offer") for t in tags),
+        tone=creative.tone_codes(t.get("tone") for t in tags),
+        value_prop=creative.value_prop_codes(t.get("value_prop") for t in tags),
+    )
+
+
+def _sent_earlier(sends: _Sends) -> np.ndarray:
+    """Per message, how many of today's messages its customer got before it (they add to
+    fatigue)."""
+    m = sends.n
+    by_customer = np.lexsort((sends.decision, sends.send_at, sends.idx))
+    sorted_idx = sends.idx[by_customer]
+    starts = np.r_[0, np.flatnonzero(sorted_idx[1:] != sorted_idx[:-1]) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, m]))
+    rank = np.zeros(m, dtype=np.int64)
+    rank[by_customer] = np.arange(m) - run_start
+    return rank
+
+
+def _outcomes(rng: np.random.Generator, resp: Response, channel: np.ndarray) -> _Outcomes:
+    """Draw what each message came to: one uniform per message for each of soft bounce, seen,
+    click, conversion, unsubscribe and complaint (a seventh row is drawn and unused: it keeps
+    the stream's later draws where they always were)."""
+    soft_u, seen_u, click_u, conv_u, unsub_u, complaint_u, _unused = rng.random((7, len(channel)))
+    hard = resp.hard_bounce
+    soft = ~resp.suppressed & ~hard & (soft_u < resp.soft_bounce)
+    got = ~resp.suppressed & ~hard & ~soft
+    seen = got & (seen_u < resp.seen)
+    click = seen & (click_u < resp.click)
+    conv = seen & (conv_u < np.where(click, resp.conv_click, resp.conv_seen))
+    unsub = got & (unsub_u < resp.unsubscribe)
+    complaint = got & (channel == EMAIL) & (complaint_u < resp.complaint)
+    return _Outcomes(hard, soft, got, seen, click, conv, unsub, complaint)
+
+
+def _response_times(
+    rng: np.random.Generator,
+    attention: np.random.Generator,
+    day: date,
+    traits: Traits,
+    sends: _Sends,
+    outcome: _Outcomes,
+) -> _Times:
+    """Draw when each message is delivered (2-60 s after its send), seen and clicked, and how
+    many days after the click (else after being seen) its order comes."""
+    m = sends.n
+    t_delivered = sends.send_at + (rng.uniform(2, 60, m) * 1e6).astype("timedelta64[us]")
+    local = local_clock_hours(traits.region[sends.idx].astype(np.int64), t_delivered, day)
+    seen_h = seen_delay_hours(rng, attention, traits, sends.idx, sends.channel, local)
+    t_seen = t_delivered + (seen_h * 3.6e9).astype("timedelta64[us]")
+    t_click = t_seen + (click_delay_seconds(rng, m) * 1e6).astype("timedelta64[us]")
+    delay_days = draw_delays(rng, m)
+    return _Times(
+        delivered=t_delivered,
+        seen=t_seen,
+        click=t_click,
+        quit=np.where(outcome.seen, t_seen, t_delivered + 2 * HOUR) + np.timedelta64(45, "s"),
+        order=np.where(outcome.click, t_click, t_seen)
+        + (delay_days * 86_400e6).astype("timedelta64[us]"),
+    )
+
+
+def _events(
+    channel: np.ndarray, outcome: _Outcomes, times: _Times
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(event type, which messages, when) of every event the messages bring. A push "open" is
+    the tap (a click); SMS has no opens (links are counted as clicks); push has no clicks."""
+    push = channel == PUSH
+    o, t = outcome, times
+    return [
+        ("delivered", o.got, t.delivered),
+        ("bounce", o.hard | o.soft, t.delivered),
+        (
+            "open",
+            np.where(push, o.click, o.seen & (channel == EMAIL)),
+            np.where(push, t.click, t.seen),
+        ),
+        ("click", o.click & ~push, t.click),
+        ("unsubscribe", o.unsub, t.quit),
+        ("complaint", o.complaint, t.quit + np.timedelta64(30, "s")),
+    ]
+
+
+def _record_sends(
+    today: int,
+    sends: _Sends,
+    outcome: _Outcomes,
+    pay: np.ndarray,
+    new_state: CustomerState,
+    loads: _Loads,
+) -> None:
+    """The sends into sandbox.sends; hard bounces and the coupons of seen offers into the state."""
+    hard, seen = outcome.hard, outcome.seen
+    new_state.hard_bounced[sends.idx[hard], sends.channel[hard]] = True
+    loads.sends.append(
+        pa.table(
+            {
+                "decision_id": sends.decision,
+                "customer_id": sends.customer,
+                "channel": sends.channel_name,
+                "send_at": sends.send_at.astype("datetime64[us]"),
+                "send_day": np.full(sends.n, today, np.int32),
+                "delivered": outcome.got,
+            }
+        )
+    )
+    idx = sends.idx
+    coupon = seen & (pay < 1.0)
+    active = new_state.coupon_until[idx] >= today
+    best = np.where(active, np.minimum(new_state.coupon_pay[idx], pay), pay)
+    new_state.coupon_pay[idx[coupon]] = best[coupon]
+    new_state.coupon_until[idx[coupon]] = today + COUPON_DAYS

@@ -11,7 +11,7 @@ import argparse
 import signal
 import sys
 
-from journeyman.sandbox.emulators.vendors import EMULATORS
+from journeyman.sandbox.emulators import EMULATORS
 
 
 def main(argv: list[str] | None = None) -> int:

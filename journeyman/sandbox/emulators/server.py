@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 CONTROL = "/_emulator/"
+_UNPARSED = object()
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Fault:
 
 
 class Request:
-    """What a vendor handler sees."""
+    """What a vendor handler sees. `json()` and `form()` parse the body once."""
 
     def __init__(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
@@ -78,12 +79,20 @@ class Request:
             headers,
             body,
         )
+        self._json: Any = _UNPARSED
+        self._form: dict[str, list[str]] | None = None
 
     def json(self) -> Any:
-        return _loads(self.body or b"null")
+        """The JSON body (`null` when empty); ValueError when it is not JSON."""
+        if self._json is _UNPARSED:
+            self._json = _loads(self.body or b"null")
+        return self._json
 
     def form(self) -> dict[str, list[str]]:
-        return urllib.parse.parse_qs(self.body.decode(), keep_blank_values=True)
+        """The form-encoded body; ValueError when it is not UTF-8."""
+        if self._form is None:
+            self._form = urllib.parse.parse_qs(self.body.decode(), keep_blank_values=True)
+        return self._form
 
 
 class Response:
@@ -102,7 +111,8 @@ class Response:
 
 
 class Emulator:
-    """Base of every vendor emulator: override `handle(request) -> Response`.
+    """Base of every emulator: override `handle(request) -> Response` (the vendors do it once,
+    in `base.VendorEmulator`).
 
     validate: "all" checks every request against the spec, "sample" one in `sample_every`,
     "off" none. record: "full" keeps every Delivery, "counts" only counts per decision id
@@ -231,6 +241,30 @@ class Emulator:
             }
 
     # -- vendor behaviour ---------------------------------------------------------------------
+
+    def respond(self, request: Request) -> Response | None:
+        """The answer to one request: the control API, else an injected fault, else `handle`.
+        None: drop the connection (a `drop` fault, or `drop_after` once handled)."""
+        if request.path.startswith(CONTROL):
+            return self.control(request)
+        with self.lock:
+            self.requests += 1
+            self.requests_by_path[request.path] += 1
+        fault = self._take_fault(request.path)
+        if fault is not None:
+            if fault.kind == "drop":
+                return None
+            if fault.kind == "slow":
+                time.sleep(fault.seconds)
+            elif fault.kind != "drop_after":
+                return self.fault_response(fault)
+        try:
+            response = self.handle(request)
+        except Exception as exc:  # an emulator bug must be visible, not a hang
+            response = Response(500, {"emulator_error": f"{type(exc).__name__}: {exc}"})
+        if fault is not None and fault.kind == "drop_after":
+            return None  # processed, but the client never hears back
+        return response
 
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -366,25 +400,9 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 self.headers,
                 body,
             )
-            if parts.path.startswith(CONTROL):
-                return self._write(emulator.control(request))
-            with emulator.lock:
-                emulator.requests += 1
-                emulator.requests_by_path[parts.path] += 1
-            fault = emulator._take_fault(parts.path)
-            if fault is not None:
-                if fault.kind == "drop":
-                    return self._drop()
-                if fault.kind == "slow":
-                    time.sleep(fault.seconds)
-                elif fault.kind != "drop_after":
-                    return self._write(emulator.fault_response(fault))
-            try:
-                response = emulator.handle(request)
-            except Exception as exc:  # an emulator bug must be visible, not a hang
-                response = Response(500, {"emulator_error": f"{type(exc).__name__}: {exc}"})
-            if fault is not None and fault.kind == "drop_after":
-                return self._drop()  # processed, but the client never hears back
+            response = emulator.respond(request)
+            if response is None:
+                return self._drop()
             self._write(response)
 
         def _drop(self) -> None:

@@ -188,76 +188,94 @@ def _discovery_node(node: dict[str, Any]) -> dict[str, Any]:
     """One discovery schema node as JSON Schema (see `discovery_to_json_schema`)."""
     if "$ref" in node:
         return {"$ref": f"#/$defs/{node['$ref']}"}
-    kind, fmt = node.get("type"), node.get("format")
-    out: dict[str, Any]
-    if kind == "any" or kind is None:
-        out = {}
-    elif kind == "object":
-        out = {"type": "object"}
-        props: dict[str, Any] = {}
-        required: list[Any] = []
-        for name, prop in (node.get("properties") or {}).items():
-            converted = _discovery_node(prop)
-            props[name] = converted
-            alias = _snake(name)
-            if alias != name:  # the proto field name is accepted as well as the JSON name
-                props[alias] = converted
-            if _required(prop):
-                required.append(name if alias == name else (name, alias))
-        if props:
-            out["properties"] = props
-        plain = [r for r in required if isinstance(r, str)]
-        if plain:
-            out["required"] = plain
-        either = [
-            {"anyOf": [{"required": [r[0]]}, {"required": [r[1]]}]}
-            for r in required
-            if isinstance(r, tuple)
-        ]
-        if either:
-            out["allOf"] = either
-        extra = node.get("additionalProperties")
-        # Google's JSON parser rejects unknown fields ("Invalid JSON payload received. Unknown
-        # name ..."), so an object without additionalProperties is closed
-        out["additionalProperties"] = _discovery_node(extra) if extra is not None else False
-    elif kind == "array":
-        out = {"type": "array"}
-        if "items" in node:
-            out["items"] = _discovery_node(node["items"])
-    elif kind == "string" and fmt in ("int64", "uint64"):
-        # 64-bit integers travel as strings; numbers are accepted too
-        out = {
-            "anyOf": [
-                {"type": "string", "pattern": _INT64 if fmt == "int64" else _UINT64},
-                {"type": "integer", **({"minimum": 0} if fmt == "uint64" else {})},
-            ]
-        }
-    elif kind == "string":
-        out = {"type": "string"}
-        if fmt == "google-duration":
-            out["pattern"] = _DURATION
-        elif fmt in ("google-datetime", "date-time"):
-            out["format"] = "date-time"
-        elif fmt == "date":
-            out["format"] = "date"
-        elif fmt == "byte":
-            out["pattern"] = _BASE64
-        if "pattern" in node:
-            out.setdefault("allOf", []).append({"pattern": node["pattern"]})
-    elif kind == "integer":
-        out = {"type": "integer"}
-        if fmt in _INT_RANGE:
-            out["minimum"], out["maximum"] = _INT_RANGE[fmt]
-    elif kind in ("number", "boolean"):
-        out = {"type": kind}
-    else:
-        raise ValueError(f"unknown discovery type {kind!r}")
+    out = _discovery_type(node, node.get("type"), node.get("format"))
     if "enum" in node:
         out["enum"] = list(node["enum"])
     if node.get("deprecated"):
         out["deprecated"] = True
     if node.get("readOnly"):
         out["readOnly"] = True
+    return out
+
+
+def _discovery_type(node: dict[str, Any], kind: str | None, fmt: str | None) -> dict[str, Any]:
+    """The JSON Schema of a node's `type` and `format`."""
+    if kind == "any" or kind is None:
+        return {}
+    if kind == "object":
+        return _discovery_object(node)
+    if kind == "array":
+        out: dict[str, Any] = {"type": "array"}
+        if "items" in node:
+            out["items"] = _discovery_node(node["items"])
+        return out
+    if kind == "string":
+        return _discovery_string(node, fmt)
+    if kind == "integer":
+        out = {"type": "integer"}
+        if fmt in _INT_RANGE:
+            out["minimum"], out["maximum"] = _INT_RANGE[fmt]
+        return out
+    if kind in ("number", "boolean"):
+        return {"type": kind}
+    raise ValueError(f"unknown discovery type {kind!r}")
+
+
+def _discovery_object(node: dict[str, Any]) -> dict[str, Any]:
+    """An object node: its properties (each also under its proto name), the required ones,
+    closed unless it names `additionalProperties`."""
+    out: dict[str, Any] = {"type": "object"}
+    props: dict[str, Any] = {}
+    required: list[Any] = []
+    for name, prop in (node.get("properties") or {}).items():
+        converted = _discovery_node(prop)
+        props[name] = converted
+        alias = _snake(name)
+        if alias != name:  # the proto field name is accepted as well as the JSON name
+            props[alias] = converted
+        if _required(prop):
+            required.append(name if alias == name else (name, alias))
+    if props:
+        out["properties"] = props
+    plain = [r for r in required if isinstance(r, str)]
+    if plain:
+        out["required"] = plain
+    either = [
+        {"anyOf": [{"required": [r[0]]}, {"required": [r[1]]}]}
+        for r in required
+        if isinstance(r, tuple)
+    ]
+    if either:
+        out["allOf"] = either
+    extra = node.get("additionalProperties")
+    # Google's JSON parser rejects unknown fields ("Invalid JSON payload received. Unknown
+    # name ..."), so an object without additionalProperties is closed
+    out["additionalProperties"] = _discovery_node(extra) if extra is not None else False
+    return out
+
+
+def _discovery_string(node: dict[str, Any], fmt: str | None) -> dict[str, Any]:
+    """A string node: 64-bit integers (digit strings or numbers), durations, date-times, dates,
+    base64, plus the node's own pattern."""
+    if fmt in ("int64", "uint64"):
+        # 64-bit integers travel as strings; numbers are accepted too
+        return {
+            "anyOf": [
+                {"type": "string", "pattern": _INT64 if fmt == "int64" else _UINT64},
+                {"type": "integer", **({"minimum": 0} if fmt == "uint64" else {})},
+            ]
+        }
+    out: dict[str, Any] = {"type": "string"}
+    if fmt == "google-duration":
+        out["pattern"] = _DURATION
+    elif fmt in ("google-datetime", "date-time"):
+        out["format"] = "date-time"
+    elif fmt == "date":
+        out["format"] = "date"
+    elif fmt == "byte":
+        out["pattern"] = _BASE64
+    if "pattern" in node:
+        out.setdefault("allOf", []).append({"pattern": node["pattern"]})
     return out
 
 

@@ -1,15 +1,18 @@
-"""Webhook signatures exactly as the vendors compute them: SendGrid, Twilio and journeyman's own.
+"""Webhook and request signatures exactly as the vendors compute them (layer-free).
 
-Every ``verify_*`` function returns False (never raises) for malformed input, and compares in
-constant time where a shared secret is involved. The ``sign``/``*_signature`` functions are what
-the sandbox's vendor emulators use to sign their callbacks.
+- SendGrid's Signed Event Webhook: ECDSA P-256 / SHA-256 over timestamp + raw body;
+- Twilio's request signature: base64 HMAC-SHA1 over the URL + the sorted POST params;
+- journeyman's generic webhook: ``sha256=<hex>`` HMAC-SHA256 over ``"<timestamp>."`` + body.
+
+The webhook destination signs with it, the event intake verifies with it and the sandbox's
+vendor emulators sign their callbacks with it. Every ``verify_*`` function returns False (never
+raises) for malformed input and compares in constant time where a shared secret is involved.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
@@ -30,7 +33,40 @@ _EPOCH_SECONDS = re.compile(r"[0-9]{1,12}")
 FormParams = Mapping[str, str | Sequence[str]]
 
 
+# -- HMAC -----------------------------------------------------------------------------------
+
+
+def hmac_digest(secret: str, message: bytes, algorithm: str) -> bytes:
+    """HMAC of message under the UTF-8 secret with a hashlib algorithm ("sha1", "sha256")."""
+    return hmac.new(secret.encode(), message, algorithm).digest()
+
+
+def secrets_match(expected: str, given: str | None) -> bool:
+    """True if given is the text expected, compared in constant time; False for non-text."""
+    if not isinstance(given, str):
+        return False
+    try:
+        return hmac.compare_digest(expected.encode(), given.encode())
+    except UnicodeError:
+        return False
+
+
 # -- SendGrid Signed Event Webhook: ECDSA P-256 / SHA-256 over timestamp + raw body --------
+
+
+def sendgrid_key_pair() -> tuple[bytes, str]:
+    """A new P-256 key: (PKCS#8 PEM private key to sign with, the public key as SendGrid shows
+    it: base64 DER SubjectPublicKeyInfo)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private_pem, base64.b64encode(public_der).decode()
 
 
 def sign_sendgrid(private_key_pem: bytes, timestamp: str, body: bytes) -> str:
@@ -40,6 +76,14 @@ def sign_sendgrid(private_key_pem: bytes, timestamp: str, body: bytes) -> str:
         raise ValueError("SendGrid signing needs an EC P-256 private key")
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return base64.b64encode(signature).decode("ascii")
+
+
+def sendgrid_headers(private_key_pem: bytes, timestamp: str, body: bytes) -> dict[str, str]:
+    """The signature and timestamp headers of a SendGrid Event Webhook post."""
+    return {
+        SENDGRID_SIGNATURE_HEADER: sign_sendgrid(private_key_pem, timestamp, body),
+        SENDGRID_TIMESTAMP_HEADER: timestamp,
+    }
 
 
 def load_sendgrid_public_key(public_key_b64: str) -> ec.EllipticCurvePublicKey:
@@ -91,7 +135,7 @@ def twilio_signature(auth_token: str, url: str, params: FormParams) -> str:
         values = [value] if isinstance(value, str) else list(value)
         for item in sorted(set(values)):
             payload += name + item
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    digest = hmac_digest(auth_token, payload.encode(), "sha1")
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -99,14 +143,9 @@ def verify_twilio(auth_token: str, url: str, params: FormParams, signature: str)
     """True if signature is Twilio's for this URL and params (URL with and without its port)."""
     if not signature:
         return False
-    try:
-        expected = signature.encode("ascii")
-    except UnicodeError:
-        return False
     ok = False
     for candidate in _url_port_variants(url):
-        mine = twilio_signature(auth_token, candidate, params).encode("ascii")
-        ok |= hmac.compare_digest(mine, expected)
+        ok |= secrets_match(twilio_signature(auth_token, candidate, params), signature)
     return ok
 
 
@@ -133,18 +172,24 @@ def _url_port_variants(url: str) -> list[str]:
 
 def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     """``sha256=<hex>`` HMAC-SHA256 of ``f"{timestamp}."`` + body under the shared secret."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
+    return "sha256=" + hmac_digest(secret, f"{timestamp}.".encode() + body, "sha256").hex()
+
+
+def webhook_headers(secret: str, timestamp: str, body: bytes) -> dict[str, str]:
+    """The timestamp and signature headers of a generic webhook post."""
+    return {
+        WEBHOOK_TIMESTAMP_HEADER: timestamp,
+        WEBHOOK_SIGNATURE_HEADER: webhook_signature(secret, timestamp, body),
+    }
 
 
 def verify_webhook(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     """True if signature is the generic webhook signature of timestamp + body under secret."""
     try:
-        expected = webhook_signature(secret, timestamp, body).encode("ascii")
-        given = signature.encode("ascii")
+        expected = webhook_signature(secret, timestamp, body)
     except (UnicodeError, AttributeError):
         return False
-    return hmac.compare_digest(expected, given)
+    return secrets_match(expected, signature)
 
 
 # -- replay window --------------------------------------------------------------------------
@@ -155,21 +200,3 @@ def timestamp_is_fresh(timestamp: str, now: float, max_age_s: float) -> bool:
     if not _EPOCH_SECONDS.fullmatch(timestamp or ""):
         return False
     return abs(now - int(timestamp)) <= max_age_s
-
-
-__all__ = [
-    "SENDGRID_SIGNATURE_HEADER",
-    "SENDGRID_TIMESTAMP_HEADER",
-    "TWILIO_SIGNATURE_HEADER",
-    "WEBHOOK_SIGNATURE_HEADER",
-    "WEBHOOK_TIMESTAMP_HEADER",
-    "load_sendgrid_public_key",
-    "sign_sendgrid",
-    "timestamp_is_fresh",
-    "twilio_signature",
-    "verify_sendgrid",
-    "verify_sendgrid_with_key",
-    "verify_twilio",
-    "verify_webhook",
-    "webhook_signature",
-]
