@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from journeyman.decisioning.actions import ActionSpace, unpack_allowed
-from journeyman.decisioning.config import AgentConfig, PolicySpec
+from journeyman.decisioning.config import AgentConfig, Baseline, PolicySpec
 from journeyman.decisioning.decide import AgentDecider
 from journeyman.decisioning.features import agent_features
 from journeyman.decisioning.off_policy import OffPolicyEstimate, evaluate
@@ -452,9 +452,14 @@ def candidate_from_group(agent: AgentConfig, group: str) -> AgentConfig:
         return agent
     for baseline in agent.baselines:
         if baseline.experiment_group == group:
-            spec = PolicySpec(name=baseline.name, params=baseline.params)
-            return agent.model_copy(update={"policy": spec, "baselines": []})
+            return candidate_from_baseline(agent, baseline)
     groups = ["treatment", *(b.experiment_group for b in agent.baselines)]
     raise CandidateEvaluationError(
         f"agent {agent.name} has no {group} group; use a candidate agent file or one of {groups}"
     )
+
+
+def candidate_from_baseline(agent: AgentConfig, baseline: Baseline) -> AgentConfig:
+    """The agent with one baseline's policy (live, whatever its mode) as its own."""
+    spec = PolicySpec(name=baseline.name, params=baseline.params)
+    return agent.model_copy(update={"policy": spec, "baselines": []})

@@ -276,6 +276,7 @@ def _register_subcommands() -> None:
     from journeyman.orchestration.init import init
     from journeyman.orchestration.inspect_command import inspect
     from journeyman.orchestration.load_command import load
+    from journeyman.orchestration.report_command import report
     from journeyman.orchestration.run import run
     from journeyman.orchestration.validate import validate
 
@@ -285,6 +286,7 @@ def _register_subcommands() -> None:
     main.add_command(init)
     main.add_command(inspect)
     main.add_command(load)
+    main.add_command(report)
     main.add_command(run)
     main.add_command(validate)
 

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from journeyman import settings
+
+if TYPE_CHECKING:
+    from journeyman.decisioning.config import AgentConfig
+    from journeyman.warehouse import Warehouse
 
 
 class _Day(click.ParamType):
@@ -29,12 +34,12 @@ class _Day(click.ParamType):
             self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
 
 
-def _configured_agents() -> list[str]:
-    """Names of the agent files (only to tell "no decisions yet" from "unknown")."""
+def _configured_agents() -> list[AgentConfig]:
+    """The agent files (to tell "no decisions yet" from "unknown", and the candidates)."""
     from journeyman.decisioning.config import AgentConfigError, load_agents
 
     try:
-        return [agent.name for agent in load_agents(settings.agents_dir())]
+        return load_agents(settings.agents_dir())
     except (AgentConfigError, OSError):
         return []
 
@@ -52,7 +57,15 @@ def _configured_agents() -> list[str]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the report into (default: reports/ beside the warehouse).",
 )
-def report(agent: str | None, since: date | None, out_dir: Path | None) -> None:
+@click.option(
+    "--ope-days",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Evaluate the comparison and shadow policies off-policy on the last N days of logs "
+    "whose outcomes are in (0: leave the section out).",
+)
+def report(agent: str | None, since: date | None, out_dir: Path | None, ope_days: int) -> None:
     """Write one self-contained HTML report (no scripts, no external resources) of how each
     agent is doing: uplift against its holdout and baselines with 95 % intervals, outcomes over
     time, what it chooses, per-segment preferences, messages and delivery diagnostics. Reads
@@ -62,14 +75,32 @@ def report(agent: str | None, since: date | None, out_dir: Path | None) -> None:
     from journeyman.warehouse import Warehouse, WarehouseError
 
     path = settings.warehouse_path()
+    agents = _configured_agents()
     try:
+        warehouse = Warehouse(path, read_only=True)
+        off_policy = _off_policy(warehouse, agents, agent, ope_days)
         written = write_report(
-            Warehouse(path, read_only=True),
+            warehouse,
             out_dir or path.parent / "reports",
             agent=agent,
             since=since,
-            configured_agents=_configured_agents(),
+            off_policy=off_policy,
+            configured_agents=[a.name for a in agents],
         )
     except (ReportError, WarehouseError, OSError) as exc:
         fail(str(exc))
     click.echo(str(written))
+
+
+def _off_policy(
+    warehouse: Warehouse, agents: list[AgentConfig], only: str | None, days: int
+) -> list[tuple[str, dict]]:
+    """The candidates' off-policy estimates (warnings on stderr for those that cannot be)."""
+    from journeyman.insights.candidates import estimate_candidates
+
+    if days == 0 or not warehouse.path.exists():
+        return []
+    result = estimate_candidates(warehouse, agents, only, days)
+    for note in result.notes:
+        click.echo(f"warning: {note}", err=True)
+    return result.estimates

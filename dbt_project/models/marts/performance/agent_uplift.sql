@@ -157,8 +157,16 @@ intervals as (
         quantiles.*,
         absolute_difference - t_quantile * standard_error as absolute_low,
         absolute_difference + t_quantile * standard_error as absolute_high,
-        relative_difference - t_quantile * relative_standard_error as relative_low,
-        relative_difference + t_quantile * relative_standard_error as relative_high
+        -- a group without spread (e.g. no revenue yet) leaves the delta method nothing to
+        -- scale: its interval would collapse onto the point, so there is none
+        case
+            when treatment_variance > 0 and comparison_variance > 0
+                then relative_difference - t_quantile * relative_standard_error
+        end as relative_low,
+        case
+            when treatment_variance > 0 and comparison_variance > 0
+                then relative_difference + t_quantile * relative_standard_error
+        end as relative_high
 
     from quantiles
 
