@@ -3,6 +3,9 @@
 Each simulated day is one partition of `daily_loop` (dbt build → decisions → deliveries) run
 in-process, followed by the world living that day (organic orders, responses to the messages
 delivered). A final dbt build as of the day after the last one settles the outcome tables.
+The runs are recorded in the persistent instance `journeyman run` uses (DAGSTER_HOME, else
+`dagster/` next to the warehouse), tagged `journeyman/demo`: `dagster dev` on that instance
+(`run.dev_command_line`) shows each day's run, the assets' metadata and the checks' results.
 
 Delivery (`demo_delivery`): by default the sync assets send through local SendGrid, Twilio and
 FCM emulators (the demo's own destinations catalog points the shipped one's vendors at them),
@@ -15,7 +18,6 @@ mode: every destination writes JSON lines under the outbox, and the world reads 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -36,13 +38,14 @@ from journeyman.orchestration.defs.destinations import (
     write_catalog,
 )
 from journeyman.orchestration.failures import describe_failure
+from journeyman.orchestration.run import execute_recorded, free_dead_runs, open_instance
 from journeyman.sandbox import SandboxWorld, read_outbox
 from journeyman.sandbox.vendors import VendorError
 from journeyman.sandbox.world import EventReporter
 from journeyman.tables import JOURNEYMAN_SCHEMA
 from journeyman.warehouse import Warehouse, WarehouseError
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+DEMO_TAG = "journeyman/demo"
 
 
 class DemoError(RuntimeError):
@@ -219,14 +222,21 @@ def run_demo(
     outbox: Path,
     on_step: Callable[[date, str], None] = lambda day, step: None,
     delivery: DemoDelivery | None = None,
+    instance: dg.DagsterInstance | None = None,
 ) -> None:
     """Create the world and run `options.days` daily cycles through the `daily_loop` job.
 
     `delivery` comes from `demo_delivery` (the defs loaded inside it); without one, the world
-    reads what the file destination wrote under `outbox` (shadow mode)."""
+    reads what the file destination wrote under `outbox` (shadow mode). The runs are recorded in
+    `instance`, by default the one `journeyman run` uses (`run.open_instance`); runs of it whose
+    process is gone are failed first and their `warehouse` pool slots freed."""
     delivery = delivery or DemoDelivery("file", outbox)
-    with _environment({settings.SIMULATION_ENV: "1"}):  # simulated days: dispatch is on time
-        _run_days(options, defs, warehouse, on_step, delivery)
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(open_instance())
+        free_dead_runs(instance)
+        with _environment({settings.SIMULATION_ENV: "1"}):  # simulated days: dispatch is on time
+            _run_days(options, defs, warehouse, on_step, delivery, instance)
 
 
 def _run_days(
@@ -235,15 +245,17 @@ def _run_days(
     warehouse: Warehouse,
     on_step: Callable[[date, str], None],
     delivery: DemoDelivery,
+    instance: dg.DagsterInstance,
 ) -> None:
     world = SandboxWorld(warehouse, seed=options.seed)
     on_step(options.start, "creating the sandbox world")
     world.create(n_customers=options.customers, start=options.start)
     job = defs.resolve_job_def("daily_loop")
+    tag = f"{options.customers} customers, seed {options.seed}, from {options.start}"
     days = [options.start + timedelta(days=i) for i in range(options.days)]
     for day in days:
         on_step(day, "dbt build → decisions → deliveries")
-        _execute(job, day)
+        _execute(instance, job, day, tag)
         on_step(day, "customers live the day")
         try:
             world.simulate_day(day, delivery.delivered(day, warehouse), reporter=delivery.reporter)
@@ -256,18 +268,22 @@ def _run_days(
         for k in job.asset_layer.executable_asset_keys
         if k.path[-1] != "decisions" and not k.path[-1].startswith("sync_")
     ]
-    _execute(job, settle, asset_selection=dbt_keys)
+    _execute(instance, job, settle, tag, dbt_keys)
 
 
-def _execute(job: dg.JobDefinition, day: date, **kwargs) -> None:  # noqa: ANN003
-    # dagster-dbt echoes dbt's log to stdout; the demo keeps it and shows it only on failure.
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
-        result = job.execute_in_process(
-            partition_key=day.isoformat(), run_config=QUIET_LOGS, raise_on_error=False, **kwargs
-        )
+def _execute(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    day: date,
+    tag: str,
+    asset_selection: list[dg.AssetKey] | None = None,
+) -> None:
+    """One partition of `job`, recorded in `instance`; dbt's log is shown only on failure."""
+    result, output = execute_recorded(
+        instance, job, day.isoformat(), asset_selection, tags={DEMO_TAG: tag}
+    )
     if not result.success:
-        tail = "\n".join(captured.getvalue().splitlines()[-15:])
+        tail = "\n".join(output.splitlines()[-15:])
         raise DemoError(f"day {day}: {describe_failure(result)}" + (f"\n{tail}" if tail else ""))
 
 

@@ -3,7 +3,9 @@ recorded in the Dagster instance.
 
 The instance is DAGSTER_HOME's when that is set (its dagster.yaml), else a persistent one in
 `dagster/` next to the warehouse file (by default `.journeyman/dagster`) configured by the
-project's `dagster.yaml` (or by a `dagster.yaml` in that folder, if one is there). The run claims
+`dagster.yaml` in that folder, a copy of the project's made when there is none, so that
+`DAGSTER_HOME=<that folder> dagster dev` (`dev_command_line`) shows the same runs with the same
+settings. `journeyman demo` records its simulated days in the same instance. The run claims
 the `warehouse` pool slot of each step like any run of the instance, so it waits while another
 live run holds the warehouse.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import socket
 import sys
 import time
@@ -65,13 +68,19 @@ def instance_home() -> Path | None:
 
 
 def project_instance(home: Path) -> dg.DagsterInstance:
-    """A persistent instance storing in `home`, configured by `home/dagster.yaml` if there is one,
-    else by the project's dagster.yaml."""
+    """A persistent instance storing in `home`, configured by `home/dagster.yaml`: a copy of the
+    project's dagster.yaml is put there first when there is none."""
+    ensure_instance_config(home)
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def ensure_instance_config(home: Path) -> Path:
+    """Create `home` and copy the project's dagster.yaml into it unless it has one; the path."""
     home.mkdir(parents=True, exist_ok=True)
-    config_dir = home
-    if not (home / "dagster.yaml").exists() and PROJECT_INSTANCE_CONFIG.exists():
-        config_dir = PROJECT_INSTANCE_CONFIG.parent
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), config_dir=str(config_dir)))
+    config = home / "dagster.yaml"
+    if not config.exists() and PROJECT_INSTANCE_CONFIG.exists():
+        shutil.copyfile(PROJECT_INSTANCE_CONFIG, config)
+    return config
 
 
 def open_instance() -> dg.DagsterInstance:
@@ -80,6 +89,42 @@ def open_instance() -> dg.DagsterInstance:
     if home is None:
         return dg.DagsterInstance.get()
     return project_instance(home)
+
+
+#: the code location `dagster dev` loads, named as the project's pyproject.toml names it
+WORKSPACE = """load_from:
+  - python_module:
+      module_name: journeyman.orchestration.definitions
+      location_name: journeyman
+"""
+
+
+def dev_command_line() -> list[str]:
+    """The command that opens the Dagster UI on the instance `journeyman run` and the demo record
+    into, with the warehouse they use: `env DAGSTER_HOME=… JOURNEYMAN_WAREHOUSE=… dagster dev -w
+    <instance>/workspace.yaml` (`shlex.join` prints it for a shell; it works from any folder).
+    The instance folder, its dagster.yaml (project instance) and workspace.yaml are created if
+    missing."""
+    home = instance_home()
+    if home is None:
+        home = Path(os.environ["DAGSTER_HOME"])
+    else:
+        ensure_instance_config(home)
+    home = home.expanduser().absolute()
+    workspace = home / "workspace.yaml"
+    if not workspace.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        workspace.write_text(WORKSPACE)
+    beside = Path(sys.executable).parent / "dagster"
+    return [
+        "env",
+        f"DAGSTER_HOME={home}",
+        f"{settings.WAREHOUSE_ENV}={settings.warehouse_path()}",
+        str(beside) if beside.exists() else "dagster",
+        "dev",
+        "-w",
+        str(workspace),
+    ]
 
 
 def pool_warning(instance: dg.DagsterInstance) -> str | None:
@@ -317,16 +362,19 @@ def _quiet_dagster_warnings():
         yield
 
 
-def execute_day(
+def execute_recorded(
     instance: dg.DagsterInstance,
     job: dg.JobDefinition,
     key: str,
     asset_selection: Sequence[dg.AssetKey] | None = None,
-    echo=None,  # noqa: ANN001
-) -> dg.ExecuteInProcessResult:
-    """Run `job` for partition `key` in this process, recorded in `instance`, with progress."""
+    listener=None,  # noqa: ANN001 - called with each EventLogEntry of the run
+    tags: dict[str, str] | None = None,
+) -> tuple[dg.ExecuteInProcessResult, str]:
+    """Run `job` for partition `key` in this process, recorded in `instance` and tagged with this
+    host and process (`free_dead_runs`); the result and what dagster-dbt printed to stdout."""
     run_id = make_new_run_id()
-    instance.add_event_listener(run_id, Progress(instance, echo))
+    if listener is not None:
+        instance.add_event_listener(run_id, listener)
     captured = io.StringIO()  # dagster-dbt echoes dbt's log to stdout: shown on failure only
     with contextlib.redirect_stdout(captured):
         result = job.execute_in_process(
@@ -335,11 +383,23 @@ def execute_day(
             run_id=run_id,
             run_config=QUIET_LOGS,
             asset_selection=asset_selection,
-            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **(tags or {})},
             raise_on_error=False,
         )
+    return result, captured.getvalue()
+
+
+def execute_day(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    key: str,
+    asset_selection: Sequence[dg.AssetKey] | None = None,
+    echo=None,  # noqa: ANN001
+) -> dg.ExecuteInProcessResult:
+    """Run `job` for partition `key` in this process, recorded in `instance`, with progress."""
+    result, output = execute_recorded(instance, job, key, asset_selection, Progress(instance, echo))
     if not result.success:
-        tail = captured.getvalue().splitlines()[-15:]
+        tail = output.splitlines()[-15:]
         if tail:
             click.echo("\n".join(tail), err=True)
     return result

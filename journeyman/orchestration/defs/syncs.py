@@ -9,8 +9,10 @@ from journeyman import settings
 from journeyman.connectors.cancel import CancelReport, cancel_scheduled
 from journeyman.connectors.ledger import DeliveryLedger
 from journeyman.connectors.outbound import Creative, deliver_day
+from journeyman.connectors.report import SyncReport
 from journeyman.decisioning.config import AgentConfig, load_agents
 from journeyman.orchestration.defs.destinations import destination_resources, shadow_resource
+from journeyman.orchestration.defs.health import md_table
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.tables import ensure_journeyman_tables
 from journeyman.warehouse import Warehouse
@@ -41,6 +43,34 @@ def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creati
                         variables=dict(content.variables),
                     )
     return out
+
+
+#: the columns of a sync's Markdown summary: what this run did, and the unknown outcomes left
+SUMMARY_COLUMNS = (
+    "sent",
+    "delivered",
+    "failed",
+    "unknown",
+    "unknown_total",
+    "expired",
+    "suppressed",
+    "skipped",
+    "deferred",
+)
+
+
+def sync_metadata(report: SyncReport, routed: int) -> dict[str, object]:
+    """The report's figures (counts typed as integers) and a Markdown table of the outcomes."""
+    counts = {c: int(getattr(report, c)) for c in SUMMARY_COLUMNS}
+    headers = ["destination", "decisions routed", *SUMMARY_COLUMNS]
+    headers[headers.index("unknown_total")] = "unknown (ledger)"
+    table = md_table(headers, [[report.destination, routed, *counts.values()]])
+    return {
+        **report.as_metadata(),
+        **{c: dg.MetadataValue.int(n) for c, n in counts.items()},
+        "decisions_routed": dg.MetadataValue.int(routed),
+        "summary": dg.MetadataValue.md(table),
+    }
 
 
 def _sync_asset(name: str, group: str = "treatment") -> dg.AssetsDefinition:
@@ -93,10 +123,9 @@ def _sync_asset(name: str, group: str = "treatment") -> dg.AssetsDefinition:
             group=group,
             expire=not settings.simulation(),
         )
-        metadata = report.as_metadata()
         attempted = report.delivered + report.failed
         share = report.failed / attempted if attempted else 0.0
-        yield dg.MaterializeResult(metadata={**metadata, "decisions_routed": routed})
+        yield dg.MaterializeResult(metadata=sync_metadata(report, routed))
         yield dg.AssetCheckResult(
             check_name=check.name,
             passed=share <= resource.max_failure_share,
