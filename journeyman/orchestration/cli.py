@@ -201,6 +201,20 @@ def _check_demo_dates(start: date, days: int) -> None:
     )
 
 
+@main.command("dev")
+def dev() -> None:
+    """Open the Dagster UI (`dagster dev`) on the instance the demo and `journeyman run` record
+    into, with their warehouse: every simulated or real day's run, the assets' metadata and the
+    checks' results."""
+    import shlex
+
+    from journeyman.orchestration.run import dev_command_line
+
+    command = dev_command_line()
+    console.print(f"running: {shlex.join(command)}", soft_wrap=True)
+    os.execvp(command[0], command)
+
+
 @main.command("serve-events")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8787, show_default=True)
@@ -266,7 +280,7 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
             f"{r['unsubscribes']:,}",
         )
     out.print(table)
-    out.print(f"warehouse: {path}  (explore: `dagster dev`, or duckdb {path})")
+    out.print(f"warehouse: {path}  (explore: `journeyman dev` opens the Dagster UI on these runs)")
 
 
 def _register_subcommands() -> None:
