@@ -11,26 +11,17 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import numpy as np
 import pytest
-import yaml
+from insights_world import AS_OF
 from scipy import stats
 from test_dbt_project import run_dbt
 
-from journeyman import settings
-from journeyman.sandbox import SandboxWorld, read_outbox
-from journeyman.warehouse import Warehouse
-
-START = date(2026, 3, 2)
-DAYS = 2
-AS_OF = START + timedelta(days=DAYS)
-CUSTOMERS = 800
 PERFORMANCE = "path:models/marts/performance"
 
 
@@ -48,53 +39,18 @@ class Marts:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _agents(folder: Path) -> Path:
-    """The shipped agents, with one-day attribution windows so that sends' windows close."""
-    folder.mkdir(parents=True)
-    for source in sorted(settings.AGENTS_DIR.glob("*.yml")):
-        data = yaml.safe_load(source.read_text())
-        data["goal"]["attribution_window_days"] = 1
-        data["goal"].pop("learning_window_days", None)
-        (folder / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
-    return folder
-
-
 @pytest.fixture(scope="module")
-def marts(tmp_path_factory: pytest.TempPathFactory) -> Marts:
+def marts(insights_world, tmp_path_factory: pytest.TempPathFactory) -> Marts:
+    """The session's insights warehouse (tests/insights_world.py), its performance folder
+    rebuilt here with its tests so that their statuses can be read."""
     root = tmp_path_factory.mktemp("performance")
-    path = root / "warehouse.duckdb"
-    mp = pytest.MonkeyPatch()
-    mp.setenv(settings.WAREHOUSE_ENV, str(path))
-    mp.setenv(settings.AGENTS_ENV, str(_agents(root / "agents")))
-    mp.setenv(settings.SIMULATION_ENV, "1")  # past days, simulated: dispatch is on time
-    try:
-        from journeyman.orchestration.definitions import defs as load
-
-        defs = load()
-        assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-        world = SandboxWorld(Warehouse(path), seed=21)
-        world.create(n_customers=CUSTOMERS, start=START)
-        for i in range(DAYS):
-            day = START + timedelta(days=i)
-            result = dg.materialize(
-                assets, partition_key=day.isoformat(), resources=dict(defs.resources)
-            )
-            assert result.success
-            sent = [m for m in read_outbox(root / "outbox") if m.send_at.startswith(str(day))]
-            world.simulate_day(day, sent)
-    finally:
-        mp.undo()
     as_of = ["--vars", json.dumps({"run_date": AS_OF.isoformat()})]
-    upstream = run_dbt(
-        ["run", "--select", f"+{PERFORMANCE}", "--exclude", PERFORMANCE, *as_of], path, root
-    )
-    assert upstream.returncode == 0, upstream.stdout[-3000:]
     started = time.perf_counter()
-    build = run_dbt(["build", "--select", PERFORMANCE, *as_of], path, root)
+    build = run_dbt(["build", "--select", PERFORMANCE, *as_of], insights_world.path, root)
     seconds = time.perf_counter() - started
     results = json.loads((root / "target" / "run_results.json").read_text())["results"]
     return Marts(
-        warehouse=path,
+        warehouse=insights_world.path,
         build_seconds=seconds,
         build_output=build.stdout,
         statuses={r["unique_id"]: r["status"] for r in results},
@@ -356,7 +312,7 @@ def test_exploration_and_delivery_diagnostics_are_consistent(marts: Marts) -> No
             "select d.agent, d.decision_date, l.destination, count(*) as rows "
             "from staging.stg_journeyman__decisions d "
             "join staging.stg_journeyman__deliveries l using (decision_id) "
-            f"where d.decision_date < '{AS_OF}' group by all"
+            f"where d.decision_date < '{AS_OF}' and d.experiment_group != 'shadow' group by all"
         )
     }
     assert {(r["agent"], r["decision_date"], r["destination"]) for r in rows} - {

@@ -159,4 +159,5 @@ def test_a_shadow_policy_shadows_only_its_share_of_the_audience():
     served = result.policy_index == shadow_index
     assert served.any()
     assert set(result.group[served & (result.group != "holdout")]) == {"shadow"}
-    assert set(result.group[~served]) <= {"treatment", "holdout"}
+    # the other shares keep their own groups (the agent's policy, the random control, holdout)
+    assert set(result.group[~served]) <= {"treatment", "holdout", "random_control"}

@@ -24,12 +24,12 @@ import numpy as np
 import pyarrow as pa
 
 from journeyman.decisioning.actions import ActionSpace, unpack_allowed
-from journeyman.decisioning.config import AgentConfig, Baseline, PolicySpec
 from journeyman.decisioning.decide import AgentDecider
 from journeyman.decisioning.features import agent_features
 from journeyman.decisioning.off_policy import OffPolicyEstimate, evaluate
 from journeyman.decisioning.policies import DecisionContext
 from journeyman.decisioning.reward_model import cross_fitted_predictions
+from journeyman.decisioning.schema import AgentConfig, Baseline, PolicySpec
 from journeyman.decisioning.store import load_arm_statistics
 from journeyman.tables import SENT_GROUPS
 from journeyman.warehouse import Warehouse
@@ -39,6 +39,11 @@ ID_COLUMNS = ("decision_id", "agent", "decision_date")
 
 class CandidateEvaluationError(ValueError):
     """The logs or the candidate cannot be evaluated; the message says what to do."""
+
+
+class NoLogsYet(CandidateEvaluationError):
+    """The agent has no decision whose outcome is in yet: nothing to evaluate on (normal in an
+    agent's first days)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def load_logged(
         keep = np.sort(rng.choice(table.num_rows, size=max_decisions, replace=False))
         table = table.take(pa.array(keep))
     if table.num_rows == 0:
-        raise CandidateEvaluationError(
+        raise NoLogsYet(
             f"agent {agent.name} has no logged decisions with a closed attribution window"
             + (f" since {since}" if since else "")
             + " yet: evaluate again once its first sends' outcomes are in"

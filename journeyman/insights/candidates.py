@@ -14,6 +14,7 @@ import numpy as np
 from journeyman.decisioning.actions import ActionSpace
 from journeyman.decisioning.candidate_evaluation import (
     CandidateEvaluationError,
+    NoLogsYet,
     candidate_from_baseline,
     evaluate_candidates,
 )
@@ -68,6 +69,8 @@ def estimate_candidates(
             reports = evaluate_candidates(
                 warehouse, agent, candidates, since, max_decisions=MAX_DECISIONS
             )
+        except NoLogsYet:
+            continue  # its first outcomes are not in yet: the section says there are none
         except (CandidateEvaluationError, AgentConfigError) as exc:
             result.notes.append(f"{agent.name}: no off-policy estimates ({exc})")
             continue

@@ -1,6 +1,7 @@
 -- Where the agent's planned messages went, one row per agent × decision_date × destination for
 -- decisions before run_date: the ledger's rows by status (stg_journeyman__deliveries, its current
--- state), and on destination `none` the planned messages no destination has attempted. Every
+-- state; shadow decisions, logged to the shadow outbox and never sent, are not deliveries), and
+-- on destination `none` the planned messages no destination has attempted. Every
 -- agent-day with audience decisions has at least one row (`none` with zeros when nothing was
 -- planned and nothing attempted).
 with
@@ -78,6 +79,8 @@ ledger_rows as (
     from decisions
     inner join deliveries
         on decisions.decision_id = deliveries.decision_id
+    -- a shadow decision's record in the shadow outbox is a log, not a delivery
+    where decisions.experiment_group != 'shadow'
     group by decisions.agent, decisions.decision_date, deliveries.destination
 
 ),
