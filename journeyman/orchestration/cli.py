@@ -9,15 +9,12 @@ from datetime import date
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from journeyman import settings
-
-console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 120)
+from journeyman.orchestration.console import console, fail, out
 
 
 class _Date(click.ParamType):
@@ -30,12 +27,6 @@ class _Date(click.ParamType):
             return date.fromisoformat(value)
         except ValueError:
             self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print one `error:` line (never wrapped, never read as markup) and exit with `code`."""
-    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
-    sys.exit(code)
 
 
 def _show_one_line(error: click.UsageError, file=None) -> None:  # noqa: ANN001 - click's

@@ -172,7 +172,7 @@ def ope_command(
     """What a candidate policy would have earned per decision on the agent's logged decisions
     (IPW, self-normalised IPW, direct method, doubly robust; 95 % bootstrap intervals), next to
     what the logged policies earned. See docs/evaluation.md."""
-    from journeyman.orchestration.cli import fail
+    from journeyman.orchestration.console import fail
 
     try:
         agent, cand, name = _ope_inputs(agent_name, candidate, policy_params)

@@ -30,7 +30,7 @@ def repurchase_command(summary_path: Path, as_json: bool) -> None:
     """Fit the BG/NBD repurchase model (Fader, Hardie & Lee 2005) by maximum likelihood and
     print its parameters r, alpha (purchase rate ~ Gamma(r, alpha)), a, b (dropout probability
     ~ Beta(a, b)) and the log-likelihood. Times are in the file's unit; alpha is in that unit."""
-    from journeyman.orchestration.cli import fail
+    from journeyman.orchestration.console import fail
 
     if not summary_path.is_file():
         what = "a directory" if summary_path.is_dir() else "not found"

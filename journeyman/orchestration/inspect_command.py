@@ -49,7 +49,7 @@ _STYLE = {"sent": "green", "shadow": "cyan", "send nothing": "yellow", "excluded
 def inspect(customer_id: str, agent_name: str | None, days: int, as_json: bool) -> None:
     """Why CUSTOMER_ID got that message: each agent's decisions for the customer, their
     reasons, the alternatives the policy weighed (recomputed), deliveries, events and orders."""
-    from journeyman.orchestration.cli import fail  # cli registers this command: import late
+    from journeyman.orchestration.console import fail
 
     if days < 1:
         fail(f"--days must be at least 1; got {days}")

@@ -44,7 +44,7 @@ def cdnow_command(path: Path, shift_to: datetime | None, seed: int, replace: boo
     transaction. Customers get synthetic, undeliverable contact points (example.invalid,
     fictional 555-01XX phones) and seeded time zones and consents; every order's category is
     `electronics`. Malformed lines are listed and skipped."""
-    from journeyman.orchestration.cli import fail
+    from journeyman.orchestration.console import fail
     from journeyman.sandbox.cdnow import LISTED_BAD_LINES, CdnowError, load_cdnow
     from journeyman.warehouse import Warehouse, WarehouseError
 

@@ -71,7 +71,7 @@ def report(agent: str | None, since: date | None, out_dir: Path | None, ope_days
     time, what it chooses, per-segment preferences, messages and delivery diagnostics. Reads
     the performance marts of JOURNEYMAN_WAREHOUSE; prints the report's path."""
     from journeyman.insights import ReportError, write_report
-    from journeyman.orchestration.cli import fail
+    from journeyman.orchestration.console import fail
     from journeyman.warehouse import Warehouse, WarehouseError
 
     path = settings.warehouse_path()
