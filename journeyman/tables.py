@@ -1,7 +1,9 @@
 """DDL of the tables that arrive from outside dbt: the raw sources an ETL tool loads, and the
 tables journeyman itself writes (decisions, delivery ledger). dbt declares both as sources.
 
-All timestamps are UTC, stored as TIMESTAMP without time zone.
+All timestamps are UTC, stored as TIMESTAMP without time zone. The DDL is standard SQL that
+DuckDB and PostgreSQL both run (`double precision`, `bytea`, `varchar`, `timestamp`, `date`,
+`integer`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 
 import pyarrow as pa
 
+from journeyman.settings import WAREHOUSE_ENV
 from journeyman.warehouse import Warehouse
 
 #: journeyman.decisions.experiment_group values whose decisions are delivered (holdout and
@@ -35,8 +38,8 @@ create table if not exists raw.orders (
     order_id varchar,
     customer_id varchar,
     ordered_at timestamp,
-    amount double,                -- what the customer paid, after discounts
-    discount_amount double,       -- money off the order (codes, coupons); optional, NULL = 0
+    amount double precision,      -- what the customer paid, after discounts
+    discount_amount double precision, -- money off the order (codes, coupons); optional, NULL = 0
     category varchar,
     _loaded_at timestamp
 );
@@ -76,19 +79,21 @@ create table if not exists journeyman.decisions (
     subject_variant integer,          -- 0-based index into the message's subject lines
     send_at timestamp,                -- UTC; NULL when nothing is sent
     send_until timestamp,             -- UTC; the latest it may still be sent (send window)
-    propensity double,                -- P(policy chose this action | allowed set)
+    propensity double precision,      -- P(policy chose this action | allowed set)
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
     goal_metric varchar not null,     -- conversion | revenue
     attribution_window_days integer not null,
     learning_window_days integer,     -- outcome window of the learning reward (NULL: attribution)
-    penalty_unsubscribe double default 0 not null,  -- reward lost per unsubscribe (learning)
-    penalty_complaint double default 0 not null,
+    -- reward lost per unsubscribe / complaint (learning)
+    penalty_unsubscribe double precision default 0 not null,
+    penalty_complaint double precision default 0 not null,
     created_at timestamp not null,
     allowed_actions bytea             -- the actions the guardrails allowed (decisioning/actions.py
                                       -- pack_allowed); NULL when the policy did not choose
 );
 -- Decision-time feature values of every acted or held-out decision (what learning regresses on).
--- One double column per feature column of marts.customer_features; added as features appear.
+-- One double precision column per feature column of marts.customer_features; added as features
+-- appear.
 create table if not exists journeyman.decision_features (
     decision_id varchar not null,
     agent varchar not null,
@@ -130,12 +135,13 @@ def ensure_raw_tables(warehouse: Warehouse) -> None:
 
 
 def declared_columns(ddl: str) -> dict[str, list[tuple[str, str]]]:
-    """table → [(column, type)] as declared in a DDL script of `create table` statements."""
+    """table → [(column, type)] as declared in a DDL script of `create table` statements (the
+    type as written, e.g. `double precision`, without defaults and constraints)."""
     tables: dict[str, list[tuple[str, str]]] = {}
     for match in re.finditer(r"create table if not exists (\S+) \((.*?)\n\);", ddl, re.S):
         columns = []
         for line in match.group(2).splitlines():
-            found = re.match(r"\s+(\w+) (\w+)", line)
+            found = re.match(r"\s+(\w+) (\w+(?: precision)?)", line)
             if found:
                 columns.append((found.group(1), found.group(2)))
         tables[match.group(1)] = columns
@@ -170,8 +176,23 @@ def missing_raw_tables(warehouse: Warehouse) -> list[str]:
     return [f"{RAW_SCHEMA}.{t}" for t in RAW_TABLES if not warehouse.table_exists(RAW_SCHEMA, t)]
 
 
+def raw_tables_problem(warehouse: Warehouse) -> str | None:
+    """One line naming the raw tables the warehouse lacks and what to do, or None (no
+    password: the location is masked)."""
+    missing = missing_raw_tables(warehouse)
+    if not missing:
+        return None
+    return (
+        f"the warehouse {warehouse.location} ({WAREHOUSE_ENV}) has no {', '.join(missing)}: "
+        "load your source data with your ETL tool (schema in journeyman/tables.py), run "
+        f"`journeyman demo` for a sandbox world, or point {WAREHOUSE_ENV} at the warehouse "
+        "that has them"
+    )
+
+
 def ensure_feature_columns(warehouse: Warehouse, features: list[str]) -> None:
-    """Add a double column to journeyman.decision_features for each feature not there yet."""
+    """Add a double precision column to journeyman.decision_features for each feature not
+    there yet."""
     present = {
         r[0]
         for r in warehouse.rows(
@@ -183,7 +204,8 @@ def ensure_feature_columns(warehouse: Warehouse, features: list[str]) -> None:
     if missing:
         warehouse.execute(
             ";\n".join(
-                f'alter table journeyman.decision_features add column "{f}" double' for f in missing
+                f'alter table journeyman.decision_features add column "{f}" double precision'
+                for f in missing
             )
         )
 
@@ -191,7 +213,7 @@ def ensure_feature_columns(warehouse: Warehouse, features: list[str]) -> None:
 _ARROW_TYPES = {
     "varchar": pa.string(),
     "timestamp": pa.timestamp("us"),
-    "double": pa.float64(),
+    "double precision": pa.float64(),
     "integer": pa.int32(),
     "date": pa.date32(),
 }

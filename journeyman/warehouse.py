@@ -1,7 +1,9 @@
 """The small warehouse interface every layer reads and writes through.
 
-SQL goes through SQLAlchemy so another warehouse can stand in for DuckDB; bulk data moves as
-Arrow. On DuckDB, Arrow reads and writes use the driver's zero-copy path.
+SQL goes through SQLAlchemy, so a DuckDB file (the default) and a PostgreSQL database (a
+`postgresql+psycopg://` URL in JOURNEYMAN_WAREHOUSE) are used alike; bulk data moves as Arrow.
+On DuckDB, Arrow reads and writes use the driver's zero-copy path; on PostgreSQL, psycopg's
+binary transfer and COPY (journeyman/postgres.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+
+from journeyman import postgres, settings
 
 
 class WarehouseError(RuntimeError):
@@ -58,48 +62,100 @@ def _explain(path: Path, error: Exception) -> WarehouseError:
     return WarehouseError(f"Cannot open the warehouse {path}: {text.splitlines()[0]}")
 
 
+def _explain_server(url: sa.URL, error: Exception) -> WarehouseError:
+    return WarehouseError(postgres.connection_problem(url, error))
+
+
 class Warehouse:
-    """A DuckDB (or other SQLAlchemy) warehouse, opened briefly for each unit of work."""
+    """A DuckDB file or a PostgreSQL database, opened briefly for each unit of work.
+
+    `location` is a DuckDB file path or a SQLAlchemy URL `postgresql+psycopg://user@host/db`
+    (the password from the URL, PGPASSWORD or ~/.pgpass; never shown: `location` masks it)."""
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, lock_wait_s: float | None = None
+        self, location: str | Path, *, read_only: bool = False, lock_wait_s: float | None = None
     ) -> None:
-        self.path = Path(path).expanduser().absolute()
+        self._server: sa.URL | None = None
+        self._path: Path | None = None
+        if settings.is_url(location):
+            url = settings.parse_warehouse_url(str(location))
+            if url.drivername == "duckdb":
+                self._path = Path(url.database or "").expanduser().absolute()
+            else:
+                self._server = url
+        else:
+            self._path = Path(location).expanduser().absolute()
         self.read_only = read_only
         #: seconds to keep retrying while another process holds the file (None: the env's)
         self.lock_wait_s = lock_wait_s
         self._engine: sa.Engine | None = None
 
     @property
+    def backend(self) -> str:
+        """`duckdb` or `postgresql`."""
+        return "duckdb" if self._server is None else "postgresql"
+
+    @property
+    def path(self) -> Path:
+        """The DuckDB file; a server warehouse has none (WarehouseError says so)."""
+        if self._path is None:
+            raise WarehouseError(
+                f"the warehouse {self.location} ({settings.WAREHOUSE_ENV}) is a PostgreSQL "
+                "server, and this step works on a DuckDB warehouse file only; set "
+                f"{settings.WAREHOUSE_ENV} to a file path to use it"
+            )
+        return self._path
+
+    @property
+    def location(self) -> str:
+        """The file path, or the URL with its password masked: safe to print."""
+        if self._server is None:
+            return str(self._path)
+        return self._server.render_as_string(hide_password=True)
+
+    @property
     def url(self) -> str:
-        return f"duckdb:///{self.path}"
+        """The SQLAlchemy URL, its password masked."""
+        return f"duckdb:///{self._path}" if self._server is None else self.location
+
+    def exists(self) -> bool:
+        """Whether the warehouse is there: the file exists, or the server accepts a login (a
+        server that cannot be reached raises WarehouseError, which says what to fix)."""
+        if self._path is not None:
+            return self._path.exists()
+        with self.connect():
+            return True
 
     def check_writable(self) -> None:
-        """Raise WarehouseError unless the file can be created/opened for writing right now."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _explain(self.path, exc) from exc
+        """Raise WarehouseError unless the warehouse can be opened for writing right now."""
+        if self._path is not None:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _explain(self._path, exc) from exc
         with self.connect():
             pass
 
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = sa.create_engine(
-                self.url,
-                connect_args={"read_only": self.read_only},
-                poolclass=sa.pool.NullPool,  # connections close promptly: one writer per file
-            )
+            if self._server is None:
+                self._engine = sa.create_engine(
+                    self.url,
+                    connect_args={"read_only": self.read_only},
+                    poolclass=sa.pool.NullPool,  # connections close promptly: one writer per file
+                )
+            else:
+                self._engine = postgres.engine(self._server, self.read_only)
         return self._engine
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sa.Connection]:
         """A transaction on a short-lived connection; commits on success, rolls back on error."""
-        if not self.read_only:
+        if not self.read_only and self._path is not None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise _explain(self.path, exc) from exc
+                raise _explain(self._path, exc) from exc
         conn = self.open()
         try:
             with conn.begin():
@@ -108,9 +164,14 @@ class Warehouse:
             conn.close()
 
     def open(self) -> sa.Connection:
-        """A new connection (the caller closes it). While another process holds the file, it
-        is retried with jittered backoff for `lock_wait_s` (the writer holding it is usually
+        """A new connection (the caller closes it). While another process holds a DuckDB file,
+        it is retried with jittered backoff for `lock_wait_s` (the writer holding it is usually
         a short transaction: the event intake, a dbt model, another step)."""
+        if self._server is not None:
+            try:
+                return self.engine().connect()
+            except Exception as exc:
+                raise _explain_server(self._server, exc) from None
         wait = lock_wait_s() if self.lock_wait_s is None else self.lock_wait_s
         deadline = time.monotonic() + wait
         delay = 0.02
@@ -164,11 +225,18 @@ def _driver(conn: sa.Connection) -> Any | None:
     return raw if hasattr(raw, "register") and hasattr(raw, "sql") else None
 
 
+def _is_postgres(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
 def read_arrow(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-    """Query → Arrow table on an open connection (DuckDB fast path, generic fallback)."""
+    """Query → Arrow table on an open connection (DuckDB fast path, PostgreSQL binary fetch,
+    generic fallback)."""
     raw = _driver(conn)
     if raw is not None and not params:
         return raw.sql(sql).to_arrow_table()
+    if _is_postgres(conn):
+        return postgres.read_arrow(conn, sql, params)
     result = conn.execute(sa.text(sql), dict(params or {}))
     names = list(result.keys())
     rows = result.fetchall()
@@ -186,6 +254,9 @@ def stream_arrow(
     `params` binds SQLAlchemy `:name` parameters exactly as `conn.execute(sa.text(sql), params)`
     would: SQLAlchemy compiles them to the driver's placeholders (DuckDB: `$1`, `$2`, …)."""
     raw = _driver(conn)
+    if raw is None and _is_postgres(conn):
+        yield from postgres.stream_arrow(conn, sql, batch_size, params)
+        return
     if raw is None:
         yield from read_arrow(conn, sql, params).to_batches(batch_size)
         return
@@ -214,6 +285,9 @@ def append_arrow(conn: sa.Connection, table_name: str, data: pa.Table) -> None:
             raw.execute(f"insert into {table_name} ({cols}) select {cols} from {view}")
         finally:
             raw.unregister(view)
+        return
+    if _is_postgres(conn):
+        postgres.append_arrow(conn, table_name, data)
         return
     placeholders = ", ".join(f":{c}" for c in data.column_names)
     conn.execute(

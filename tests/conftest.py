@@ -44,3 +44,11 @@ def insights_world(tmp_path_factory):
     from test_dbt_project import run_dbt
 
     return build(tmp_path_factory.mktemp("insights"), run_dbt)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgres: runs on the PostgreSQL test server (JOURNEYMAN_TEST_POSTGRES_URL; "
+        "tests/backends.py); skipped without it",
+    )

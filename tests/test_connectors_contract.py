@@ -300,7 +300,7 @@ def test_arrow_tables_are_dispatched_like_message_lists(tmp_path):
                 first,
                 now,
             )
-            ledger.mark_in_flight(stuck, {}, now)
+            ledger.mark_in_flight_bulk(stuck, [1], now, fresh=False)
             batch = MessageBatch.from_messages(msgs)
             table = pa.table(
                 {f: getattr(batch, f) for f in MESSAGE_FIELDS if f not in ("tags", "variables")}

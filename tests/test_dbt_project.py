@@ -1,7 +1,8 @@
-"""The dbt project end to end: a real `dbt build` on a fresh DuckDB file with hand-made raw data.
+"""The dbt project end to end: a real `dbt build` on a fresh warehouse with hand-made raw data.
 
-One module-scoped build (as of 2024-03-01) feeds every test; the expected values below are
-computed by hand from the fixture rows.
+One module-scoped build (as of 2024-03-01) per backend, a DuckDB file and a PostgreSQL database
+(tests/backends.py; skipped without a server), feeds every test; the expected values below are
+computed by hand from the fixture rows and hold on both.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
+import sqlalchemy as sa
+from backends import backend_params, new_warehouse
 
+from journeyman import settings
 from journeyman.tables import ensure_journeyman_tables, ensure_raw_tables
 from journeyman.warehouse import Warehouse
 
@@ -349,25 +353,25 @@ FEATURE_COLUMNS = {
 
 @dataclass(frozen=True)
 class Build:
-    """The outcome of one `dbt build`: the warehouse file, dbt's target folder and output."""
+    """The outcome of one `dbt build`: the warehouse (file or URL), dbt's target folder and
+    output."""
 
-    warehouse: Path
+    warehouse: str | Path
     target: Path
     result: subprocess.CompletedProcess[str]
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            cursor = conn.execute(sql)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [dict(r._mapping) for r in Warehouse(self.warehouse, read_only=True).rows(sql)]
 
 
 def run_dbt(
-    args: list[str], warehouse: Path, workdir: Path, run_date_env: str | None = None
+    args: list[str], warehouse: str | Path, workdir: Path, run_date_env: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run dbt against the project with its own warehouse, target and log folders."""
+    """Run dbt against the project with its own warehouse (a DuckDB file or a PostgreSQL URL:
+    the profile's target and its connection from settings.dbt_environment), target and log
+    folders."""
     env = {k: v for k, v in os.environ.items() if k != "JOURNEYMAN_RUN_DATE"}
-    env["JOURNEYMAN_WAREHOUSE"] = str(warehouse)
+    env = settings.dbt_process_environment(env, str(warehouse))
     if run_date_env is not None:
         env["JOURNEYMAN_RUN_DATE"] = run_date_env
     command = [
@@ -385,42 +389,53 @@ def run_dbt(
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def load_fixture(path: Path) -> None:
+def _insert(conn: sa.Connection, table: str, rows: list[tuple], columns: str = "") -> None:
+    names = [f"v{i}" for i in range(len(rows[0]))]
+    values = ", ".join(f":{n}" for n in names)
+    listed = f" ({columns})" if columns else ""
+    statement = sa.text(f"insert into {table}{listed} values ({values})")
+    conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+
+
+def load_fixture(location: str | Path) -> None:
     """Create the source tables the way journeyman does and insert the fixture rows."""
-    warehouse = Warehouse(path)
+    warehouse = Warehouse(location)
     ensure_raw_tables(warehouse)
     ensure_journeyman_tables(warehouse)
-    with duckdb.connect(str(path)) as conn:
-        conn.executemany("insert into raw.customers values (?, ?, ?, ?, ?, ?, ?, ?)", CUSTOMERS)
-        conn.executemany("insert into raw.orders values (?, ?, ?, ?, ?, ?, ?)", ORDERS)
-        conn.executemany("insert into raw.consents values (?, ?, ?, ?, ?)", CONSENTS)
-        conn.executemany("insert into raw.message_events values (?, ?, ?, ?, ?, ?, ?)", EVENTS)
-        conn.executemany(
-            "insert into journeyman.decisions (decision_id, agent, decision_date, customer_id, "
-            "policy, policy_version, experiment_group, action_id, message_id, channel, "
-            "local_hour, send_at, propensity, exclusion_reason, goal_metric, "
-            "attribution_window_days, created_at) values "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    with warehouse.connect() as conn:
+        _insert(conn, "raw.customers", CUSTOMERS)
+        _insert(conn, "raw.orders", ORDERS)
+        _insert(conn, "raw.consents", CONSENTS)
+        _insert(conn, "raw.message_events", EVENTS)
+        _insert(
+            conn,
+            "journeyman.decisions",
             DECISIONS,
+            "decision_id, agent, decision_date, customer_id, policy, policy_version, "
+            "experiment_group, action_id, message_id, channel, local_hour, send_at, propensity, "
+            "exclusion_reason, goal_metric, attribution_window_days, created_at",
         )
-        conn.executemany(
-            "insert into journeyman.message_tags values (?, ?, ?, ?, ?, ?)", MESSAGE_TAGS
-        )
-        conn.executemany(
-            "insert into journeyman.deliveries (decision_id, destination, status, "
-            "idempotency_key, attempts, error, provider_message_id, updated_at, delivered_at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _insert(conn, "journeyman.message_tags", MESSAGE_TAGS)
+        _insert(
+            conn,
+            "journeyman.deliveries",
             DELIVERIES,
+            "decision_id, destination, status, idempotency_key, attempts, error, "
+            "provider_message_id, updated_at, delivered_at",
         )
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+@pytest.fixture(scope="module", params=backend_params())
+def build(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Build]:
     workdir = tmp_path_factory.mktemp("dbt_build")
-    warehouse = workdir / "warehouse.duckdb"
-    load_fixture(warehouse)
-    result = run_dbt(["build", "--vars", json.dumps({"run_date": RUN_DATE})], warehouse, workdir)
-    return Build(warehouse=warehouse, target=workdir / "target", result=result)
+    with new_warehouse(request.param, workdir, "dbt") as warehouse:
+        load_fixture(warehouse)
+        result = run_dbt(
+            ["build", "--vars", json.dumps({"run_date": RUN_DATE})], warehouse, workdir
+        )
+        yield Build(warehouse=warehouse, target=workdir / "target", result=result)
 
 
 def features(build: Build) -> dict[str, dict[str, Any]]:
@@ -703,38 +718,38 @@ def test_malformed_run_date_is_a_clear_error(tmp_path: Path) -> None:
     assert "run_date must be a date 'YYYY-MM-DD'" in result.stdout + result.stderr
 
 
-def test_optional_source_columns_may_be_missing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", backend_params())
+def test_optional_source_columns_may_be_missing(backend: str, tmp_path: Path) -> None:
     """raw.orders.discount_amount is optional (every order then counts as undiscounted), and a
     warehouse journeyman has not run on since upgrading has no message-tag history columns."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    load_fixture(warehouse)
-    with duckdb.connect(str(warehouse)) as conn:
-        conn.execute("alter table raw.orders drop column discount_amount")
-        # an older journeyman kept one row per tag, the current value
-        conn.execute("delete from journeyman.message_tags where valid_to is not null")
-        conn.execute("alter table journeyman.message_tags drop column valid_from")
-        conn.execute("alter table journeyman.message_tags drop column valid_to")
-    result = run_dbt(
-        [
-            "build",
-            "--select",
-            "+stg_raw__orders +stg_journeyman__message_tags",
-            "--vars",
-            json.dumps({"run_date": RUN_DATE}),
-        ],
-        warehouse,
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        orders = conn.execute(
-            "select count(*), sum(discount_amount) from staging.stg_raw__orders"
-        ).fetchall()
-        tags = conn.execute(
+    with new_warehouse(backend, tmp_path, "optional") as warehouse:
+        load_fixture(warehouse)
+        Warehouse(warehouse).execute(
+            "alter table raw.orders drop column discount_amount;\n"
+            # an older journeyman kept one row per tag, the current value
+            "delete from journeyman.message_tags where valid_to is not null;\n"
+            "alter table journeyman.message_tags drop column valid_from;\n"
+            "alter table journeyman.message_tags drop column valid_to"
+        )
+        result = run_dbt(
+            [
+                "build",
+                "--select",
+                "+stg_raw__orders +stg_journeyman__message_tags",
+                "--vars",
+                json.dumps({"run_date": RUN_DATE}),
+            ],
+            warehouse,
+            tmp_path,
+        )
+        assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+        reader = Warehouse(warehouse, read_only=True)
+        orders = reader.rows("select count(*), sum(discount_amount) from staging.stg_raw__orders")
+        tags = reader.rows(
             "select count(*), min(valid_from), count(valid_to) "
             "from staging.stg_journeyman__message_tags"
-        ).fetchall()
+        )
     # o1 to o5 and the two rows excluded above for their discount only, none discounted
-    assert orders == [(7, 0.0)]
+    assert [tuple(r) for r in orders] == [(7, 0.0)]
     current = sum(1 for row in MESSAGE_TAGS if row[5] is None)
-    assert tags == [(current, date(1900, 1, 1), 0)]  # every row current, since ever
+    assert [tuple(r) for r in tags] == [(current, date(1900, 1, 1), 0)]  # all current, since ever

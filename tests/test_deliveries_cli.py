@@ -38,7 +38,7 @@ def _ledger_with_unknowns(path: Path) -> tuple[DeliveryLedger, list[str]]:
     ledger = DeliveryLedger(wh, "sendgrid")
     now = utc_now()
     ids = [m.decision_id for m in make_messages(5)]
-    ledger.mark_in_flight(ids, {}, now)
+    ledger.mark_in_flight_bulk(ids, [1] * 5, now, fresh=False)
     outcome = BatchResult(
         [DeliveryStatus.UNKNOWN] * 3 + [DeliveryStatus.DELIVERED] * 2,
         ["outcome_unknown_connection_lost"] * 3 + [None] * 2,

@@ -10,7 +10,6 @@ the numbers themselves are checked against real marts in test_report.py.
 from __future__ import annotations
 
 import math
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -288,7 +287,6 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_renders_in_chromium_without_errors(report_file: Path) -> None:
-    started = time.monotonic()
     expected = report_file.read_text(encoding="utf-8").count('<svg class="chart"')
     with Browser() as browser:
         page = browser.open(report_file.as_uri())
@@ -310,7 +308,6 @@ def test_report_renders_in_chromium_without_errors(report_file: Path) -> None:
         assert chart["marks"] > 0 and chart["title"], chart
     assert overflow <= 0, f"the page is {overflow} px wider than the window"
     assert shot.stat().st_size > 50_000
-    assert time.monotonic() - started < 20
 
 
 def test_console_errors_are_caught(tmp_path: Path) -> None:

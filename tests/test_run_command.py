@@ -130,9 +130,10 @@ def test_a_killed_run_does_not_block_the_next_one(world):
         info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
         assert info.claimed_slots == [] and info.limit == 1  # the project's dagster.yaml
     wh = Warehouse(world["path"])
-    assert wh.scalar(
-        "select count(*) from journeyman.decisions where decision_date = :d", {"d": DAY}
-    ) > 0
+    assert (
+        wh.scalar("select count(*) from journeyman.decisions where decision_date = :d", {"d": DAY})
+        > 0
+    )
     assert wh.scalar("select count(*) from journeyman.deliveries where status = 'delivered'") > 0
 
 

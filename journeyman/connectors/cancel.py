@@ -26,14 +26,6 @@ class CancelReport:
     cancelled: int = 0
     uncertain: int = 0
 
-    def as_metadata(self) -> dict[str, object]:
-        return {
-            "destination": self.destination,
-            "batches": list(self.batches),
-            "cancelled": self.cancelled,
-            "uncertain": self.uncertain,
-        }
-
 
 def cancel_scheduled(
     destination: Destination,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -243,14 +243,6 @@ class BatchResult:
     ) -> BatchResult:
         return cls([status] * n, [error] * n, [provider_id] * n)
 
-    @classmethod
-    def from_results(cls, results: Sequence[DeliveryResult]) -> BatchResult:
-        return cls(
-            [r.status for r in results],
-            [r.error for r in results],
-            [r.provider_message_id for r in results],
-        )
-
     def put(self, indices: Sequence[int], other: BatchResult) -> None:
         """Take `other`'s outcomes for the records at `indices` (a sub-request's answer)."""
         for j, i in enumerate(indices):
@@ -403,8 +395,6 @@ class Destination(abc.ABC):
     def send(self, messages: Sequence[OutboundMessage]) -> list[DeliveryResult]:
         """Send without the engine (no ledger, no retries): whole-request failures become
         results (an ambiguous one `unknown`)."""
-        from journeyman.connectors.http import utc_now
-
         batch = MessageBatch.from_messages(messages)
         try:
             result = self.send_batch(batch, utc_now())
@@ -423,3 +413,8 @@ class Destination(abc.ABC):
                 batch.decision_id, result.statuses, result.errors, result.provider_ids, strict=True
             )
         ]
+
+
+def utc_now() -> datetime:
+    """The wall clock as naive UTC (the ledger's convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)

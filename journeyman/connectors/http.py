@@ -74,11 +74,6 @@ class Secret:
         raise TypeError("secrets are not picklable")
 
 
-def utc_now() -> datetime:
-    """The wall clock as naive UTC (the ledger's convention)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def parse_send_at(value: str) -> datetime:
     """`2026-11-24T14:00:00Z` → naive UTC datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
@@ -164,6 +159,7 @@ class HttpDestination(Destination):
         """One HTTP call; transport failures become RetryableError (secrets redacted)."""
         all_headers = {**(self.auth_headers() if authenticate else {}), **(headers or {})}
         target = url or f"{self.base_url}{path}"
+        # `from None` below: a chained transport exception's text can carry URLs with credentials
         try:
             return self.session.request(
                 method,
@@ -174,15 +170,15 @@ class HttpDestination(Destination):
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-        except requests.ConnectTimeout as exc:
-            raise RetryableError("connect_timeout") from _clean(exc)
-        except requests.ReadTimeout as exc:
-            raise RetryableError("timeout", ambiguous=True) from _clean(exc)
+        except requests.ConnectTimeout:
+            raise RetryableError("connect_timeout") from None
+        except requests.ReadTimeout:
+            raise RetryableError("timeout", ambiguous=True) from None
         except requests.ConnectionError as exc:
             text = str(exc)
             if "NewConnectionError" in text or "Connection refused" in text:
-                raise RetryableError("connection_refused") from _clean(exc)
-            raise RetryableError("connection_lost", ambiguous=True) from _clean(exc)
+                raise RetryableError("connection_refused") from None
+            raise RetryableError("connection_lost", ambiguous=True) from None
         except requests.RequestException as exc:
             raise DestinationError(
                 f"destination {self.name!r}: request failed ({type(exc).__name__})"
@@ -249,11 +245,6 @@ class HttpDestination(Destination):
             ) from None
         self.check_response(response, what)
         return response
-
-
-def _clean(exc: BaseException) -> None:
-    """Drop the chained transport exception: its text can carry URLs with credentials."""
-    return None
 
 
 def require(value: Any, what: str, name: str, env: str | None = None) -> None:

@@ -181,14 +181,6 @@ class DeliveryLedger:
             ).scalar()
         return int(cancelled or 0), int(uncertain or 0)
 
-    def mark_in_flight(
-        self, decision_ids: Sequence[str], attempts: dict[str, int], now: datetime
-    ) -> None:
-        """Commit 'in flight' for records about to be sent (attempt numbers one up)."""
-        self.mark_in_flight_bulk(
-            decision_ids, [attempts.get(d, 0) + 1 for d in decision_ids], now, fresh=False
-        )
-
     def settle(
         self, results: Sequence[DeliveryResult], attempts: dict[str, int], now: datetime
     ) -> None:

@@ -131,17 +131,6 @@ def template_variables(source: str) -> set[str]:
     return set(names) - set(_ENV.globals)
 
 
-def check_template(source: str | None, columns: set[str] | None) -> None:
-    """Fail early when a template does not compile or names a variable outside `columns`
-    (None: compile only)."""
-    if source is None:
-        return
-    names = template_variables(source)
-    unknown = sorted(names - set(columns)) if columns is not None else []
-    if unknown:
-        raise TemplateError(f"template uses unknown variable(s) {unknown}")
-
-
 _SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journeyman.decisioning.actions import ActionSpace
-from journeyman.decisioning.config import AgentConfig
+from journeyman.decisioning.schema import AgentConfig
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from journeyman.decisioning.config import AgentConfig
+from journeyman.decisioning.schema import AgentConfig
 
 NO_SEND = "no_send"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journeyman.decisioning.config import AgentConfig
 from journeyman.decisioning.hashing import unit_uniform
+from journeyman.decisioning.schema import AgentConfig
 
 HOLDOUT = "holdout"
 TREATMENT = "treatment"

@@ -89,7 +89,7 @@ _CASTS: dict[exp.DataType.Type, str] = {
     exp.DataType.Type.INT: "INTEGER",
     exp.DataType.Type.BIGINT: "BIGINT",
     exp.DataType.Type.FLOAT: "FLOAT",
-    exp.DataType.Type.DOUBLE: "DOUBLE",
+    exp.DataType.Type.DOUBLE: "DOUBLE PRECISION",
     exp.DataType.Type.TEXT: "VARCHAR",
     exp.DataType.Type.VARCHAR: "VARCHAR",
 }

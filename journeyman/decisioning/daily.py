@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from journeyman.decisioning.assignment import HOLDOUT
-from journeyman.decisioning.config import AgentConfig
 from journeyman.decisioning.decide import (
     DECISIONS_SCHEMA,
     AgentDecider,
@@ -19,6 +18,7 @@ from journeyman.decisioning.decide import (
     decide_batch,
 )
 from journeyman.decisioning.features import agent_features
+from journeyman.decisioning.schema import AgentConfig
 from journeyman.decisioning.store import (
     check_audiences,
     load_arm_statistics,

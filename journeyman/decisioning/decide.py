@@ -18,10 +18,10 @@ from journeyman.decisioning import guardrails
 from journeyman.decisioning.action_features import action_features
 from journeyman.decisioning.actions import ActionSpace, pack_allowed
 from journeyman.decisioning.assignment import HOLDOUT, SHADOW, assign
-from journeyman.decisioning.config import CHANNELS, AgentConfig
 from journeyman.decisioning.hashing import unit_uniform
 from journeyman.decisioning.learning import ArmStatistics
-from journeyman.decisioning.policies import DecisionContext, LinearPolicy, Policy, build_policy
+from journeyman.decisioning.policies import DecisionContext, Policy, build_policy
+from journeyman.decisioning.schema import CHANNELS, AgentConfig
 from journeyman.decisioning.send_time import send_deadlines, send_instants
 
 NOT_ELIGIBLE = "not_eligible"
@@ -81,16 +81,15 @@ class AgentDecider:
         return decider
 
     def refit(self, stats: ArmStatistics | None) -> None:
-        """Fit the learning policies on the agent's statistics (their priors warm-start from
+        """Fit the policies on the agent's statistics (learning policies' priors warm-start from
         the previous fit: refitting one decider day after day is cheaper than building anew)."""
         if not any(p.learns for p in self.policies):
-            return
+            return  # nothing learns: no action features to build
         phi = action_features(self.agent, self.actions)
         known = stats if stats is not None else ArmStatistics.empty(self.feature_names)
         subset = known.select(self.feature_names)
-        for policy in self.policies:
-            if isinstance(policy, LinearPolicy):
-                policy.fit(subset, phi, list(self.actions.action_id))
+        for policy in self.policies:  # a policy that does not learn ignores its fit
+            policy.fit(subset, phi, list(self.actions.action_id))
 
 
 def contact_history(batch: pa.Table) -> guardrails.ContactHistory:
@@ -127,47 +126,107 @@ class _Columns(Mapping[str, np.ndarray]):
 def decide_batch(
     decider: AgentDecider, batch: pa.Table, day: date, history: guardrails.ContactHistory
 ) -> pa.Table:
-    """Decision rows for one batch of customer_features rows; records planned sends in history."""
-    agent, space = decider.agent, decider.actions
-    n = batch.num_rows
+    """Decision rows for one batch of customer_features rows; records planned sends in history.
+
+    The steps, in the order of the checks: exclusions (audience, features, holdout), the
+    guardrails' verdict on the rest, each policy's choice for its customers, the sends' times.
+    """
     ids = batch.column("customer_id").to_numpy(zero_copy_only=False).astype(str)
-    reason = np.full(n, "", dtype=object)
-
-    audience = batch.column(audience_column(agent)).fill_null(False).to_numpy(zero_copy_only=False)
-    reason[~audience.astype(bool)] = NOT_ELIGIBLE
-
-    if decider.feature_names:
-        x = np.column_stack(
-            [
-                batch.column(f).cast(pa.float64()).fill_null(np.nan).to_numpy()
-                for f in decider.feature_names
-            ]
-        )
-    else:
-        x = np.zeros((n, 0))
-    bad = ~np.isfinite(x).all(axis=1) if x.shape[1] else np.zeros(n, dtype=bool)
-    reason[(reason == "") & bad] = NULL_FEATURE
-
-    assignment = assign(agent, ids)
-    reason[(reason == "") & (assignment.group == HOLDOUT)] = HOLDOUT
-
+    x = _feature_matrix(batch, decider.feature_names)
+    assignment = assign(decider.agent, ids)
+    reason = _exclusions(decider.agent, batch, x, assignment.group)
     active = np.flatnonzero(reason == "")
     instants = send_instants(batch.column("time_zone").to_numpy(zero_copy_only=False)[active], day)
+    verdict = _guardrail_verdict(decider, batch, active, instants, history, reason)
+    action, propensity = _choose(
+        decider, batch, day, ids, x, assignment.policy_index, active, verdict, reason
+    )
+    sends, send_at, send_until = _plan_sends(
+        decider, batch, day, action, active, instants, assignment.group, history
+    )
+    allowed = np.zeros((len(ids), decider.actions.size), dtype=bool)
+    allowed[active] = verdict.allowed
+    return _decision_table(
+        decider,
+        day,
+        ids,
+        assignment.group,
+        assignment.policy_index,
+        action,
+        propensity,
+        reason,
+        sends,
+        send_at,
+        send_until,
+        allowed,
+    )
+
+
+def _feature_matrix(batch: pa.Table, feature_names: list[str]) -> np.ndarray:
+    """(n, d) float features, NaN where a value is NULL."""
+    if not feature_names:
+        return np.zeros((batch.num_rows, 0))
+    return np.column_stack(
+        [batch.column(f).cast(pa.float64()).fill_null(np.nan).to_numpy() for f in feature_names]
+    )
+
+
+def _exclusions(
+    agent: AgentConfig, batch: pa.Table, x: np.ndarray, group: np.ndarray
+) -> np.ndarray:
+    """Per customer the first reason to decide nothing (audience, then features, then holdout);
+    "" for the customers who go on to the guardrails."""
+    n = batch.num_rows
+    reason = np.full(n, "", dtype=object)
+    audience = batch.column(audience_column(agent)).fill_null(False).to_numpy(zero_copy_only=False)
+    reason[~audience.astype(bool)] = NOT_ELIGIBLE
+    bad = ~np.isfinite(x).all(axis=1) if x.shape[1] else np.zeros(n, dtype=bool)
+    reason[(reason == "") & bad] = NULL_FEATURE
+    reason[(reason == "") & (group == HOLDOUT)] = HOLDOUT
+    return reason
+
+
+def _guardrail_verdict(
+    decider: AgentDecider,
+    batch: pa.Table,
+    active: np.ndarray,
+    instants: np.ndarray,
+    history: guardrails.ContactHistory,
+    reason: np.ndarray,
+) -> guardrails.GuardrailVerdict:
+    """The guardrails' allowed actions for the `active` rows; a customer who can receive
+    nothing today gets the guardrail's reason (written into `reason`)."""
+    space = decider.actions
     consent = {
         c: batch.column(f"consent_{c}").fill_null(False).to_numpy(zero_copy_only=False)[active]
         for c in CHANNELS
     }
-    verdict = guardrails.evaluate(agent.guardrails, space, consent, history.take(active), instants)
-    # Customers who can receive nothing today are excluded with the guardrail's reason.
+    verdict = guardrails.evaluate(
+        decider.agent.guardrails, space, consent, history.take(active), instants
+    )
     send_blocked = verdict.send_block_reason(space)
     reason[active[send_blocked != ""]] = send_blocked[send_blocked != ""]
-    choosing = reason[active] == ""
+    return verdict
 
+
+def _choose(
+    decider: AgentDecider,
+    batch: pa.Table,
+    day: date,
+    ids: np.ndarray,
+    x: np.ndarray,
+    policy_index: np.ndarray,
+    active: np.ndarray,
+    verdict: guardrails.GuardrailVerdict,
+    reason: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each policy's choice for its customers among their allowed actions: (action, -1 for
+    none; propensity, NaN for none). A wished-for action a guardrail blocks is never taken:
+    its row gets the guardrail's reason (written into `reason`)."""
+    agent, n = decider.agent, len(ids)
+    choosing = reason[active] == ""
     action = np.full(n, -1, dtype=np.int64)
     propensity = np.full(n, np.nan)
-    allowed = np.zeros((n, space.size), dtype=bool)
-    allowed[active] = verdict.allowed
-    policy_index = assignment.policy_index
     u = unit_uniform(ids, f"{agent.name}:{day.isoformat()}:choice")
     for p_i, policy in enumerate(decider.policies):
         local = np.flatnonzero(choosing & (policy_index[active] == p_i))
@@ -176,7 +235,7 @@ def decide_batch(
         rows = active[local]
         ctx = DecisionContext(
             day=day,
-            actions=space,
+            actions=decider.actions,
             features=x[rows],
             feature_names=decider.feature_names,
             columns=_Columns(batch, rows),
@@ -192,8 +251,22 @@ def decide_batch(
         ok = ~refused
         action[rows[ok]] = wished[ok]
         propensity[rows[ok]] = choice.propensity[ok]
+    return action, propensity
 
-    # Materialise the rows.
+
+def _plan_sends(
+    decider: AgentDecider,
+    batch: pa.Table,
+    day: date,
+    action: np.ndarray,
+    active: np.ndarray,
+    instants: np.ndarray,
+    group: np.ndarray,
+    history: guardrails.ContactHistory,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sends, send_at, send_until) per row; the live sends are recorded in `history`, so later
+    agents' caps and gaps see them (a shadow decision is never sent: they do not)."""
+    space, n = decider.actions, batch.num_rows
     chosen = action >= 0
     sends = np.zeros(n, dtype=bool)
     sends[chosen] = space.is_send[action[chosen]]
@@ -202,25 +275,10 @@ def decide_batch(
     active_pos[active] = np.arange(len(active))
     send_rows = np.flatnonzero(sends)
     send_at[send_rows] = instants[active_pos[send_rows], space.hour[action[send_rows]]]
-    # a shadow decision is never sent: later agents' caps and gaps do not see it
-    live = send_rows[assignment.group[send_rows] != SHADOW]
+    live = send_rows[group[send_rows] != SHADOW]
     history.record(live, space.channel[action[live]], send_at[live])
-    send_until = _send_until(agent, batch, send_rows, space.hour[action[send_rows]], day)
-
-    return _decision_table(
-        decider,
-        day,
-        ids,
-        assignment.group,
-        policy_index,
-        action,
-        propensity,
-        reason,
-        sends,
-        send_at,
-        send_until,
-        allowed,
-    )
+    send_until = _send_until(decider.agent, batch, send_rows, space.hour[action[send_rows]], day)
+    return sends, send_at, send_until
 
 
 def _send_until(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from journeyman.decisioning.config import AgentConfig, AgentConfigError
+from journeyman.decisioning.schema import AgentConfig, AgentConfigError
 
 FEATURES_MODEL = "customer_features"
 
@@ -34,12 +34,17 @@ def discover_features(manifest_path: str | Path, model: str = FEATURES_MODEL) ->
 
 def agent_features(agent: AgentConfig, available: list[str], source: str = "") -> list[str]:
     """The agent's feature list (all discovered features unless it names a subset); every
-    feature it or its `policy.params.personalise` names must be a discovered one."""
+    feature it or a policy's `params.personalise` names must be a discovered one."""
     if agent.features is not None:
         named = list(agent.features)  # what `personalise` names was checked against these at load
     else:
-        personalise = agent.policy.params.get("personalise") or {}
-        named = [f for fs in personalise.values() if fs != "all" for f in fs]
+        named = [
+            f
+            for spec in (agent.policy, *agent.baselines)
+            for fs in (spec.params.get("personalise") or {}).values()
+            if fs != "all"
+            for f in fs
+        ]
     unknown = [f for f in named if f not in available]
     if unknown:
         where = f"{source}: " if source else f"agent {agent.name}: "

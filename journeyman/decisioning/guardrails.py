@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from journeyman.decisioning.actions import ActionSpace
-from journeyman.decisioning.config import CHANNELS, Guardrails
+from journeyman.decisioning.schema import CHANNELS, Guardrails
 
 NO_CONSENT = "no_consent"
 CAP_REACHED = "cap_reached"

@@ -25,11 +25,11 @@ import numpy as np
 from journeyman.decisioning import guardrails
 from journeyman.decisioning.actions import unpack_allowed
 from journeyman.decisioning.assignment import HOLDOUT, SHADOW, assign
-from journeyman.decisioning.config import AgentConfig
 from journeyman.decisioning.decide import NOT_ELIGIBLE, NULL_FEATURE, AgentDecider
 from journeyman.decisioning.features import agent_features
 from journeyman.decisioning.hashing import unit_uniform
 from journeyman.decisioning.policies import DecisionContext, Policy
+from journeyman.decisioning.schema import AgentConfig
 from journeyman.decisioning.store import (
     DECISIONS_TABLE,
     FEATURES_SNAPSHOT,
@@ -266,10 +266,11 @@ def _read_orders(warehouse: Warehouse, tables: set[str], customer_id: str) -> li
     if "raw.orders" not in tables:
         return []
     sql = (
-        "select order_id, ordered_at, amount, category from raw.orders "
-        "where customer_id = :c and ordered_at is not null "
-        "qualify row_number() over (partition by order_id order by _loaded_at) = 1 "
-        "order by ordered_at"
+        "select order_id, ordered_at, amount, category from ("
+        "select order_id, ordered_at, amount, category, "
+        "row_number() over (partition by order_id order by _loaded_at) as copy_rank "
+        "from raw.orders where customer_id = :c and ordered_at is not null"
+        ") as loaded where copy_rank = 1 order by ordered_at"
     )
     return [Order(**r) for r in _dicts(warehouse, sql, {"c": customer_id})]
 
@@ -296,7 +297,7 @@ def inspect_customer(
     tables = _tables(warehouse)
     if DECISIONS_TABLE not in tables:
         raise InspectionError(
-            f"the warehouse {warehouse.path} has no {DECISIONS_TABLE} table: run "
+            f"the warehouse {warehouse.location} has no {DECISIONS_TABLE} table: run "
             "`journeyman demo` or the daily job first"
         )
     names = _agent_names(warehouse, agents, agent)

@@ -52,8 +52,9 @@ import numpy as np
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.actions import ActionSpace
 from journeyman.decisioning.learning import ArmStatistics
-from journeyman.decisioning.policies import REGISTRY, LinearPolicy, Policy
+from journeyman.decisioning.policies import Policy, PolicyParamsError, check_policy
 from journeyman.decisioning.policies.base import DecisionContext
+from journeyman.decisioning.schema import PolicySpec
 
 Z95 = 1.959963984540054
 DEFAULT_BATCH_SIZE = 1000
@@ -278,12 +279,6 @@ def load_logs(
     return LoggedData(actions, rewards, matrix, names, columns, action_ids)
 
 
-def _refit(agent: Policy, stats: ArmStatistics, phi: ActionFeatures, ids: list[str]):
-    """Refit a learning policy; return its hierarchical prior's strengths (None if fixed)."""
-    agent.fit(stats, phi, ids)  # type: ignore[attr-defined]
-    return getattr(agent, "prior_ridges", None)
-
-
 # --------------------------------------------------------------------------- the replay
 
 
@@ -304,17 +299,15 @@ def replay_actions(action_ids: Sequence[str]) -> tuple[ActionSpace, ActionFeatur
 
 
 def build_replay_policy(name: str, params: Mapping[str, Any] | None = None) -> Policy:
-    """The registered policy `name` with its defaults, overridden by `params`."""
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise ReplayError(f"unknown policy {name!r}; use one of: {known}")
+    """The registered policy `name` with its defaults, overridden by `params` (checked by the
+    registry as an agent file's are: an unknown or invalid parameter is a ReplayError)."""
     merged = dict(params or {})
-    if "prior" in merged and not issubclass(REGISTRY[name], LinearPolicy):
-        raise ReplayError(f"policy {name!r} has no posterior; the prior parameter does not apply")
     try:
-        return REGISTRY[name](merged)
-    except (TypeError, ValueError) as exc:
-        raise ReplayError(f"policy {name!r} rejected its parameters {merged}: {exc}") from exc
+        return check_policy(PolicySpec(name=name, params=merged))
+    except PolicyParamsError as exc:
+        if exc.field == "name":
+            raise ReplayError(str(exc)) from None
+        raise ReplayError(f"policy {name!r} rejected its parameters {merged}: {exc}") from None
 
 
 def check_propensity(data: LoggedData, propensity: float) -> list[str]:
@@ -375,33 +368,15 @@ def replay(
     order = rng.permutation(data.events)
     u_all = rng.random(data.events)
     stats = ArmStatistics.empty(data.feature_names)
-    lam = None  # the hierarchical prior's strengths (the policy warm-starts from them)
-    if agent.learns:
-        lam = _refit(agent, stats, phi, ids)
+    agent.fit(stats, phi, ids)
 
     matched_rewards: list[np.ndarray] = []
     chosen_counts = np.zeros(k)
     batches = 0
     for batch, start in enumerate(range(0, data.events, batch_size)):
         rows = order[start : start + batch_size]
-        ctx = DecisionContext(
-            day=date(2000, 1, 1),
-            actions=space,
-            features=data.features[rows],
-            feature_names=list(data.feature_names),
-            columns={c: v[rows] for c, v in data.columns.items()},
-            seed_key=f"replay:{seed}:{batch}",
-        )
-        allowed = np.ones((len(rows), k), dtype=bool)
-        try:
-            choice = agent.choose(ctx, allowed, u_all[start : start + len(rows)])
-        except (KeyError, ValueError) as exc:
-            raise ReplayError(
-                f"policy {policy!r} cannot choose on these logs: {exc}. "
-                "(rule_based needs an agent's dimensions and trigger columns; the static action "
-                "values in the report are what 'always send X' rules achieve)"
-            ) from exc
-        chosen = np.asarray(choice.action, dtype=np.int64)
+        u = u_all[start : start + len(rows)]
+        chosen = _choose_batch(agent, data, space, rows, u, f"replay:{seed}:{batch}")
         chosen_counts += np.bincount(chosen[chosen >= 0], minlength=k)
         hit = chosen == logged[rows]
         matched = rows[hit]
@@ -414,7 +389,7 @@ def replay(
                 data.actions[matched],
                 data.rewards[matched],
             )
-            lam = _refit(agent, stats, phi, ids)
+            agent.fit(stats, phi, ids)
 
     rewards = np.concatenate(matched_rewards) if matched_rewards else np.zeros(0)
     if len(rewards) == 0:
@@ -424,7 +399,7 @@ def replay(
         policy=policy,
         policy_version=agent.version,
         params=dict(agent.params),
-        prior_ridges=lam,
+        prior_ridges=agent.prior_ridges,
         value=Estimate.of(rewards),
         events=data.events,
         batches=batches,
@@ -436,6 +411,35 @@ def replay(
         seconds=time.perf_counter() - started,
         warnings=warnings,
     )
+
+
+def _choose_batch(
+    agent: Policy,
+    data: LoggedData,
+    space: ActionSpace,
+    rows: np.ndarray,
+    u: np.ndarray,
+    seed_key: str,
+) -> np.ndarray:
+    """The policy's action per event of one batch, every logged action allowed."""
+    ctx = DecisionContext(
+        day=date(2000, 1, 1),
+        actions=space,
+        features=data.features[rows],
+        feature_names=list(data.feature_names),
+        columns={c: v[rows] for c, v in data.columns.items()},
+        seed_key=seed_key,
+    )
+    allowed = np.ones((len(rows), space.size), dtype=bool)
+    try:
+        choice = agent.choose(ctx, allowed, u)
+    except (KeyError, ValueError) as exc:
+        raise ReplayError(
+            f"policy {agent.name!r} cannot choose on these logs: {exc}. "
+            "(rule_based needs an agent's dimensions and trigger columns; the static action "
+            "values in the report are what 'always send X' rules achieve)"
+        ) from exc
+    return np.asarray(choice.action, dtype=np.int64)
 
 
 def parse_param(text: str) -> tuple[str, Any]:

@@ -57,7 +57,7 @@ def check_audiences(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> None
         columns = _feature_columns(conn)
         if not columns:
             raise WarehouseError(
-                f"{FEATURES_TABLE} does not exist in {warehouse.path}: build the dbt project "
+                f"{FEATURES_TABLE} does not exist in {warehouse.location}: build the dbt project "
                 "first (the Dagster job does; by hand: dbt build --project-dir dbt_project)"
             )
         known = {c.lower() for c in columns}

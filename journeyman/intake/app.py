@@ -38,7 +38,8 @@ from journeyman.intake.events import (
     sendgrid_events,
     twilio_status_event,
 )
-from journeyman.intake.store import EventStore
+from journeyman.intake.store import EventStore, WriteResult
+from journeyman.settings import masked
 from journeyman.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("journeyman.intake")
@@ -156,34 +157,59 @@ def _json(body: bytes) -> Any:
         raise MalformedPayload("the body is not valid JSON") from None
 
 
-def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> Starlette:
-    """The receiver as an ASGI app writing to settings.warehouse (or the given store)."""
-    # the store retries a held file itself, briefly: a webhook answer must not wait minutes
-    events = store or EventStore(Warehouse(settings.warehouse, lock_wait_s=0), clock=settings.clock)
-    metrics = IntakeMetrics()
-    sendgrid_key = (
-        signing.load_sendgrid_public_key(settings.sendgrid_public_key)
-        if settings.sendgrid_public_key
-        else None
-    )
+VerifyAndParse = Callable[[Request, bytes], Awaitable[ParsedEvents]]
+"""A vendor's step: check the request's signature (and timestamp) and parse its events."""
 
-    def require_fresh(timestamp: str) -> None:
-        if not signing.timestamp_is_fresh(timestamp, settings.clock(), settings.max_age_s):
-            raise Rejected("stale", f"the timestamp is outside the {settings.max_age_s:g}s window")
 
-    async def sendgrid(request: Request, body: bytes) -> ParsedEvents:
-        if sendgrid_key is None:
+class WebhookReceiver:
+    """The receiver's state (settings, store, counters, the SendGrid key) and its steps: one
+    verify-and-parse step per vendor, then `receive` (read, verify, store, answer)."""
+
+    def __init__(self, settings: IntakeSettings, events: EventStore) -> None:
+        self.settings = settings
+        self.events = events
+        self.metrics = IntakeMetrics()
+        self.sendgrid_key = (
+            signing.load_sendgrid_public_key(settings.sendgrid_public_key)
+            if settings.sendgrid_public_key
+            else None
+        )
+
+    def routes(self) -> list[Route]:
+        """One POST route per vendor, the health check and the metrics."""
+        settings = self.settings
+        vendors: list[tuple[str, str, VerifyAndParse]] = [
+            (settings.sendgrid_path, "sendgrid", self.sendgrid),
+            (settings.twilio_path, "twilio", self.twilio),
+            (settings.generic_path, "generic", self.generic),
+        ]
+        return [
+            *(
+                Route(path, self.endpoint(name, step), methods=["POST"])
+                for path, name, step in vendors
+            ),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_text, methods=["GET"]),
+        ]
+
+    # -- one verify-and-parse step per vendor ----------------------------------------------
+
+    async def sendgrid(self, request: Request, body: bytes) -> ParsedEvents:
+        """SendGrid's signed Event Webhook (ECDSA over timestamp + body)."""
+        if self.sendgrid_key is None:
             raise Rejected("not_configured", f"set {SENDGRID_KEY_ENV} to receive SendGrid events")
         signature = request.headers.get(signing.SENDGRID_SIGNATURE_HEADER)
         timestamp = request.headers.get(signing.SENDGRID_TIMESTAMP_HEADER)
         if not signature or not timestamp:
             raise Rejected("unsigned", "the SendGrid signature or timestamp header is missing")
-        if not signing.verify_sendgrid_with_key(sendgrid_key, signature, timestamp, body):
+        if not signing.verify_sendgrid_with_key(self.sendgrid_key, signature, timestamp, body):
             raise Rejected("bad_signature", "the SendGrid signature does not verify")
-        require_fresh(timestamp)
+        self._require_fresh(timestamp)
         return sendgrid_events(_json(body))
 
-    async def twilio(request: Request, body: bytes) -> ParsedEvents:
+    async def twilio(self, request: Request, body: bytes) -> ParsedEvents:
+        """Twilio's status callback (HMAC-SHA1 over the URL it called and the form)."""
+        settings = self.settings
         token = settings.twilio_auth_token
         if not token:
             raise Rejected("not_configured", f"set {TWILIO_TOKEN_ENV} to receive Twilio callbacks")
@@ -201,8 +227,9 @@ def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> 
         query = parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
         return twilio_status_event(form, query, settings.clock())
 
-    async def generic(request: Request, body: bytes) -> ParsedEvents:
-        secret = settings.webhook_secret
+    async def generic(self, request: Request, body: bytes) -> ParsedEvents:
+        """journeyman's own webhook format (HMAC-SHA256 over timestamp + body)."""
+        secret = self.settings.webhook_secret
         if not secret:
             raise Rejected("not_configured", f"set {WEBHOOK_SECRET_ENV} to receive webhook events")
         signature = request.headers.get(signing.WEBHOOK_SIGNATURE_HEADER)
@@ -211,81 +238,110 @@ def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> 
             raise Rejected("unsigned", "the X-Journeyman-Signature or -Timestamp header is missing")
         if not signing.verify_webhook(secret, timestamp, body, signature):
             raise Rejected("bad_signature", "the webhook signature does not verify")
-        require_fresh(timestamp)
+        self._require_fresh(timestamp)
         return generic_events(_json(body))
 
+    def _require_fresh(self, timestamp: str) -> None:
+        settings = self.settings
+        if not signing.timestamp_is_fresh(timestamp, settings.clock(), settings.max_age_s):
+            raise Rejected("stale", f"the timestamp is outside the {settings.max_age_s:g}s window")
+
+    # -- receiving -------------------------------------------------------------------------
+
     def endpoint(
-        source: str, verify_and_parse: Callable[[Request, bytes], Awaitable[ParsedEvents]]
+        self, source: str, verify_and_parse: VerifyAndParse
     ) -> Callable[[Request], Awaitable[Response]]:
+        """The route handler of one vendor."""
+
         async def receive(request: Request) -> Response:
-            client = request.client.host if request.client else "-"
-            try:
-                body = await _read_body(request, settings.max_body_bytes)
-                try:
-                    parsed = await verify_and_parse(request, body)
-                except MalformedPayload as exc:
-                    raise Rejected("malformed", str(exc)) from None
-                try:
-                    result = await anyio.to_thread.run_sync(events.write, parsed.rows)
-                except WarehouseError as exc:
-                    log.error("%s events not stored: %s", source, exc)
-                    raise Rejected("unavailable", "the warehouse is busy; retry later") from None
-            except Rejected as exc:
-                metrics.reject(source, exc.reason)
-                log.warning("rejected %s webhook from %s: %s (%s)", source, client, exc.reason, exc)
-                headers = {"Retry-After": "5"} if exc.status == 503 else None
-                return JSONResponse(
-                    {"error": str(exc), "reason": exc.reason}, exc.status, headers=headers
-                )
-            metrics.accept(source, parsed, result.stored, result.duplicates)
-            log.info(
-                "%s webhook from %s: %d stored, %d duplicate, %d ignored, %d invalid",
-                source,
-                client,
-                result.stored,
-                result.duplicates,
-                parsed.ignored,
-                parsed.invalid,
-            )
-            return JSONResponse(
-                {
-                    "accepted": result.stored,
-                    "duplicates": result.duplicates,
-                    "ignored": parsed.ignored,
-                    "invalid": parsed.invalid,
-                }
-            )
+            return await self.receive(source, verify_and_parse, request)
 
         return receive
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "sources": settings.enabled_sources()})
+    async def receive(
+        self, source: str, verify_and_parse: VerifyAndParse, request: Request
+    ) -> Response:
+        """Read, verify and store one webhook request; answer 2xx only once it is committed."""
+        client = request.client.host if request.client else "-"
+        try:
+            parsed, result = await self._verify_and_store(source, verify_and_parse, request)
+        except Rejected as exc:
+            return self._rejected(source, client, exc)
+        return self._accepted(source, client, parsed, result)
 
-    async def metrics_text(request: Request) -> Response:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+    async def _verify_and_store(
+        self, source: str, verify_and_parse: VerifyAndParse, request: Request
+    ) -> tuple[ParsedEvents, WriteResult]:
+        """The body within the size limit, verified and parsed, then written (off the event
+        loop); every refusal is a Rejected."""
+        body = await _read_body(request, self.settings.max_body_bytes)
+        try:
+            parsed = await verify_and_parse(request, body)
+        except MalformedPayload as exc:
+            raise Rejected("malformed", str(exc)) from None
+        try:
+            result = await anyio.to_thread.run_sync(self.events.write, parsed.rows)
+        except WarehouseError as exc:
+            log.error("%s events not stored: %s", source, exc)
+            raise Rejected("unavailable", "the warehouse is busy; retry later") from None
+        return parsed, result
+
+    def _rejected(self, source: str, client: str, exc: Rejected) -> Response:
+        self.metrics.reject(source, exc.reason)
+        log.warning("rejected %s webhook from %s: %s (%s)", source, client, exc.reason, exc)
+        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        return JSONResponse({"error": str(exc), "reason": exc.reason}, exc.status, headers=headers)
+
+    def _accepted(
+        self, source: str, client: str, parsed: ParsedEvents, result: WriteResult
+    ) -> Response:
+        self.metrics.accept(source, parsed, result.stored, result.duplicates)
+        log.info(
+            "%s webhook from %s: %d stored, %d duplicate, %d ignored, %d invalid",
+            source,
+            client,
+            result.stored,
+            result.duplicates,
+            parsed.ignored,
+            parsed.invalid,
+        )
+        return JSONResponse(
+            {
+                "accepted": result.stored,
+                "duplicates": result.duplicates,
+                "ignored": parsed.ignored,
+                "invalid": parsed.invalid,
+            }
+        )
+
+    # -- health, metrics, start-up ---------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "sources": self.settings.enabled_sources()})
+
+    async def metrics_text(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
         log.info(
             "event intake writing to %s; verifying %s; public URL %s; max age %gs",
-            settings.warehouse,
+            masked(settings.warehouse),  # a URL's password never reaches the log
             ", ".join(settings.enabled_sources()) or "nothing (no secrets configured)",
             settings.public_url or "(from the Host header)",
             settings.max_age_s,
         )
         yield
 
-    app = Starlette(
-        routes=[
-            Route(settings.sendgrid_path, endpoint("sendgrid", sendgrid), methods=["POST"]),
-            Route(settings.twilio_path, endpoint("twilio", twilio), methods=["POST"]),
-            Route(settings.generic_path, endpoint("generic", generic), methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_text, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.metrics = metrics
+
+def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> Starlette:
+    """The receiver as an ASGI app writing to settings.warehouse (or the given store)."""
+    # the store retries a held file itself, briefly: a webhook answer must not wait minutes
+    events = store or EventStore(Warehouse(settings.warehouse, lock_wait_s=0), clock=settings.clock)
+    receiver = WebhookReceiver(settings, events)
+    app = Starlette(routes=receiver.routes(), lifespan=receiver.lifespan)
+    app.state.metrics = receiver.metrics
     app.state.store = events
     return app
 

@@ -36,7 +36,7 @@ class IntakeConfigError(ValueError):
 class IntakeSettings:
     """Everything the event receiver needs: warehouse, verification secrets, limits, clock."""
 
-    warehouse: Path
+    warehouse: str | Path  # a DuckDB file or a PostgreSQL URL (journeyman/settings.py)
     sendgrid_public_key: str | None = field(default=None, repr=False)
     twilio_auth_token: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
@@ -91,13 +91,10 @@ class IntakeSettings:
             except ValueError:
                 raise IntakeConfigError(f"{name} must be a number, got {raw!r}.") from None
 
-        warehouse = text(settings.WAREHOUSE_ENV)
+        # a URL, or the DuckDB file's absolute path
+        location = settings.resolve_warehouse(text(settings.WAREHOUSE_ENV))
         return cls(
-            warehouse=(
-                Path(warehouse).expanduser().absolute()
-                if warehouse
-                else settings.DEFAULT_WAREHOUSE.absolute()
-            ),
+            warehouse=location if settings.is_url(location) else Path(location),
             sendgrid_public_key=text(SENDGRID_KEY_ENV),
             twilio_auth_token=text(TWILIO_TOKEN_ENV),
             webhook_secret=text(WEBHOOK_SECRET_ENV),

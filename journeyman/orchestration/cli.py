@@ -6,15 +6,17 @@ import os
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from journeyman import settings
-from journeyman.orchestration.console import console, fail, out
+
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 120)
 
 
 class _Date(click.ParamType):
@@ -27,6 +29,12 @@ class _Date(click.ParamType):
             return date.fromisoformat(value)
         except ValueError:
             self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one `error:` line (never wrapped, never read as markup) and exit with `code`."""
+    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
+    sys.exit(code)
 
 
 def _show_one_line(error: click.UsageError, file=None) -> None:  # noqa: ANN001 - click's
@@ -99,18 +107,36 @@ def main() -> None:
     "webhooks bring the outcomes back through the event intake. file: shadow mode, messages "
     "are JSON lines under the outbox folder.",
 )
-def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> None:
-    """Run the whole loop on embedded DuckDB: a sandbox world, D daily cycles of the Dagster
-    job (dbt → decisions → deliveries), then a per agent / policy / group summary."""
+@click.option(
+    "--warehouse",
+    "warehouse_setting",
+    default=None,
+    help="A DuckDB file, or an empty PostgreSQL database as postgresql+psycopg://user@host:port/db "
+    "(password from PGPASSWORD or ~/.pgpass) [default: JOURNEYMAN_WAREHOUSE, else "
+    ".journeyman/warehouse.duckdb]",
+)
+def demo(
+    customers: int, days: int, seed: int, start: date, delivery: str, warehouse_setting: str | None
+) -> None:
+    """Run the whole loop on embedded DuckDB (or the PostgreSQL database of --warehouse): a
+    sandbox world, D daily cycles of the Dagster job (dbt → decisions → deliveries), then a per
+    agent / policy / group summary."""
     from journeyman.decisioning.config import AgentConfigError, load_agents
     from journeyman.orchestration.project import DbtUnavailableError, dbt_executable
     from journeyman.warehouse import WarehouseError
 
     _check_demo_dates(start, days)
     started = time.perf_counter()
-    path = settings.warehouse_path()
-    os.environ[settings.WAREHOUSE_ENV] = str(path)
-    outbox = path.parent / "outbox"
+    if warehouse_setting:
+        os.environ[settings.WAREHOUSE_ENV] = warehouse_setting
+    try:
+        location = settings.warehouse_setting()
+    except settings.WarehouseSettingError as exc:
+        fail(str(exc))
+    os.environ[settings.WAREHOUSE_ENV] = location
+    settings.export_dbt_environment(location)
+    data_dir = settings.data_dir()
+    outbox = data_dir / "outbox"
     try:
         dbt_executable()
         load_agents(settings.agents_dir())
@@ -125,7 +151,7 @@ def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> No
 
         options = DemoOptions(customers=customers, days=days, seed=seed, start=start)
         with (
-            demo_delivery(delivery, path.parent, path, seed) as channel,
+            demo_delivery(delivery, data_dir, location, seed) as channel,
             Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -138,7 +164,7 @@ def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> No
         ):
             # parses the dbt project if needed: fails before the warehouse is touched
             loaded = defs()
-            warehouse = prepare_warehouse(path, outbox)
+            warehouse = prepare_warehouse(location, outbox)
             task = progress.add_task("simulated days", total=days + 1, step="")
             seen: set[date] = set()
 
@@ -163,7 +189,7 @@ def demo(customers: int, days: int, seed: int, start: date, delivery: str) -> No
             console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)
             sys.exit(1)
         raise
-    _print_summary(rows, customers, days, seed, path)
+    _print_summary(rows, customers, days, seed, warehouse.location)
     console.print(f"finished in {time.perf_counter() - started:.1f} s")
 
 
@@ -202,7 +228,9 @@ def dev() -> None:
     from journeyman.orchestration.run import dev_command_line
 
     command = dev_command_line()
-    console.print(f"running: {shlex.join(command)}", soft_wrap=True)
+    setting = settings.warehouse_setting()  # a URL's password is not printed
+    shown = shlex.join(command).replace(setting, settings.masked(setting))
+    console.print(f"running: {shown}", soft_wrap=True)
     os.execvp(command[0], command)
 
 
@@ -245,7 +273,7 @@ def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
     )
 
 
-def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path: Path) -> None:
+def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path: str) -> None:
     table = Table(title=f"journeyman demo: {customers} customers, {days} days, seed {seed}")
     for name in (
         "agent",

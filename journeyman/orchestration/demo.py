@@ -60,17 +60,36 @@ class DemoOptions:
     start: date
 
 
-def prepare_warehouse(path: Path, outbox: Path) -> Warehouse:
-    """Start from an empty demo warehouse; refuse to delete one that is not a sandbox's."""
-    warehouse = Warehouse(path)
+#: what a demo writes into a server warehouse (dropped before it starts again)
+DEMO_SCHEMAS = ("sandbox", "raw", JOURNEYMAN_SCHEMA, "staging", "intermediate", "marts", "seeds")
+
+
+def _holds_foreign_data(warehouse: Warehouse) -> bool:
+    has_data = warehouse.table_exists(JOURNEYMAN_SCHEMA, "decisions") or warehouse.table_exists(
+        "raw", "customers"
+    )
+    return has_data and not warehouse.table_exists("sandbox", "world")
+
+
+def prepare_warehouse(location: str | Path, outbox: Path) -> Warehouse:
+    """Start from an empty demo warehouse; refuse to delete one that is not a sandbox's. On a
+    PostgreSQL server, the demo's schemas are dropped instead of the file."""
+    warehouse = Warehouse(location)
+    if warehouse.backend != "duckdb":
+        warehouse.check_writable()
+        if _holds_foreign_data(warehouse):
+            raise DemoError(
+                f"{warehouse.location} holds data that the demo did not create; the demo starts "
+                "from an empty database. Point --warehouse at another one to run it."
+            )
+        warehouse.execute(";\n".join(f"drop schema if exists {s} cascade" for s in DEMO_SCHEMAS))
+        shutil.rmtree(outbox, ignore_errors=True)
+        return warehouse
+    path = warehouse.path
     if path.exists():
         # a file another process holds is not the demo's to take: fail at once, touch nothing
         Warehouse(path, lock_wait_s=0).check_writable()
-        is_sandbox = warehouse.table_exists("sandbox", "world")
-        has_data = warehouse.table_exists(JOURNEYMAN_SCHEMA, "decisions") or warehouse.table_exists(
-            "raw", "customers"
-        )
-        if has_data and not is_sandbox:
+        if _holds_foreign_data(warehouse):
             raise DemoError(
                 f"{path} holds a warehouse that the demo did not create; the demo starts from an "
                 "empty one. Point JOURNEYMAN_WAREHOUSE at another file to run it."
@@ -176,7 +195,7 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def demo_delivery(
-    mode: str, data_dir: Path, warehouse_path: Path, seed: int
+    mode: str, data_dir: Path, warehouse_path: str | Path, seed: int
 ) -> Iterator[DemoDelivery]:
     """Set up the demo's delivery path; load the Dagster definitions inside this block.
 

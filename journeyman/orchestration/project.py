@@ -11,8 +11,10 @@ from dagster_dbt import DbtProject
 
 from journeyman import settings
 
-# The dbt profile and every process reading the warehouse agree on one absolute path.
-os.environ.setdefault(settings.WAREHOUSE_ENV, str(settings.warehouse_path()))
+# The dbt profile and every process reading the warehouse agree on one warehouse: an absolute
+# DuckDB path, or a PostgreSQL URL whose connection fields the profile's `postgres` target reads.
+os.environ.setdefault(settings.WAREHOUSE_ENV, settings.warehouse_setting())
+settings.export_dbt_environment()
 
 dbt_project = DbtProject(
     project_dir=settings.DBT_PROJECT_DIR,

@@ -64,7 +64,7 @@ def instance_home() -> Path | None:
     """The folder of the instance `journeyman run` uses when DAGSTER_HOME is unset (else None)."""
     if os.environ.get("DAGSTER_HOME"):
         return None
-    return settings.warehouse_path().parent / INSTANCE_FOLDER
+    return settings.data_dir() / INSTANCE_FOLDER
 
 
 def project_instance(home: Path) -> dg.DagsterInstance:
@@ -119,7 +119,7 @@ def dev_command_line() -> list[str]:
     return [
         "env",
         f"DAGSTER_HOME={home}",
-        f"{settings.WAREHOUSE_ENV}={settings.warehouse_path()}",
+        f"{settings.WAREHOUSE_ENV}={settings.warehouse_setting()}",
         str(beside) if beside.exists() else "dagster",
         "dev",
         "-w",
@@ -438,7 +438,7 @@ def run(day: str, selection: str | None) -> None:
 
             job = defs().resolve_job_def(JOB_NAME)
             keys = selected_keys(job, selection)
-            os.environ.setdefault(settings.WAREHOUSE_ENV, str(settings.warehouse_path()))
+            os.environ.setdefault(settings.WAREHOUSE_ENV, settings.warehouse_setting())
             instance = open_instance()
     except RunCommandError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -219,11 +219,11 @@ def audience_problems(agents: Iterable[AgentConfig], columns: Collection[str]) -
 
 # -- raw source tables -----------------------------------------------------------------------
 
-#: DuckDB type names (their leading word) each declared raw column type accepts
+#: type names (their leading word; DuckDB's, PostgreSQL's) each declared raw column type accepts
 _COMPATIBLE_TYPES = {
-    "varchar": {"VARCHAR"},
+    "varchar": {"VARCHAR", "CHARACTER", "TEXT"},
     "timestamp": {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATETIME"},
-    "double": {
+    "double precision": {
         "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "TINYINT", "SMALLINT", "INTEGER",
         "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
     },

@@ -18,22 +18,23 @@ create table if not exists sandbox.world (
     seed bigint, n_customers integer, start date, last_day date
 );
 create table if not exists sandbox.customer_traits (
-    customer_id varchar, region smallint, signup_day integer, defect tinyint,
+    customer_id varchar, region smallint, signup_day integer, defect smallint,
     reachable_email boolean, reachable_sms boolean, reachable_push boolean,
     deliverable_email boolean, deliverable_sms boolean, deliverable_push boolean,
     consent0_email boolean, consent0_sms boolean, consent0_push boolean,
-    engagement double, channel_pref_email double, channel_pref_sms double, channel_pref_push double,
-    pref_hour double, hour_width double,
-    affinity_apparel double, affinity_beauty double, affinity_electronics double,
-    affinity_home double, affinity_sports double,
-    purchase_rate double, dropout double, order_at_signup boolean,
-    value_median double, price_sensitivity double
+    engagement double precision, channel_pref_email double precision,
+    channel_pref_sms double precision, channel_pref_push double precision,
+    pref_hour double precision, hour_width double precision,
+    affinity_apparel double precision, affinity_beauty double precision,
+    affinity_electronics double precision, affinity_home double precision,
+    affinity_sports double precision, purchase_rate double precision, dropout double precision,
+    order_at_signup boolean, value_median double precision, price_sensitivity double precision
 );
 create table if not exists sandbox.customer_state (
     customer_id varchar, alive boolean, last_order_day integer, n_orders integer,
     consent_email boolean, consent_sms boolean, consent_push boolean,
     hard_bounced_email boolean, hard_bounced_sms boolean, hard_bounced_push boolean,
-    coupon_pay double, coupon_until integer
+    coupon_pay double precision, coupon_until integer
 );
 create table if not exists sandbox.sends (
     decision_id varchar, customer_id varchar, channel varchar, send_at timestamp,
@@ -41,8 +42,8 @@ create table if not exists sandbox.sends (
 );
 create table if not exists sandbox.pending_events (
     kind varchar, id varchar, decision_id varchar, customer_id varchar, channel varchar,
-    event_type varchar, occurred_at timestamp, amount double, discount_amount double,
-    category varchar, due_day integer
+    event_type varchar, occurred_at timestamp, amount double precision,
+    discount_amount double precision, category varchar, due_day integer
 );
 create table if not exists sandbox.days (
     day date, summary varchar

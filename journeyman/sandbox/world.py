@@ -176,12 +176,12 @@ class SandboxWorld:
             if (seed, n, first) == (self.seed, n_customers, start):
                 return
             raise SandboxError(
-                f"{self.warehouse.path} already holds a sandbox world (seed={seed}, "
+                f"{self.warehouse.location} already holds a sandbox world (seed={seed}, "
                 f"n_customers={n}, start={first}); use a fresh warehouse file for another world."
             )
         if self.warehouse.scalar("select count(*) from raw.customers"):
             raise SandboxError(
-                f"raw.customers in {self.warehouse.path} already holds rows that the sandbox "
+                f"raw.customers in {self.warehouse.location} already holds rows that the sandbox "
                 "did not write; use a fresh warehouse file for the sandbox world."
             )
         traits = draw_population(self.seed, n_customers, start)
@@ -243,7 +243,7 @@ class SandboxWorld:
         return int(n), start, last
 
     def _cache_key(self, n: int, start: date) -> tuple[str, int, int, date]:
-        return (str(self.warehouse.path), self.seed, n, start)
+        return (str(self.warehouse.location), self.seed, n, start)
 
     def _traits(self, conn: sa.Connection, n: int, start: date) -> Traits:
         key = self._cache_key(n, start)
@@ -261,7 +261,7 @@ class SandboxWorld:
     def _fatigue(conn: sa.Connection, traits: Traits, today: int) -> np.ndarray:
         table = read_arrow(
             conn,
-            "select customer_id, count(*)::integer as k from sandbox.sends where delivered "
+            "select customer_id, cast(count(*) as integer) as k from sandbox.sends where delivered "
             f"and send_day between {today - FATIGUE_DAYS} and {today - 1} group by customer_id",
         )
         k = np.zeros(traits.n, dtype=np.int64)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from journeyman.decisioning.actions import ActionSpace
+
+if TYPE_CHECKING:
+    from journeyman.decisioning.action_features import ActionFeatures
+    from journeyman.decisioning.learning import ArmStatistics
+    from journeyman.decisioning.schema import AgentConfig
 
 
 @dataclass(frozen=True)
@@ -35,15 +40,44 @@ class Choice:
     propensity: np.ndarray  # float (n,)
 
 
+class PolicyParamsError(ValueError):
+    """A policy's name or parameters are invalid. `field` is where, under the policy's entry in
+    the agent file (`name`, `params`, `params.personalise.hour`); the message says the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Policy(abc.ABC):
     """A decision policy. Implementations must choose only allowed actions, except the rule-based
-    baseline, whose wished-for action is checked (and refused with a reason) by the caller."""
+    baseline, whose wished-for action is checked (and refused with a reason) by the caller.
+
+    The contract: `name` (what agent files call it), `defaults` (every parameter it reads: any
+    other key is a typo, refused at load), `__init__` (raises ValueError on a bad value),
+    `check_agent` (parameters that must match the agent's messages or features), `fit` (learn
+    from the agent's statistics; a no-op unless `learns`) and `choose`.
+    """
 
     name: str
+    #: every parameter the policy reads, with its default
+    defaults: Mapping[str, Any] = {}
     learns = False  # learning policies are fitted from warehouse statistics before choosing
+    #: the strengths of the policy's hierarchical prior at its last fit (None: it has none)
+    prior_ridges: list[float] | None = None
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        self.params = dict(params or {})
+        self.params = {**self.defaults, **(params or {})}
+
+    def check_agent(self, agent: AgentConfig) -> None:
+        """Raise PolicyParamsError when the parameters name what the agent does not have (a
+        message, a tag, a feature). Called at load; nothing to check by default."""
+        return
+
+    def fit(self, stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]) -> None:
+        """Learn from the agent's statistics (rows of `actions` in `action_ids` order) before
+        choosing. Called before every day's choices; a no-op for policies that do not learn."""
+        return
 
     @property
     def version(self) -> str:

@@ -26,14 +26,23 @@ from threadpoolctl import ThreadpoolController
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.hashing import hash64
 from journeyman.decisioning.learning import ArmStatistics, LinearPosterior
-from journeyman.decisioning.policies.base import Choice, DecisionContext, Policy, pick_among
+from journeyman.decisioning.policies.base import (
+    Choice,
+    DecisionContext,
+    Policy,
+    PolicyParamsError,
+    pick_among,
+)
 from journeyman.decisioning.prior import PRIORS, fit_with_prior
+from journeyman.decisioning.schema import AgentConfig
 from journeyman.settings import decide_threads
 
 _CHUNK = 20_000
 _SCORE_ELEMENTS = 1 << 20  # float32 scores per Thompson chunk (4 MiB: stays in cache)
 _MIN_ROWS = 256
 _GROUP_MIN_ROWS = 128  # smaller allowed-set groups are scored together, with their mask
+#: the action-feature families `personalise` may name besides the agent's tag keys
+PERSONALISED_FAMILIES = ("send", "channel", "hour", "message", "subject")
 
 
 class LinearPolicy(Policy):
@@ -43,7 +52,7 @@ class LinearPolicy(Policy):
     learns = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        super().__init__({**self.defaults, **(params or {})})
+        super().__init__(params)
         if self.params["prior"] not in PRIORS:
             raise ValueError(
                 f"`prior` must be one of {', '.join(PRIORS)}; got {self.params['prior']!r}"
@@ -53,6 +62,30 @@ class LinearPolicy(Policy):
         self.phi: np.ndarray | None = None
         self.trained_on = "prior"
         self.prior_ridges: list[float] | None = None  # [λ₀, λ₁, λ₂, λ₃] of the last empirical fit
+
+    def check_agent(self, agent: AgentConfig) -> None:
+        """`personalise` names families of this agent's action features and, where the agent
+        lists its features, only those (else the features are checked against the discovered
+        ones at run time: `features.agent_features`)."""
+        personalise = self.params["personalise"]
+        if not personalise:
+            return
+        tags = sorted({k for m in agent.dimensions.messages for k in m.tags})
+        families = [*PERSONALISED_FAMILIES, *tags]
+        for name, features in personalise.items():
+            if name not in families:
+                raise PolicyParamsError(
+                    "params.personalise", f"unknown family {name!r}; use some of {families}"
+                )
+            if agent.features is None or features == "all":
+                continue
+            unknown = [f for f in features if f not in agent.features]
+            if unknown:
+                raise PolicyParamsError(
+                    f"params.personalise.{name}",
+                    f"{unknown} are not in the agent's `features`; add them there or use some "
+                    f"of {agent.features}",
+                )
 
     def fit(self, stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]) -> None:
         """Posterior from the agent's statistics (under the `prior` param: the hierarchical

@@ -39,7 +39,7 @@ class RuleBased(Policy):
     defaults = DEFAULTS
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        super().__init__({**DEFAULTS, **(params or {})})
+        super().__init__(params)
         self.steps = _steps(self.params)
 
     def choose(self, ctx: DecisionContext, allowed: np.ndarray, u: np.ndarray) -> Choice:

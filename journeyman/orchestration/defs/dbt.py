@@ -6,11 +6,12 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from journeyman import settings
 from journeyman.decisioning.features import discover_features
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import WarehouseResource
 from journeyman.orchestration.project import dbt_project, ensure_manifest
-from journeyman.tables import ensure_feature_columns, ensure_journeyman_tables, missing_raw_tables
+from journeyman.tables import ensure_feature_columns, ensure_journeyman_tables, raw_tables_problem
 
 
 @dbt_assets(
@@ -28,13 +29,9 @@ def warehouse_models(
     dbt's unit tests check the SQL, not the data: they run in CI (`dbt build`), not every day.
     """
     wh = warehouse.open()
-    missing = missing_raw_tables(wh)
-    if missing:
-        raise dg.Failure(
-            f"the warehouse {wh.path} has no {', '.join(missing)}: load your source data with "
-            "your ETL tool (schema in journeyman/tables.py), or run `journeyman demo` for a "
-            "sandbox world"
-        )
+    problem = raw_tables_problem(wh)
+    if problem:
+        raise dg.Failure(problem)
     ensure_journeyman_tables(wh)
     ensure_feature_columns(wh, discover_features(dbt_project.manifest_path))
     run_vars = json.dumps({"run_date": context.partition_key})
@@ -42,4 +39,6 @@ def warehouse_models(
     # One target folder reused by every run (the warehouse pool runs one build at a time);
     # dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
     target = Path(dbt_project.project_dir) / "target" / "daily_build"
+    # the dbt process reads the profile's target and connection from the environment
+    settings.export_dbt_environment(warehouse.path)
     yield from dbt.cli(args, context=context, target_path=target).stream()

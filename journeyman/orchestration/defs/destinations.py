@@ -92,7 +92,7 @@ class DestinationResource(dg.ConfigurableResource):
 
 def shadow_resource(name: str = "shadow") -> DestinationResource:
     """The file destination shadow decisions are logged to (`<outbox>/shadow/<day>.jsonl`)."""
-    outbox = str(settings.warehouse_path().parent / "outbox")
+    outbox = str(settings.data_dir() / "outbox")
     return DestinationResource(name=name, kind="file", outbox_dir=outbox)
 
 
@@ -105,7 +105,7 @@ def destination_resources(names: set[str]) -> dict[str, DestinationResource]:
             f"agents deliver to {unknown}, which {catalog_path()} does not define; add them "
             f"with a `kind` ({sorted(KINDS)})"
         )
-    outbox = str(settings.warehouse_path().parent / "outbox")
+    outbox = str(settings.data_dir() / "outbox")
     out = {}
     for name in sorted(names):
         entry = dict(catalog[name])

@@ -22,7 +22,6 @@ or on the first days (no mart, no history), and it never fails the run.
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -93,8 +92,8 @@ class FreshnessConfig(dg.Config):
 
 def _warehouse(context: dg.AssetCheckExecutionContext) -> Warehouse | None:
     """The warehouse, or None when its file does not exist yet (nothing was ever built)."""
-    path = context.resources.warehouse.path
-    return Warehouse(path) if Path(path).exists() else None
+    warehouse = Warehouse(context.resources.warehouse.path)
+    return warehouse if warehouse.exists() else None
 
 
 def _rows(

@@ -151,7 +151,7 @@ def cancel_scheduled_sends(
     records cancelled in the ledger (the `journeyman cancel-scheduled` command)."""
     resource = destination_resources({name})[f"destination_{name}"]
     destination = resource.build()
-    wh = Warehouse(settings.warehouse_path())
+    wh = Warehouse(settings.warehouse_setting())
     ensure_journeyman_tables(wh)
     now = now or datetime.now(UTC).replace(tzinfo=None)
     return cancel_scheduled(destination, DeliveryLedger(wh, name), now, batch_ids=batch_ids)

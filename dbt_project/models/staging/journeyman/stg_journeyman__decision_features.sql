@@ -36,5 +36,13 @@ renamed as (
 
 )
 
-select * exclude (copy_rank) from renamed
+select
+    decision_id,
+    agent,
+    decision_date
+    {%- for f in features %},
+    {{ f }}
+    {%- endfor %}
+
+from renamed
 where copy_rank = 1
