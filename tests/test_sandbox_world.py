@@ -4,9 +4,7 @@ fatiguing, idempotent, and as messy as a real feed."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 import zoneinfo
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -556,25 +554,6 @@ def test_odd_messages_are_handled_like_an_esp_would(tmp_path: Path) -> None:
     }
     assert set(malformed) <= bounced
     assert not bounced & set(no_consent)
-
-
-#: a wall-clock benchmark: flaky on a shared machine, so it runs only on request
-timed = pytest.mark.skipif(
-    not os.environ.get("JOURNEYMAN_TIMED_TESTS"),
-    reason="a wall-clock benchmark: set JOURNEYMAN_TIMED_TESTS=1 to run it",
-)
-
-
-@timed
-def test_simulate_day_is_fast(tmp_path: Path) -> None:
-    warehouse, world = make_world(tmp_path / "w.duckdb", 5000)
-    world.simulate_day(START)
-    day = START + timedelta(days=1)
-    batch = messages(emailable(warehouse), day)
-    SandboxWorld._traits_cache.clear()
-    began = time.perf_counter()
-    world.simulate_day(day, batch)
-    assert time.perf_counter() - began < 0.5
 
 
 def test_read_outbox_reads_nested_jsonl_once_per_decision(tmp_path: Path) -> None:
