@@ -8,33 +8,12 @@ import time
 from datetime import date
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from journeyman import settings
-
-console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 120)
-
-
-class _Date(click.ParamType):
-    name = "YYYY-MM-DD"
-
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
-        if isinstance(value, date):
-            return value
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print one `error:` line (never wrapped, never read as markup) and exit with `code`."""
-    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
-    sys.exit(code)
+from journeyman.orchestration.console import DateParam, console, fail, out
 
 
 def _show_one_line(error: click.UsageError, file=None) -> None:  # noqa: ANN001 - click's
@@ -93,7 +72,7 @@ def main() -> None:
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the sandbox world.")
 @click.option(
     "--start",
-    type=_Date(),
+    type=DateParam(),
     default="2026-03-02",
     show_default=True,
     help="Logical date of the first simulated day (UTC).",

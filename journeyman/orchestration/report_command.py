@@ -14,24 +14,11 @@ from typing import TYPE_CHECKING
 import click
 
 from journeyman import settings
+from journeyman.orchestration.console import DateParam
 
 if TYPE_CHECKING:
     from journeyman.decisioning.config import AgentConfig
     from journeyman.warehouse import Warehouse
-
-
-class _Day(click.ParamType):
-    """A YYYY-MM-DD date (as the other commands' --start)."""
-
-    name = "YYYY-MM-DD"
-
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
-        if isinstance(value, date):
-            return value
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a date like 2026-03-02", param, ctx)
 
 
 def _configured_agents() -> list[AgentConfig]:
@@ -48,7 +35,7 @@ def _configured_agents() -> list[AgentConfig]:
 @click.option("--agent", help="Only this agent (default: every agent with data in the marts).")
 @click.option(
     "--since",
-    type=_Day(),
+    type=DateParam(),
     help="First day of the charts over time (uplift and totals cover the whole experiment).",
 )
 @click.option(
