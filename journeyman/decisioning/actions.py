@@ -86,15 +86,16 @@ def pack_allowed(allowed: np.ndarray, rows: np.ndarray) -> pa.Array:
 def unpack_allowed(values: list[bytes | None], size: int) -> np.ndarray:
     """bool (n, size) from `pack_allowed`'s bytes; a NULL (nothing recorded) allows nothing."""
     width = (size + 7) // 8
+    present = np.array([v is not None for v in values], dtype=bool)
+    recorded = [v for v in values if v is not None]
+    wrong = next((v for v in recorded if len(v) != width), None)
+    if wrong is not None:
+        raise ValueError(
+            f"an allowed-action mask has {len(wrong) * 8} bits, the action space {size} "
+            "actions: the agent's dimensions changed since that decision"
+        )
     out = np.zeros((len(values), size), dtype=bool)
-    for i, value in enumerate(values):
-        if value is None:
-            continue
-        if len(value) != width:
-            raise ValueError(
-                f"an allowed-action mask has {len(value) * 8} bits, the action space {size} "
-                "actions: the agent's dimensions changed since that decision"
-            )
-        bits = np.unpackbits(np.frombuffer(value, dtype=np.uint8), bitorder="little")
-        out[i] = bits[:size].astype(bool)
+    if recorded:  # one buffer, one unpack: no per-row numpy calls
+        packed = np.frombuffer(b"".join(recorded), dtype=np.uint8).reshape(-1, width)
+        out[present] = np.unpackbits(packed, axis=1, bitorder="little")[:, :size].astype(bool)
     return out

@@ -391,21 +391,8 @@ class SandboxWorld:
             self._after_orders(day, traits, new_state, ordered)
 
             opted_out = np.argwhere(old_consent & ~new_state.consent)
-            orders = (
-                pa.concat_tables(loads.orders, promote_options="none")
-                if loads.orders
-                else RAW_SCHEMAS["orders"].empty_table()
-            )
-            events = (
-                pa.concat_tables(loads.events)
-                if loads.events
-                else RAW_SCHEMAS["message_events"].empty_table()
-            )
-            unique_events = events
-            events = with_resent_events(stream(self.seed, "resent", day), events)
-            pending = (
-                pa.concat_tables(loads.pending) if loads.pending else PENDING_SCHEMA.empty_table()
-            )
+            orders, unique_events, pending = _day_tables(loads)
+            events = with_resent_events(stream(self.seed, "resent", day), unique_events)
             types = unique_events.column("event_type").to_numpy(zero_copy_only=False)
             kinds, freq = np.unique(types, return_counts=True)
             summary = DaySummary(
@@ -419,22 +406,7 @@ class SandboxWorld:
                 events = reporter.report(events)
             append_arrow(conn, "raw.orders", orders)
             append_arrow(conn, "raw.message_events", events)
-            for table in loads.consents:
-                append_arrow(conn, "raw.consents", table)
-            conn.execute(sa.text(f"delete from sandbox.pending_events where due_day <= {today}"))
-            append_arrow(conn, "sandbox.pending_events", pending)
-            for table in loads.sends:
-                append_arrow(conn, "sandbox.sends", table)
-            n_pending = conn.execute(sa.text("select count(*) from sandbox.pending_events"))
-            summary = DaySummary(**{**asdict(summary), "pending": int(n_pending.scalar() or 0)})
-            conn.execute(sa.text("delete from sandbox.customer_state"))
-            append_arrow(conn, "sandbox.customer_state", new_state.to_arrow())
-            conn.execute(
-                sa.text("insert into sandbox.days values (:d, :s)"),
-                {"d": day, "s": summary.to_json()},
-            )
-            conn.execute(sa.text("update sandbox.world set last_day = :d"), {"d": day})
-        return summary
+            return _write_day_state(conn, day, summary, loads, pending, new_state)
 
     def _organic(
         self, day: date, traits: Traits, state: CustomerState, loads: _Loads, loaded: datetime
@@ -939,3 +911,48 @@ def _record_sends(
     best = np.where(active, np.minimum(new_state.coupon_pay[idx], pay), pay)
     new_state.coupon_pay[idx[coupon]] = best[coupon]
     new_state.coupon_until[idx[coupon]] = today + COUPON_DAYS
+
+
+def _day_tables(loads: _Loads) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The day's orders, message events (each once) and pending events, as single tables."""
+    orders = (
+        pa.concat_tables(loads.orders, promote_options="none")
+        if loads.orders
+        else RAW_SCHEMAS["orders"].empty_table()
+    )
+    events = (
+        pa.concat_tables(loads.events)
+        if loads.events
+        else RAW_SCHEMAS["message_events"].empty_table()
+    )
+    pending = pa.concat_tables(loads.pending) if loads.pending else PENDING_SCHEMA.empty_table()
+    return orders, events, pending
+
+
+def _write_day_state(
+    conn: sa.Connection,
+    day: date,
+    summary: DaySummary,
+    loads: _Loads,
+    pending: pa.Table,
+    new_state: CustomerState,
+) -> DaySummary:
+    """Consents, pending events, sends, the customers' state and the day's summary: the rest of
+    the day's writes, in the same transaction as its orders and events."""
+    today = day_number(day)
+    for table in loads.consents:
+        append_arrow(conn, "raw.consents", table)
+    conn.execute(sa.text(f"delete from sandbox.pending_events where due_day <= {today}"))
+    append_arrow(conn, "sandbox.pending_events", pending)
+    for table in loads.sends:
+        append_arrow(conn, "sandbox.sends", table)
+    n_pending = conn.execute(sa.text("select count(*) from sandbox.pending_events")).fetchall()
+    summary = DaySummary(**{**asdict(summary), "pending": int(n_pending[0][0] or 0)})
+    conn.execute(sa.text("delete from sandbox.customer_state"))
+    append_arrow(conn, "sandbox.customer_state", new_state.to_arrow())
+    conn.execute(
+        sa.text("insert into sandbox.days values (:d, :s)"),
+        {"d": day, "s": summary.to_json()},
+    )
+    conn.execute(sa.text("update sandbox.world set last_day = :d"), {"d": day})
+    return summary
