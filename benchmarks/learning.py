@@ -323,7 +323,9 @@ def run_seed(
         _WORLD["goal"] = config.goal
         _WORLD["tags"] = {m.id: dict(m.tags) for m in config.dimensions.messages}
         from journeyman.orchestration.definitions import defs
+        from journeyman.orchestration.project import prepare_manifest
 
+        prepare_manifest()
         warehouse = Warehouse(root / "warehouse.duckdb")
         _WORLD["world"] = SandboxWorld(warehouse, seed=seed)
         weekly: dict[int, dict[str, float]] = {}  # week of the run → customer → value

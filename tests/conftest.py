@@ -11,13 +11,20 @@ import os
 
 import pytest
 
-from journeyman.orchestration.defs.destinations import (
+from journeyman.connectors.catalog import (
     CATALOG_ENV,
     PROJECT_CATALOG,
     load_catalog,
     shadow_catalog,
     write_catalog,
 )
+from journeyman.orchestration.project import prepare_manifest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Parse the dbt project before any test loads the Dagster definitions (which, as in a
+    deployment, only read the prepared manifest)."""
+    prepare_manifest()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from journeyman import settings
-from journeyman.orchestration.defs.destinations import CATALOG_ENV
+from journeyman.connectors.catalog import CATALOG_ENV
 from journeyman.orchestration.demo import DemoOptions, demo_delivery, prepare_warehouse, run_demo
 from journeyman.sandbox import SandboxWorld
 from journeyman.warehouse import Warehouse

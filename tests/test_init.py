@@ -13,11 +13,11 @@ import yaml
 from click.testing import CliRunner
 
 from journeyman import settings
+from journeyman.connectors.catalog import CATALOG_ENV, load_catalog
 from journeyman.connectors.registry import KINDS, SECRET_ENV
 from journeyman.decisioning.config import load_agents
 from journeyman.intake.config import SENDGRID_KEY_ENV
 from journeyman.orchestration.cli import main
-from journeyman.orchestration.defs.destinations import CATALOG_ENV, load_catalog
 from journeyman.orchestration.init import FILES, TEMPLATE_DIR
 
 JOURNEYMAN = Path(sys.executable).parent / "journeyman"

@@ -271,7 +271,7 @@ def test_each_destination_sync_reports_and_checks_its_failure_share(loop):
 
 
 def test_destination_catalog_rejects_secrets_in_the_file(tmp_path, monkeypatch):
-    from journeyman.orchestration.defs.destinations import DestinationConfigError, load_catalog
+    from journeyman.connectors.catalog import DestinationConfigError, load_catalog
 
     path = tmp_path / "destinations.yml"
     path.write_text("sendgrid:\n  kind: sendgrid\n  api_key: SG.sentinel-not-a-real-key\n")

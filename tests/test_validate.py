@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from journeyman import settings
 from journeyman.decisioning.config import AgentConfig, AgentConfigError, load_agent, load_agents
 from journeyman.orchestration.cli import main
-from journeyman.orchestration.project import ensure_manifest
+from journeyman.orchestration.project import prepare_manifest
 from journeyman.orchestration.templates_check import (
     check_agent_templates,
     manifest_columns,
@@ -39,7 +39,7 @@ def no_warehouse(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def columns() -> list[str]:
     """customer_features' columns, from the project's dbt manifest (parsed when stale)."""
-    return manifest_columns(ensure_manifest())
+    return manifest_columns(prepare_manifest())
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ def demo(
     sandbox world, D daily cycles of the Dagster job (dbt → decisions → deliveries), then a per
     agent / policy / group summary."""
     from journeyman.decisioning.config import AgentConfigError, load_agents
-    from journeyman.orchestration.project import DbtUnavailableError, dbt_executable
+    from journeyman.orchestration.project import DbtUnavailableError, prepare_manifest
     from journeyman.warehouse import WarehouseError
 
     _check_demo_dates(start, days)
@@ -117,7 +117,7 @@ def demo(
     data_dir = settings.data_dir()
     outbox = data_dir / "outbox"
     try:
-        dbt_executable()
+        prepare_manifest()  # fails before the warehouse is touched
         load_agents(settings.agents_dir())
         from journeyman.orchestration.definitions import defs
         from journeyman.orchestration.demo import (
@@ -141,7 +141,6 @@ def demo(
                 transient=False,
             ) as progress,
         ):
-            # parses the dbt project if needed: fails before the warehouse is touched
             loaded = defs()
             warehouse = prepare_warehouse(location, outbox)
             task = progress.add_task("simulated days", total=days + 1, step="")
@@ -204,13 +203,36 @@ def dev() -> None:
     checks' results."""
     import shlex
 
+    from journeyman.orchestration.project import DbtUnavailableError, prepare_manifest
     from journeyman.orchestration.run import dev_command_line
 
+    try:
+        prepare_manifest()
+    except DbtUnavailableError as exc:
+        fail(str(exc))
+    # what `dagster dev` hands to the dbt parse of every code reload (prepare_if_dev): dbt from
+    # this environment and the warehouse's profile variables (a password only as a
+    # DBT_ENV_SECRET_ variable, which dbt masks)
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+    settings.export_dbt_environment()
     command = dev_command_line()
     setting = settings.warehouse_setting()  # a URL's password is not printed
     shown = shlex.join(command).replace(setting, settings.masked(setting))
     console.print(f"running: {shown}", soft_wrap=True)
     os.execvp(command[0], command)
+
+
+@main.command("prepare")
+def prepare() -> None:
+    """Parse the dbt project into the manifest the Dagster definitions load (only when it is
+    missing or older than the project's files): run it at deploy time, before `dagster` or `dg`
+    commands load the definitions. `journeyman run`, `demo` and `dev` do it themselves."""
+    from journeyman.orchestration.project import DbtUnavailableError, prepare_manifest
+
+    try:
+        out(f"dbt manifest ready: {prepare_manifest()}")
+    except DbtUnavailableError as exc:
+        fail(str(exc))
 
 
 @main.command("serve-events")
@@ -237,8 +259,8 @@ def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
     cancelled in the delivery ledger. See docs/connectors.md."""
     import dagster as dg
 
+    from journeyman.connectors.catalog import DestinationConfigError
     from journeyman.connectors.destination import DestinationError
-    from journeyman.orchestration.defs.destinations import DestinationConfigError
     from journeyman.orchestration.defs.syncs import cancel_scheduled_sends
 
     try:

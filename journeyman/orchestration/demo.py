@@ -28,15 +28,15 @@ from pathlib import Path
 import dagster as dg
 
 from journeyman import settings
-from journeyman.connectors.destination import OutboundMessage
-from journeyman.decisioning.config import load_agents
-from journeyman.orchestration.defs.destinations import (
+from journeyman.connectors.catalog import (
     CATALOG_ENV,
     PROJECT_CATALOG,
     load_catalog,
     shadow_catalog,
     write_catalog,
 )
+from journeyman.connectors.destination import OutboundMessage
+from journeyman.decisioning.config import load_agents
 from journeyman.orchestration.failures import describe_failure
 from journeyman.orchestration.run import execute_recorded, free_dead_runs, open_instance
 from journeyman.sandbox import SandboxWorld, read_outbox

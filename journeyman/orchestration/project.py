@@ -1,25 +1,23 @@
-"""The dbt project as Dagster sees it, with its manifest kept fresh."""
+"""The dbt project as Dagster sees it, and how its manifest is prepared.
+
+As in Dagster's own examples, nothing runs at import but `prepare_if_dev()`, which parses the
+project under `dagster dev` only (`journeyman dev` gives it the warehouse's dbt profile
+variables); every other entry point (`journeyman run`, `demo`, `validate`, the tests,
+the benchmarks) calls `prepare_manifest()` before it loads the definitions, and a deployment
+runs `journeyman prepare` (or `dagster-dbt project prepare-and-package`) at build time.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from dagster_dbt import DbtProject
 
 from journeyman import settings
-
-# The dbt profile and every process reading the warehouse agree on one warehouse: an absolute
-# DuckDB path, or a PostgreSQL URL whose connection fields the profile's `postgres` target reads.
-os.environ.setdefault(settings.WAREHOUSE_ENV, settings.warehouse_setting())
-settings.export_dbt_environment()
-
-dbt_project = DbtProject(
-    project_dir=settings.DBT_PROJECT_DIR,
-    profiles_dir=settings.DBT_PROJECT_DIR,
-)
 
 
 class DbtUnavailableError(RuntimeError):
@@ -28,7 +26,7 @@ class DbtUnavailableError(RuntimeError):
 
 def dbt_executable() -> str:
     """Path of the `dbt` executable, preferring the one next to this Python."""
-    beside = Path(os.sys.executable).parent / "dbt"
+    beside = Path(sys.executable).parent / "dbt"
     found = str(beside) if beside.exists() else shutil.which("dbt")
     if not found:
         raise DbtUnavailableError(
@@ -51,28 +49,42 @@ def _newest_source_mtime(root: Path) -> float:
     return newest
 
 
-def ensure_manifest() -> Path:
-    """Parse the dbt project when its manifest is missing or older than its sources."""
+dbt_project = DbtProject(
+    project_dir=settings.DBT_PROJECT_DIR,
+    profiles_dir=settings.DBT_PROJECT_DIR,
+)
+# under `dagster dev` only (a no-op elsewhere): re-parse the project on every code reload
+dbt_project.prepare_if_dev()
+
+
+def prepare_manifest() -> Path:
+    """The project's manifest, parsed with `dbt parse` first when it is missing or older than any
+    of the project's files. The dbt process gets the warehouse's profile variables explicitly;
+    this process's environment is left as it is."""
     manifest = dbt_project.manifest_path
-    root = dbt_project.project_dir
+    root = Path(dbt_project.project_dir)
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(root):
         return manifest
+    command = [dbt_executable(), "parse", "--quiet", "--project-dir", str(root)]
+    command += ["--profiles-dir", str(root), "--target-path", str(dbt_project.target_path)]
     result = subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(root),
-            "--profiles-dir",
-            str(root),
-            "--target-path",
-            str(dbt_project.target_path),
-        ],
+        command,
         capture_output=True,
         text=True,
         check=False,
+        env=settings.dbt_process_environment(os.environ),
     )
     if result.returncode != 0:
         raise DbtUnavailableError(f"`dbt parse` failed:\n{result.stdout}{result.stderr}")
+    return manifest
+
+
+def manifest_or_fail() -> Path:
+    """The prepared manifest the dbt assets load from; a clear error when there is none."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        raise DbtUnavailableError(
+            f"the dbt manifest {manifest} does not exist: run `journeyman prepare` (or "
+            "`dagster dev`, which prepares it) before loading the definitions"
+        )
     return manifest

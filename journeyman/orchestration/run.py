@@ -434,6 +434,9 @@ def run(day: str, selection: str | None) -> None:
             raise RunCommandError(f"--date {day!r} is not a date like 2026-03-02") from None
         key = partition_key(logical_date)
         with _quiet_dagster_warnings():
+            from journeyman.orchestration.project import prepare_manifest
+
+            prepare_manifest()
             from journeyman.orchestration.definitions import defs
 
             job = defs().resolve_job_def(JOB_NAME)

@@ -130,8 +130,8 @@ def load_agent_files(directory: Path) -> tuple[list[AgentConfig], list[Problem],
 
 def destination_problems(agents: Iterable[AgentConfig]) -> tuple[list[Problem], int]:
     """The catalog loads, and every destination an agent names is in it."""
+    from journeyman.connectors.catalog import catalog_path, load_catalog
     from journeyman.connectors.registry import KINDS
-    from journeyman.orchestration.defs.destinations import catalog_path, load_catalog
 
     path = catalog_path()
     try:
@@ -162,9 +162,9 @@ def feature_columns(manifest: Path | None) -> tuple[list[str] | None, str]:
     manifest, else the project's (parsed with dbt when stale), else the warehouse."""
     try:
         if manifest is None:
-            from journeyman.orchestration.project import ensure_manifest
+            from journeyman.orchestration.project import prepare_manifest
 
-            manifest = ensure_manifest()
+            manifest = prepare_manifest()
         return manifest_columns(manifest), f"dbt manifest {manifest}"
     except Exception as exc:  # no dbt / no manifest: say so, check the rest
         reason = _one_line(exc, 200)

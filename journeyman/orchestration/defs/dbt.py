@@ -7,15 +7,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from journeyman import settings
-from journeyman.decisioning.features import discover_features
 from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_POOL, daily
 from journeyman.orchestration.defs.resources import WarehouseResource
-from journeyman.orchestration.project import dbt_project, ensure_manifest
-from journeyman.tables import ensure_feature_columns, ensure_journeyman_tables, raw_tables_problem
+from journeyman.orchestration.project import dbt_project, manifest_or_fail
 
 
 @dbt_assets(
-    manifest=ensure_manifest(),
+    manifest=manifest_or_fail(),
     project=dbt_project,
     partitions_def=daily,
     backfill_policy=ONE_DAY_PER_RUN,
@@ -26,19 +24,15 @@ def warehouse_models(
 ):
     """Staging → intermediate → marts with their data tests, as of run_date.
 
-    dbt's unit tests check the SQL, not the data: they run in CI (`dbt build`), not every day.
+    The tables they read exist by now (journeyman_tables). dbt's unit tests check the SQL, not
+    the data: they run in CI (`dbt build`), not every day.
     """
-    wh = warehouse.open()
-    problem = raw_tables_problem(wh)
-    if problem:
-        raise dg.Failure(problem)
-    ensure_journeyman_tables(wh)
-    ensure_feature_columns(wh, discover_features(dbt_project.manifest_path))
     run_vars = json.dumps({"run_date": context.partition_key})
     args = ["build", "--vars", run_vars, "--exclude-resource-type", "unit_test"]
     # One target folder reused by every run (the warehouse pool runs one build at a time);
     # dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
     target = Path(dbt_project.project_dir) / "target" / "daily_build"
-    # the dbt process reads the profile's target and connection from the environment
+    # dagster-dbt hands its process's environment to dbt: the profile's variables for this
+    # run's warehouse go there, at run time (never at import)
     settings.export_dbt_environment(warehouse.path)
     yield from dbt.cli(args, context=context, target_path=target).stream()

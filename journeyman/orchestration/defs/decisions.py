@@ -19,7 +19,14 @@ from journeyman.orchestration.templates_check import (
 )
 from journeyman.warehouse import Warehouse
 
-CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
+#: what decide_day reads: the features and learning statistics dbt built as of the day, and the
+#: journeyman tables whose rows for the day it replaces (keeping decisions the ledger holds)
+READS = [
+    dg.AssetKey(["marts", "customer_features"]),
+    dg.AssetKey(["marts", "arm_statistics_daily"]),
+    *(dg.AssetKey(["journeyman", t]) for t in ("decisions", "deliveries", "message_tags")),
+    dg.AssetKey(["journeyman", "decision_features"]),
+]
 HOLDOUT = "holdout"
 TOP_ACTIONS = 5
 #: the day's acted decisions per agent and action: all groups, and the learning policy's
@@ -81,7 +88,7 @@ def agent_figures(wh: Warehouse, day: date, summary: DaySummary) -> dict[str, st
 @dg.asset(
     partitions_def=daily,
     backfill_policy=ONE_DAY_PER_RUN,
-    deps=[CUSTOMER_FEATURES],
+    deps=READS,
     pool=WAREHOUSE_POOL,
     kinds={"python", "duckdb"},
     group_name="decisioning",

@@ -1,68 +1,18 @@
-"""Destinations as Dagster resources: the catalog (`destinations.yml`) names each destination's
-kind and non-secret settings; secrets come from environment variables through `EnvVar`."""
+"""Destinations as Dagster resources, one per destination of the catalog (`destinations.yml`,
+connectors/catalog.py); secrets come from environment variables through `EnvVar`."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
 
 from journeyman import settings
+from journeyman.connectors.catalog import DestinationConfigError, catalog_path, load_catalog
 from journeyman.connectors.destination import Destination
 from journeyman.connectors.registry import KINDS, SECRET_ENV, build_destination
 
-CATALOG_ENV = "JOURNEYMAN_DESTINATIONS"
 DEFAULT_FAILURE_SHARE = 0.05
-
-
-class DestinationConfigError(ValueError):
-    """The destinations catalog is invalid; the message names file, destination and fix."""
-
-
-PROJECT_CATALOG = settings.PROJECT_ROOT / "destinations.yml"
-
-
-def catalog_path() -> Path:
-    """JOURNEYMAN_DESTINATIONS, else destinations.yml in the project."""
-    return Path(os.environ.get(CATALOG_ENV) or PROJECT_CATALOG)
-
-
-def load_catalog(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """name → settings (with `kind`), validated: known kind, no secrets in the file."""
-    path = path or catalog_path()
-    if not path.exists():
-        return {"file": {"kind": "file"}}
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise DestinationConfigError(f"{path}: expected a mapping of destination names")
-    for name, entry in data.items():
-        kind = (entry or {}).get("kind")
-        if kind not in KINDS:
-            raise DestinationConfigError(
-                f"{path}: destination `{name}` field `kind` is {kind!r}; use one of {sorted(KINDS)}"
-            )
-        secrets = sorted(set(entry) & set(SECRET_ENV[kind]))
-        if secrets:
-            raise DestinationConfigError(
-                f"{path}: destination `{name}` has secret field(s) {secrets} in the file; remove "
-                f"them and set the environment variable(s) {[SECRET_ENV[kind][s] for s in secrets]}"
-            )
-    return data
-
-
-def shadow_catalog(catalog: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The same destination names, each the `file` destination (shadow mode: nothing is sent)."""
-    return {name: {"kind": "file"} for name in catalog}
-
-
-def write_catalog(path: Path, catalog: dict[str, dict[str, Any]]) -> Path:
-    """Write a catalog (non-secret settings only) as YAML; returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(catalog, sort_keys=True))
-    return path
 
 
 class DestinationResource(dg.ConfigurableResource):

@@ -4,6 +4,7 @@ Paths and secrets come from the environment (`EnvVar`), never from files in the 
 """
 
 import functools
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from journeyman.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse file (DuckDB), opened briefly per unit of work."""
+    """The warehouse (a DuckDB file path or a PostgreSQL URL), opened briefly per unit of work."""
 
     path: str
 
@@ -63,11 +64,19 @@ class WarehouseDbtResource(DbtCliResource):
         return None
 
 
+def warehouse_path_setting() -> str | dg.EnvVar:
+    """JOURNEYMAN_WAREHOUSE, read by Dagster when the run starts (`EnvVar`: a URL's password
+    never enters the definitions); unset, the default DuckDB file under the working directory."""
+    if os.environ.get(settings.WAREHOUSE_ENV, "").strip():
+        return dg.EnvVar(settings.WAREHOUSE_ENV)
+    return settings.warehouse_setting()
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
-            "warehouse": WarehouseResource(path=dg.EnvVar(settings.WAREHOUSE_ENV)),
+            "warehouse": WarehouseResource(path=warehouse_path_setting()),
             "agents": AgentsResource(directory=str(settings.agents_dir())),
             "dbt": WarehouseDbtResource(
                 project_dir=dbt_project,

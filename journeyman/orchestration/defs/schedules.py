@@ -1,4 +1,5 @@
-"""The daily loop: dbt models → decisions → deliveries, once per logical date."""
+"""The daily loop: journeyman tables → dbt models → decisions → deliveries, once per logical
+date (the raw tables are the user's loaders' to fill: sources, not materialized here)."""
 
 import dagster as dg
 
@@ -6,8 +7,7 @@ from journeyman.orchestration.defs.partitions import daily
 
 daily_loop = dg.define_asset_job(
     "daily_loop",
-    selection=dg.AssetSelection.all(include_sources=False)
-    - dg.AssetSelection.key_prefixes(["raw"], ["journeyman"]),
+    selection=dg.AssetSelection.all(include_sources=False),
     partitions_def=daily,
     description="Build the warehouse as of the day, decide for every agent, deliver.",
 )
