@@ -233,8 +233,11 @@ def read_arrow(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None =
     """Query → Arrow table on an open connection (DuckDB fast path, PostgreSQL binary fetch,
     generic fallback)."""
     raw = _driver(conn)
-    if raw is not None and not params:
-        return raw.sql(sql).to_arrow_table()
+    if raw is not None:
+        bound = _positional(conn, sql, params)
+        if bound is not None:
+            table = raw.sql(bound[0], params=bound[1]).to_arrow_table()
+            return _without_decimals(table) if params else table
     if _is_postgres(conn):
         return postgres.read_arrow(conn, sql, params)
     result = conn.execute(sa.text(sql), dict(params or {}))
@@ -260,16 +263,36 @@ def stream_arrow(
     if raw is None:
         yield from read_arrow(conn, sql, params).to_batches(batch_size)
         return
-    if not params:
-        yield from raw.sql(sql).to_arrow_reader(batch_size)
-        return
-    compiled = sa.text(sql).compile(dialect=conn.dialect)
-    if not compiled.positional:  # a named placeholder style: bind through SQLAlchemy instead
+    bound = _positional(conn, sql, params)
+    if bound is None:  # a named placeholder style: bind through SQLAlchemy instead
         yield from read_arrow(conn, sql, params).to_batches(batch_size)
         return
+    yield from raw.sql(bound[0], params=bound[1]).to_arrow_reader(batch_size)
+
+
+def _without_decimals(table: pa.Table) -> pa.Table:
+    """DuckDB's decimal results (sums of integers are HUGEINT) as int64 when whole, else
+    float64: the numbers a bound query gives on PostgreSQL (postgres.py) and through SQLAlchemy."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type):
+            to = pa.int64() if field.type.scale == 0 else pa.float64()
+            table = table.set_column(i, field.name, table.column(i).cast(to, safe=False))
+    return table
+
+
+def _positional(
+    conn: sa.Connection, sql: str, params: Mapping[str, Any] | None
+) -> tuple[str, list[Any] | None] | None:
+    """A query with SQLAlchemy `:name` parameters as the DuckDB driver takes it: the SQL with
+    the dialect's positional placeholders and the values in their order (no parameters: the SQL
+    as it is). None when the dialect's placeholders are not positional."""
+    if not params:
+        return sql, None
+    compiled = sa.text(sql).compile(dialect=conn.dialect)
+    if not compiled.positional:
+        return None
     values = compiled.construct_params(dict(params))
-    positional = [values[name] for name in compiled.positiontup or []]
-    yield from raw.sql(compiled.string, params=positional).to_arrow_reader(batch_size)
+    return compiled.string, [values[name] for name in compiled.positiontup or []]
 
 
 def append_arrow(conn: sa.Connection, table_name: str, data: pa.Table) -> None:

@@ -21,12 +21,6 @@ from journeyman.connectors.catalog import (
 from journeyman.orchestration.project import prepare_manifest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Parse the dbt project before any test loads the Dagster definitions (which, as in a
-    deployment, only read the prepared manifest)."""
-    prepare_manifest()
-
-
 @pytest.fixture(autouse=True, scope="session")
 def shadow_destinations(tmp_path_factory):
     """JOURNEYMAN_DESTINATIONS → the project's destination names, each the file destination."""
@@ -54,6 +48,9 @@ def insights_world(tmp_path_factory):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the `postgres` marker, and parse the dbt project before any test loads the
+    Dagster definitions (which, as in a deployment, only read the prepared manifest)."""
+    prepare_manifest()
     config.addinivalue_line(
         "markers",
         "postgres: runs on the PostgreSQL test server (JOURNEYMAN_TEST_POSTGRES_URL; "

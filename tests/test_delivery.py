@@ -7,11 +7,12 @@ import json
 from datetime import datetime
 
 import pytest
+from outbox_reference import build_outboxes
 
 from journeyman.connectors.destination import DeliveryStatus, OutboundMessage
 from journeyman.connectors.file import FileDestination
 from journeyman.connectors.ledger import DeliveryLedger
-from journeyman.connectors.outbound import Creative, build_outboxes
+from journeyman.connectors.outbound import Creative
 from journeyman.connectors.render import TemplateError, render
 from journeyman.connectors.sync import sync
 from journeyman.tables import ensure_journeyman_tables

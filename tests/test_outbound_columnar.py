@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pyarrow as pa
+from outbox_reference import build_outboxes
 
-from journeyman.connectors.outbound import Creative, build_outbox_tables, build_outboxes
+from journeyman.connectors.outbound import Creative, build_outbox_tables
 
 NOW = datetime(2026, 3, 2, 9, 0)
 

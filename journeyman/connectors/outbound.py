@@ -13,15 +13,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 
 from journeyman.connectors.destination import (
     DeliveryResult,
     DeliveryStatus,
     Destination,
-    OutboundMessage,
 )
-from journeyman.connectors.ledger import LEDGER, DeliveryLedger, idempotency_key
+from journeyman.connectors.ledger import LEDGER, DeliveryLedger
 from journeyman.connectors.render import TemplateError, render, render_column
 from journeyman.connectors.suppression import withdrawn_after_deciding
 from journeyman.connectors.sync import SyncReport, sync
@@ -42,99 +40,6 @@ class Creative:
     template_id: str | None = None  # the vendor's own template, filled with `variables`
     tags: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)  # name → Jinja template
-
-
-@dataclass
-class Outbox:
-    """Messages ready to send and records rejected before sending, for one destination."""
-
-    messages: list[OutboundMessage] = field(default_factory=list)
-    rejected: list[DeliveryResult] = field(default_factory=list)
-
-
-def decisions_to_send(warehouse: Warehouse, day: date) -> list[dict[str, Any]]:
-    """The day's treatment decisions that carry a message, with the customer's columns."""
-    sql = """
-        select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at,
-               d.subject_variant
-        from journeyman.decisions d
-        join marts.customer_features f using (customer_id)
-        where d.decision_date = :day and d.message_id is not null
-          and d.experiment_group in ('treatment', 'business_as_usual', 'random_control',
-                                     'challenger')
-          and d.exclusion_reason is null
-        order by d.decision_id
-    """
-    with warehouse.connect() as conn:
-        result = conn.execute(sa.text(sql), {"day": day})
-        keys = list(result.keys())
-        return [dict(zip(keys, row, strict=True)) for row in result]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def build_outboxes(
-    rows: list[dict[str, Any]],
-    creatives: Mapping[tuple[str, str, str], Creative],
-    destination_for: Mapping[tuple[str, str], str],
-) -> dict[str, Outbox]:
-    """Render each decision for its channel's destination; bad records are rejected, not raised.
-
-    creatives: (agent, message_id, channel) → Creative; destination_for: (agent, channel) → name.
-    """
-    outboxes: dict[str, Outbox] = {}
-    for row in rows:
-        agent, channel = row["agent"], row["channel"]
-        name = destination_for[(agent, channel)]
-        box = outboxes.setdefault(name, Outbox())
-        address = row.get(ADDRESS_COLUMN[channel])
-        if not address:
-            box.rejected.append(
-                DeliveryResult(
-                    row["decision_id"], DeliveryStatus.FAILED_PERMANENT, "missing_contact"
-                )
-            )
-            continue
-        creative = creatives[(agent, row["message_id"], channel)]
-        try:
-            variant = row.get("subject_variant") or 0
-            chosen = (
-                creative.subject_variants[variant]
-                if variant < len(creative.subject_variants)
-                else creative.subject
-            )
-            subject = render(chosen or creative.title, row)
-            body = render(creative.body, row) or ""
-            variables = {k: render(v, row) or "" for k, v in sorted(creative.variables.items())}
-        except TemplateError as exc:
-            box.rejected.append(
-                DeliveryResult(
-                    row["decision_id"], DeliveryStatus.FAILED_PERMANENT, f"template_error: {exc}"
-                )
-            )
-            continue
-        send_at = row["send_at"]
-        box.messages.append(
-            OutboundMessage(
-                decision_id=row["decision_id"],
-                idempotency_key=idempotency_key(row["decision_id"], name),
-                agent=agent,
-                customer_id=row["customer_id"],
-                channel=channel,
-                message_id=row["message_id"],
-                to=str(address),
-                subject=subject,
-                body=body,
-                send_at=send_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                tags=dict(creative.tags),
-                send_until=_iso(row.get("send_until")),
-                template_id=creative.template_id,
-                variables=variables,
-            )
-        )
-    return outboxes
 
 
 # -- the columnar path (what the sync assets run) -------------------------------------------
@@ -169,10 +74,6 @@ class OutboxTable:
     rejected: list[DeliveryResult] = field(default_factory=list)
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 #: earlier decision days a dispatch still reads: what a missed dispatch left is sent if its
 #: send window is still open (and expired if not)
 CARRY_OVER_DAYS = 1
@@ -186,43 +87,41 @@ def decisions_to_send_arrow(
     unsettled_for: str | None = None,
     group: str = "treatment",
 ) -> pa.Table:
-    """`decisions_to_send` as one Arrow table, optionally only the (agent, channel) routes
+    """The day's decisions of the sent groups that carry a message, with the customer's
+    columns, as one Arrow table in decision order; optionally only the (agent, channel) routes
     given (one destination's share) and only decisions that destination has not settled yet
     (delivered, failed permanently, cancelled, expired or suppressed: a repeated dispatch run
     reads only the rest). Decisions of the day before are read too (`CARRY_OVER_DAYS`)."""
+    groups = SENT_GROUPS if group == "treatment" else (group,)
+    params: dict[str, Any] = {"earliest": day - timedelta(days=CARRY_OVER_DAYS), "day": day}
+    params.update({f"g{i}": g for i, g in enumerate(groups)})
     where = ""
     if unsettled_for is not None:
+        params["destination"] = unsettled_for
         where += (
             f" and not exists (select 1 from {LEDGER} l where l.decision_id = d.decision_id "
-            f"and l.destination = {_literal(unsettled_for)} "
+            "and l.destination = :destination "
             "and l.status in ('delivered', 'failed_permanent', 'cancelled', 'expired', "
             "'suppressed'))"
         )
     if routes is not None:
         pairs = sorted(set(routes))
-        if not pairs:
-            where += " and false"
-        else:
-            where += (
-                " and ("
-                + " or ".join(
-                    f"(d.agent = {_literal(a)} and d.channel = {_literal(c)})" for a, c in pairs
-                )
-                + ")"
-            )
-    earliest = day - timedelta(days=CARRY_OVER_DAYS)
-    groups = ", ".join(_literal(g) for g in (SENT_GROUPS if group == "treatment" else (group,)))
+        params.update({f"a{i}": a for i, (a, _) in enumerate(pairs)})
+        params.update({f"c{i}": c for i, (_, c) in enumerate(pairs)})
+        either = " or ".join(f"(d.agent = :a{i} and d.channel = :c{i})" for i in range(len(pairs)))
+        where += f" and ({either})" if pairs else " and false"
     sql = f"""
         select f.*, d.decision_id, d.agent, d.message_id, d.channel, d.send_at,
                d.send_until, d.subject_variant
         from journeyman.decisions d
         join marts.customer_features f using (customer_id)
-        where d.decision_date between date '{earliest.isoformat()}' and date '{day.isoformat()}'
+        where d.decision_date between :earliest and :day
           and d.message_id is not null
-          and d.experiment_group in ({groups}) and d.exclusion_reason is null{where}
+          and d.experiment_group in ({", ".join(f":g{i}" for i in range(len(groups)))})
+          and d.exclusion_reason is null{where}
         order by d.decision_id
     """
-    return warehouse.read_arrow(sql)
+    return warehouse.read_arrow(sql, params)
 
 
 def _iso_text(send_at: Any) -> Any:
@@ -385,8 +284,9 @@ def build_outbox_tables(
     creatives: Mapping[tuple[str, str, str], Creative],
     destination_for: Mapping[tuple[str, str], str],
 ) -> dict[str, OutboxTable]:
-    """`build_outboxes` column-wise: the same messages and rejections, rendered per creative
-    with Arrow (no Python per record for plain `{{ var }}` templates)."""
+    """Render each decision for its channel's destination, column-wise: messages and records
+    rejected before sending (missing contact, template error), rendered per creative with Arrow
+    (no Python per record for plain `{{ var }}` templates)."""
     n = table.num_rows
     names = set(table.schema.names)
     variant = (

@@ -21,7 +21,7 @@ from journeyman.decisioning.features import FEATURES_MODEL
 from journeyman.warehouse import Warehouse
 
 FEATURES_SCHEMA = "marts"
-#: what the send step adds to each customer_features row (outbound.decisions_to_send's select)
+#: what the send step adds to each customer_features row (outbound.decisions_to_send_arrow)
 DECISION_COLUMNS = frozenset(
     {"decision_id", "agent", "message_id", "channel", "send_at", "subject_variant"}
 )
