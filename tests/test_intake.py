@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import uvicorn
+from backends import backend_params, new_warehouse
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -26,6 +31,7 @@ from journeyman import signing
 from journeyman.intake.app import create_app, request_url
 from journeyman.intake.config import IntakeConfigError, IntakeSettings
 from journeyman.intake.store import EventStore
+from journeyman.tables import ensure_raw_tables
 from journeyman.warehouse import Warehouse, WarehouseError
 
 SHARED = project_settings.PROJECT_ROOT.parent / "shared"
@@ -131,18 +137,25 @@ class Receiver:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
+    """Starts receivers, each on a new warehouse of `backend` (default: a DuckDB file)."""
     started: list[Receiver] = []
+    with ExitStack() as warehouses:
 
-    def start(**overrides: Any) -> Receiver:
-        app_kwargs = {k: overrides.pop(k) for k in ("store",) if k in overrides}
-        base = IntakeSettings(warehouse=tmp_path / f"wh{len(started)}" / "warehouse.duckdb")
-        server = Receiver(replace(base, **overrides), **app_kwargs)
-        started.append(server)
-        return server
+        def start(backend: str = "duckdb", **overrides: Any) -> Receiver:
+            app_kwargs = {k: overrides.pop(k) for k in ("store",) if k in overrides}
+            location = overrides.pop("warehouse", None)
+            if location is None:
+                folder = tmp_path / f"wh{len(started)}"
+                folder.mkdir()
+                location = warehouses.enter_context(new_warehouse(backend, folder, "intake"))
+            base = IntakeSettings(warehouse=location)
+            server = Receiver(replace(base, **overrides), **app_kwargs)
+            started.append(server)
+            return server
 
-    yield start
-    for server in started:
-        server.stop()
+        yield start
+        for server in started:
+            server.stop()
 
 
 def generic_post(
@@ -368,13 +381,13 @@ def test_sign_verify_round_trips_with_generated_keys() -> None:
 # -- receiving events: exactly once ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", backend_params())
 def test_signed_events_from_each_vendor_land_exactly_once(
-    receiver: Callable[..., Receiver],
+    receiver: Callable[..., Receiver], backend: str
 ) -> None:
     pem, public = ec_keypair()
-    server = receiver(
-        sendgrid_public_key=public, twilio_auth_token=SENTINEL_TOKEN, webhook_secret=SENTINEL_SECRET
-    )
+    keys = {"sendgrid_public_key": public, "twilio_auth_token": SENTINEL_TOKEN}
+    server = receiver(backend, webhook_secret=SENTINEL_SECRET, **keys)
     sg = [
         {
             "event": "delivered",
@@ -447,8 +460,11 @@ def test_signed_events_from_each_vendor_land_exactly_once(
     assert server.metric('journeyman_intake_requests_accepted_total{source="generic"}') == 2
 
 
-def test_concurrent_retries_store_each_event_once(receiver: Callable[..., Receiver]) -> None:
-    server = receiver(webhook_secret=SENTINEL_SECRET)
+@pytest.mark.parametrize("backend", backend_params())
+def test_concurrent_retries_store_each_event_once(
+    receiver: Callable[..., Receiver], backend: str
+) -> None:
+    server = receiver(backend, webhook_secret=SENTINEL_SECRET)
     batches = [[generic_event(f"e-{(i + j) % 40}") for j in range(10)] for i in range(60)]
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda b: generic_post(server, b), batches))
@@ -458,6 +474,42 @@ def test_concurrent_retries_store_each_event_once(receiver: Callable[..., Receiv
     assert server.warehouse.scalar(
         "select count(*) = 40 and count(distinct event_id) = 40 from raw.message_events"
     )
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_events_the_raw_table_already_holds_are_duplicates(
+    receiver: Callable[..., Receiver], backend: str, tmp_path: Path
+) -> None:
+    """Events loaded before the intake first ran (an upgrade, an ETL backfill) are not
+    stored again (PostgreSQL: they seed the intake's key table)."""
+    with new_warehouse(backend, tmp_path, "seeded") as location:
+        warehouse = Warehouse(location)
+        ensure_raw_tables(warehouse)
+        warehouse.execute(
+            "insert into raw.message_events values ('old-1', null, null, 'push', 'open', :at, :at)",
+            {"at": datetime(2024, 1, 5, 9, 0)},
+        )
+        server = receiver(warehouse=location, webhook_secret=SENTINEL_SECRET)
+        answer = generic_post(server, [generic_event("old-1"), generic_event("new-1")])
+        assert answer.json()["accepted"] == 1 and answer.json()["duplicates"] == 1
+        assert [r[0] for r in server.stored()] == ["new-1", "old-1"]
+        server.stop()  # before the database is dropped
+
+
+def test_serve_events_refuses_several_workers_on_a_duckdb_file(tmp_path: Path) -> None:
+    """DuckDB allows one writing process per file: `--workers 2` is one error line, exit 2."""
+    env = {
+        **os.environ,
+        project_settings.WAREHOUSE_ENV: str(tmp_path / "warehouse.duckdb"),
+        "WEBHOOK_SECRET": SENTINEL_SECRET,
+    }
+    command = [str(Path(sys.executable).parent / "journeyman"), "serve-events", "--workers", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    assert "PostgreSQL" in lines[0] and "one writing process" in lines[0]
+    assert SENTINEL_SECRET not in done.stderr and not (tmp_path / "warehouse.duckdb").exists()
 
 
 # -- forged, replayed, tampered: never stored ------------------------------------------------

@@ -1,5 +1,5 @@
 """Never a wrong send: the sync engine's guarantees against real HTTP on loopback emulators and
-real DuckDB ledgers (connectors/sync.py module docstring).
+real DuckDB ledgers (connectors/sync.py module docstring); the SIGKILL test on PostgreSQL too.
 
 - unknown is never absent: a lost response is re-sent only on a lookup's definitive "absent"
   after the vendor's indexing lag; throttled, lagging, missing or failing lookups leave it
@@ -24,12 +24,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from backends import backend_params, new_warehouse
 from connector_helpers import fast_retry, make_ledger, make_messages, utc_now
 
 from journeyman.connectors.cancel import cancel_scheduled
@@ -273,12 +275,20 @@ def test_twilio_lost_response_is_not_resent_while_the_message_list_cannot_vouch(
 # -- 3. SIGKILL right after the first request --------------------------------------------------
 
 
-def test_sigkill_after_the_first_request_leaves_at_most_one_request_uncertain(tmp_path):
+@pytest.fixture(params=backend_params())
+def ledger_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new warehouse of each backend for a sync run in another process (path or URL)."""
+    with new_warehouse(request.param, tmp_path, "ledger") as location:
+        ensure_journeyman_tables(Warehouse(location))
+        yield location
+
+
+def test_sigkill_after_the_first_request_leaves_at_most_one_request_uncertain(ledger_warehouse):
     """A run killed right after its first request: the vendor holds nothing the ledger has not
     marked, at most one request's records (25) are in flight, and the re-run settles them by
-    lookup and sends the rest — every decision exactly once."""
+    lookup and sends the rest — every decision exactly once. On both backends."""
     n, per_request = 200, 25  # tests/sync_worker.py: max_batch_size 25, concurrency 1
-    warehouse = tmp_path / "ledger.duckdb"
+    warehouse = ledger_warehouse
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [sys.executable, str(TESTS / "sync_worker.py")]
     with EmulatorProcess("sendgrid", "--api-key", "SG.kill-test") as emulator:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from backends import backend_params, new_warehouse
 from connector_helpers import fast_retry, make_ledger, make_messages, utc_now
 
 from journeyman.connectors.destination import AuthError, DestinationError
@@ -30,6 +31,7 @@ from journeyman.sandbox.emulators import (
     SendGridEmulator,
     TwilioEmulator,
 )
+from journeyman.tables import ensure_journeyman_tables
 from journeyman.warehouse import Warehouse
 
 TESTS = Path(__file__).parent
@@ -40,9 +42,15 @@ def sendgrid(url: str, key: str = "SG.fault", **kw) -> SendGridDestination:
     return SendGridDestination(api_key=key, from_email="news@shop.example", base_url=url, **kw)
 
 
-def test_sigkill_mid_run_then_rerun_delivers_each_decision_exactly_once(tmp_path):
+@pytest.mark.parametrize("backend", backend_params())
+def test_sigkill_mid_run_then_rerun_delivers_each_decision_exactly_once(tmp_path, backend):
+    with new_warehouse(backend, tmp_path, "kill") as warehouse:
+        ensure_journeyman_tables(Warehouse(warehouse))
+        _sigkill_mid_run_then_rerun(warehouse)
+
+
+def _sigkill_mid_run_then_rerun(warehouse: str) -> None:
     n = 600
-    warehouse = tmp_path / "ledger.duckdb"
     with EmulatorProcess("sendgrid", "--api-key", "SG.kill-test") as emulator:
         emulator.inject("slow", times=10_000, seconds=0.05)  # keep the run busy for a while
         env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

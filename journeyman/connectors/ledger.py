@@ -3,21 +3,30 @@
 A record is marked in flight, with its idempotency key, and committed *before* the call; its
 outcome is committed after. Whatever crashes in between, a record is never sent twice: on the
 next run in-flight records are reconciled with the destination, not re-sent.
+
+DuckDB allows one writing process, and a sync run holds the file, so runs of a destination
+follow each other. On PostgreSQL several runs of one destination may overlap: a record is sent
+only by the run that *claims* it — it inserts the record's row (`ON CONFLICT DO NOTHING` on the
+unique key (destination, decision_id)) or, for a row that may be sent again, locks it with
+`SELECT … FOR UPDATE SKIP LOCKED` while the row still holds what this run read — and a run
+reconciles in-flight records only when no other run of the destination is alive (advisory
+locks), since those may be on the wire.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from journeyman.connectors.destination import BatchResult, DeliveryResult, DeliveryStatus
-from journeyman.warehouse import Warehouse, _driver, append_arrow, read_arrow
+from journeyman.warehouse import Warehouse, WarehouseError, _driver, read_arrow
 
 LEDGER = "journeyman.deliveries"
 _SCHEMA = pa.schema(
@@ -63,6 +72,17 @@ _MARKED = (
 )
 
 
+#: PostgreSQL: the ledger's unique key, created by the ledger when absent
+KEY_INDEX = "deliveries_destination_decision_id"
+_PG_TYPES = {pa.string(): "varchar", pa.int32(): "integer", pa.timestamp("us"): "timestamp"}
+#: what a row may be when this run claims it although another may have written it since
+#: this run read the ledger: a definite failure, or exactly the uncertain state it read
+_CLAIMABLE = (
+    "l.status = 'failed_retryable' or (l.status in ('in_flight', 'unknown') "
+    "and l.status = v.expected_status and l.attempts = v.expected_attempts)"
+)
+
+
 def idempotency_key(decision_id: str, destination: str) -> str:
     """The key sent with every attempt of this decision to this destination."""
     return f"{destination}:{decision_id}"
@@ -76,21 +96,86 @@ class DeliveryLedger:
         self.destination = destination
         self._held: sa.Connection | None = None
         self._tx: sa.Connection | None = None
+        self._pg = warehouse.backend == "postgresql"
+        self._keyed = False  # PostgreSQL: the unique key is known to exist
+        #: PostgreSQL: (status, attempts) per row as `statuses()` last read them: a write
+        #: made on that knowledge applies only to rows still so (None: not read)
+        self._seen: dict[str, tuple[str, int]] | None = None
+        #: whether no other run of this destination was alive as this one started (always
+        #: on DuckDB: a run holds the file); only then are in-flight records another run's
+        #: crash rather than requests on the wire
+        self.alone = True
+        self._exclusive = False
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Keep one warehouse connection open for a sync run (each write still commits on
-        its own); opening and closing a DuckDB file per write costs a checkpoint each time."""
+        its own); opening and closing a DuckDB file per write costs a checkpoint each time.
+        PostgreSQL: the connection also announces the run to other runs of the destination
+        (a shared advisory lock; exclusive until `share()` when no other run is alive)."""
         if self._held is not None:
             yield
             return
         conn = self.warehouse.open()  # waits out a short lock; clear errors otherwise
         self._held = conn
         try:
+            if self._pg:
+                self._ensure_key()
+                self._announce(conn)
             yield
         finally:
             self._held = None
-            conn.close()
+            self._exclusive = False
+            self.alone = True
+            conn.close()  # releases the advisory locks
+
+    def _announce(self, conn: sa.Connection) -> None:
+        """Take the destination's run lock: exclusive when no other run holds it (`alone`),
+        else shared."""
+        key = {"key": _run_key(self.destination)}
+        with conn.begin():
+            free = conn.execute(sa.text("select pg_try_advisory_lock(:key)"), key).scalar()
+            self.alone = bool(free)
+            if not self.alone:  # waits while a starting run reads its state
+                conn.execute(sa.text("select pg_advisory_lock_shared(:key)"), key)
+        self._exclusive = self.alone
+
+    def share(self) -> None:
+        """The run has read its state: let other runs of the destination start (PostgreSQL;
+        they will leave this run's in-flight records alone)."""
+        if self._held is None or not self._exclusive:
+            return
+        key = {"key": _run_key(self.destination)}
+        with self._held.begin():
+            self._held.execute(sa.text("select pg_advisory_lock_shared(:key)"), key)
+            self._held.execute(sa.text("select pg_advisory_unlock(:key)"), key)
+        self._exclusive = False
+
+    def _ensure_key(self) -> None:
+        """PostgreSQL: create the unique key (destination, decision_id) when the ledger lacks
+        it, in a transaction of its own before any write (its lock waits for writers)."""
+        if self._keyed:
+            return
+        exists = "select to_regclass(:name) is not null"
+        with self.warehouse.connect() as conn:
+            if not conn.execute(sa.text(exists), {"name": LEDGER}).scalar():
+                return  # no ledger yet (ensure_journeyman_tables creates it)
+            index = {"name": f"journeyman.{KEY_INDEX}"}
+            if not conn.execute(sa.text(exists), index).scalar():
+                conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": _DDL_KEY})
+                try:
+                    conn.execute(
+                        sa.text(
+                            f"create unique index if not exists {KEY_INDEX} "
+                            f"on {LEDGER} (destination, decision_id)"
+                        )
+                    )
+                except sa.exc.IntegrityError:
+                    raise WarehouseError(
+                        f"{LEDGER} holds more than one row for a decision and destination; "
+                        "keep one of each before running syncs on PostgreSQL"
+                    ) from None
+        self._keyed = True
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -110,6 +195,8 @@ class DeliveryLedger:
         if self._tx is not None:
             yield self._tx
             return
+        if self._pg and not self._keyed:
+            self._ensure_key()
         if self._held is None:
             with self.warehouse.connect() as conn:
                 yield conn
@@ -119,18 +206,22 @@ class DeliveryLedger:
 
     def statuses(self, decision_ids: Iterable[str] | None = None) -> dict[str, tuple[str, int]]:
         """decision_id → (status, attempts) for this destination."""
+        sql = f"select decision_id, status, attempts from {LEDGER} where destination = "
         with self._connection() as conn:
-            table = read_arrow(
-                conn,
-                f"select decision_id, status, attempts from {LEDGER} "
-                f"where destination = '{_quote(self.destination)}'",
-            )
+            raw = _driver(conn)
+            if raw is not None:  # DuckDB's Arrow path, with a positional parameter
+                table = raw.sql(sql + "?", params=[self.destination]).to_arrow_table()
+            else:
+                table = read_arrow(conn, sql + ":destination", {"destination": self.destination})
         ids = table.column("decision_id").to_pylist()
         pairs = zip(
             table.column("status").to_pylist(), table.column("attempts").to_pylist(), strict=True
         )
         if decision_ids is None:
-            return dict(zip(ids, pairs, strict=True))
+            every = dict(zip(ids, pairs, strict=True))
+            if self._pg:
+                self._seen = every
+            return every
         wanted = set(decision_ids)
         return {d: p for d, p in zip(ids, pairs, strict=True) if d in wanted}
 
@@ -184,24 +275,27 @@ class DeliveryLedger:
     def settle(
         self, results: Sequence[DeliveryResult], attempts: dict[str, int], now: datetime
     ) -> None:
-        """Commit each record's outcome (rows present are updated, others inserted)."""
+        """Commit each record's outcome (rows present are updated, others inserted).
+        PostgreSQL: only where the row is still as `statuses()` read it (or still absent):
+        another run may have claimed it since."""
         if not results:
             return
         ids = [r.decision_id for r in results]
         status = pa.array([r.status.value for r in results], pa.string())
-        self._write(
-            self._table(
-                ids,
-                status,
-                [attempts.get(d, 0) for d in ids],
-                pa.array([r.error for r in results], pa.string()),
-                pa.array([r.provider_message_id for r in results], pa.string()),
-                _delivered_at(status, now),
-                now,
-            ),
-            update=_SETTLED,
-            existing=False,
+        table = self._table(
+            ids,
+            status,
+            [attempts.get(d, 0) for d in ids],
+            pa.array([r.error for r in results], pa.string()),
+            pa.array([r.provider_message_id for r in results], pa.string()),
+            _delivered_at(status, now),
+            now,
         )
+        if self._pg:
+            with self._connection() as conn:
+                self._pg_settle(conn, table)
+            return
+        self._write(table, update=_SETTLED, existing=False)
 
     def mark_in_flight_bulk(
         self,
@@ -213,33 +307,38 @@ class DeliveryLedger:
         send_until: Sequence[str | None] | pa.Array | None = None,
         batch_id: str | None = None,
         fresh: bool | None = None,
-    ) -> None:
+    ) -> pa.Array | None:
         """Commit 'in flight' (with attempt numbers as given) for the records of requests about
         to leave; `send_at` / `send_until` (`YYYY-MM-DDTHH:MM:SSZ`) are when each is due and
-        the latest it may go; `batch_id` the vendor's group id the request carries."""
+        the latest it may go; `batch_id` the vendor's group id the request carries; `fresh`:
+        none has a row yet, as far as this run knows.
+
+        Returns None when every record was marked, else the ids marked — PostgreSQL: the
+        records this run claimed; another run holds, or has settled, the rest."""
         n = len(decision_ids)
         if not n:
-            return
+            return None
         if fresh is None:
             fresh = all(a == 1 for a in attempts)
-        self._write(
-            self._table(
-                decision_ids,
-                pa.repeat(pa.scalar(DeliveryStatus.IN_FLIGHT.value, pa.string()), n),
-                attempts,
-                pa.nulls(n, pa.string()),
-                pa.nulls(n, pa.string()),
-                pa.nulls(n, pa.timestamp("us")),
-                now,
-                send_at=send_at,
-                send_until=send_until,
-                batch_id=batch_id,
-                attempted=True,
-            ),
-            update=_MARKED,
-            existing=False,
-            fresh=fresh,
+        table = self._table(
+            decision_ids,
+            pa.repeat(pa.scalar(DeliveryStatus.IN_FLIGHT.value, pa.string()), n),
+            attempts,
+            pa.nulls(n, pa.string()),
+            pa.nulls(n, pa.string()),
+            pa.nulls(n, pa.timestamp("us")),
+            now,
+            send_at=send_at,
+            send_until=send_until,
+            batch_id=batch_id,
+            attempted=True,
         )
+        if self._pg:
+            with self._connection() as conn:
+                claimed = self._pg_claim(conn, table, fresh=fresh)
+            return None if len(claimed) == n else claimed
+        self._write(table, update=_MARKED, existing=False, fresh=fresh)
+        return None
 
     def settle_bulk(
         self,
@@ -271,6 +370,10 @@ class DeliveryLedger:
         )
         # all delivered (the hot path): the error stays NULL as marked in flight
         update = _DELIVERED if errors.null_count == n else _SETTLED
+        if self._pg:  # this run's claimed rows: no other run writes them
+            with self._connection() as conn:
+                _pg_update(conn, self.destination, table, update)
+            return
         self._write(table, update=update, existing=True)
 
     def release(self, decision_ids: Sequence[str], attempts: Sequence[int], now: datetime) -> None:
@@ -395,7 +498,7 @@ class DeliveryLedger:
                 ids,
                 pa.repeat(pa.scalar(self.destination, pa.string()), n),
                 status,
-                pa.compute.binary_join_element_wise(f"{self.destination}:", ids, "")
+                pc.binary_join_element_wise(f"{self.destination}:", ids, "")
                 if keys
                 else pa.nulls(n, pa.string()),
                 pa.array(attempts, pa.int32()),
@@ -419,68 +522,176 @@ class DeliveryLedger:
         existing: bool,
         fresh: bool = False,
     ) -> None:
-        """Write the table's rows in one transaction: rows this destination already has get
-        the `update` columns; the others are inserted. `existing`: every row is known to be
-        present (update only); `fresh`: none is (insert only). DuckDB: one registered Arrow
+        """DuckDB: write the table's rows in one transaction: rows this destination already
+        has get the `update` columns; the others are inserted. `existing`: every row is known
+        to be present (update only); `fresh`: none is (insert only). One registered Arrow
         view, set-based SQL, no per-row statements."""
         if not table.num_rows:
             return
         cols = ", ".join(_SCHEMA.names)
         # the rows' id range: decision ids arrive sorted, so the zone maps skip the rest of a
         # growing ledger (an update costs the batch, not the table)
-        bounds = pa.compute.min_max(table.column("decision_id"))
+        bounds = pc.min_max(table.column("decision_id"))
         span = [self.destination, bounds["min"].as_py(), bounds["max"].as_py()]
         within = "l.destination = ? and l.decision_id between ? and ?"
         with self._connection() as conn:
             raw = _driver(conn)
-            if raw is not None:
-                view = f"_jm_ledger_{id(table)}"
-                raw.register(view, table)
-                try:
-                    if not fresh:
-                        sets = ", ".join(f"{c} = v.{c}" for c in update)
-                        raw.execute(
-                            f"update {LEDGER} as l set {sets} from {view} as v "
-                            f"where {within} and l.decision_id = v.decision_id",
-                            span,
-                        )
-                    if fresh:
-                        raw.execute(f"insert into {LEDGER} ({cols}) select {cols} from {view}")
-                    elif not existing:
-                        raw.execute(
-                            f"insert into {LEDGER} ({cols}) select {cols} from {view} v "
-                            f"where not exists (select 1 from {LEDGER} l where "
-                            f"{within} and l.decision_id = v.decision_id)",
-                            span,
-                        )
-                finally:
-                    raw.unregister(view)
-                return
-            rows = table.to_pylist()
-            present: set[str] = set()
-            if not fresh:
-                present = {
-                    r[0]
-                    for r in conn.execute(
-                        sa.text(
-                            f"select decision_id from {LEDGER} "
-                            "where destination = :destination and decision_id in :ids"
-                        ).bindparams(sa.bindparam("ids", expanding=True)),
-                        {"destination": self.destination, "ids": [r["decision_id"] for r in rows]},
+            if raw is None:
+                raise WarehouseError(f"the delivery ledger cannot write to {self.warehouse.url}")
+            view = f"_jm_ledger_{id(table)}"
+            raw.register(view, table)
+            try:
+                if not fresh:
+                    sets = ", ".join(f"{c} = v.{c}" for c in update)
+                    raw.execute(
+                        f"update {LEDGER} as l set {sets} from {view} as v "
+                        f"where {within} and l.decision_id = v.decision_id",
+                        span,
                     )
-                }
-            if present:
-                sets = ", ".join(f"{c} = :{c}" for c in update)
-                conn.execute(
-                    sa.text(
-                        f"update {LEDGER} set {sets} "
-                        "where destination = :destination and decision_id = :decision_id"
-                    ),
-                    [r for r in rows if r["decision_id"] in present],
-                )
-            missing = [r for r in rows if r["decision_id"] not in present]
-            if missing:
-                append_arrow(conn, LEDGER, pa.Table.from_pylist(missing, schema=_SCHEMA))
+                if fresh:
+                    raw.execute(f"insert into {LEDGER} ({cols}) select {cols} from {view}")
+                elif not existing:
+                    raw.execute(
+                        f"insert into {LEDGER} ({cols}) select {cols} from {view} v "
+                        f"where not exists (select 1 from {LEDGER} l where "
+                        f"{within} and l.decision_id = v.decision_id)",
+                        span,
+                    )
+            finally:
+                raw.unregister(view)
+
+    # -- PostgreSQL: claims and conditional writes (each inserts before it updates, and
+    # inserts in decision order, so that overlapping runs wait on each other without a cycle)
+
+    def _pg_claim(self, conn: sa.Connection, table: pa.Table, *, fresh: bool) -> pa.Array:
+        """Mark in flight the records no other run has: absent rows are inserted (`ON CONFLICT
+        DO NOTHING`); existing rows are claimed when they may be sent again and no other run
+        holds them (`FOR UPDATE SKIP LOCKED`). The ids claimed."""
+        inserted = _pg_insert(conn, table)
+        claimed = set(inserted)
+        if not fresh and len(claimed) < table.num_rows:  # rows another run wrote
+            ids = table.column("decision_id")
+            rest = table.filter(pc.invert(pc.is_in(ids, value_set=pa.array(inserted, pa.string()))))
+            claimed.update(self._pg_reclaim(conn, rest))
+        keep = pc.is_in(table.column("decision_id"), value_set=pa.array(claimed, pa.string()))
+        return table.column("decision_id").filter(keep).combine_chunks()
+
+    def _pg_reclaim(self, conn: sa.Connection, table: pa.Table) -> list[str]:
+        """Mark in flight the rows of `table` that failed for certain, or that still hold the
+        uncertain state this run read and reconciled, and that no transaction holds."""
+        sets = ", ".join(f"{c} = v.{c}" for c in _MARKED)
+        result = conn.execute(
+            sa.text(
+                f"with v as (select * from {_unnest(expected=True)}), "
+                f"claimable as (select l.decision_id from {LEDGER} l join v "
+                "on v.decision_id = l.decision_id where l.destination = :destination "
+                f"and ({_CLAIMABLE}) order by l.decision_id for update of l skip locked) "
+                f"update {LEDGER} l set {sets} from v where l.destination = :destination "
+                "and l.decision_id = v.decision_id "
+                "and l.decision_id in (select decision_id from claimable) "
+                "returning l.decision_id"
+            ),
+            {**self._expected(table), "destination": self.destination},
+        )
+        return list(result.scalars())
+
+    def _pg_settle(self, conn: sa.Connection, table: pa.Table) -> None:
+        """Settle records this run has not claimed: rows absent when read are inserted unless
+        another run has written them since; rows read are updated only while unchanged.
+        Without a read (`statuses()`), rows present are updated as they are."""
+        if self._seen is None:
+            _pg_insert(conn, table, update=_SETTLED)
+            return
+        seen = self._seen
+        known = pa.array([d in seen for d in table.column("decision_id").to_pylist()])
+        _pg_insert(conn, table.filter(pc.invert(known)))
+        present = table.filter(known)
+        if not present.num_rows:
+            return
+        sets = ", ".join(f"{c} = v.{c}" for c in _SETTLED)
+        conn.execute(
+            sa.text(
+                f"update {LEDGER} l set {sets} from {_unnest(expected=True)} "
+                "where l.destination = :destination and l.decision_id = v.decision_id "
+                "and l.status = v.expected_status and l.attempts = v.expected_attempts"
+            ),
+            {**self._expected(present), "destination": self.destination},
+        )
+
+    def _expected(self, table: pa.Table) -> dict[str, list[Any]]:
+        """`_arrays(table)` with the (status, attempts) `statuses()` read for each row (None
+        for a row it did not see)."""
+        seen = self._seen or {}
+        expected = [seen.get(d, (None, None)) for d in table.column("decision_id").to_pylist()]
+        return {
+            **_arrays(table),
+            "expected_status": [s for s, _ in expected],
+            "expected_attempts": [a for _, a in expected],
+        }
+
+
+def _run_key(destination: str) -> int:
+    """The advisory lock key of a destination's sync runs (a signed 64-bit integer)."""
+    digest = hashlib.sha256(f"{LEDGER}:{destination}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_DDL_KEY = _run_key("")  # serialises creating the unique key
+
+
+def _unnest(*, expected: bool = False) -> str:
+    """`unnest(cast(:v_c as type[]), …) as v(c, …)`: the ledger's columns bound as arrays
+    (`_arrays`); `expected`: also `expected_status`, `expected_attempts` (`_expected`)."""
+    arrays = [f"cast(:v_{f.name} as {_PG_TYPES[f.type]}[])" for f in _SCHEMA]
+    names = list(_SCHEMA.names)
+    if expected:
+        arrays += ["cast(:expected_status as varchar[])", "cast(:expected_attempts as integer[])"]
+        names += ["expected_status", "expected_attempts"]
+    return f"unnest({', '.join(arrays)}) as v({', '.join(names)})"
+
+
+def _arrays(table: pa.Table) -> dict[str, list[Any]]:
+    """The table's columns as the array parameters of `_unnest`."""
+    return {f"v_{n}": table.column(n).to_pylist() for n in table.column_names}
+
+
+def _pg_insert(
+    conn: sa.Connection, table: pa.Table, *, update: Sequence[str] | None = None
+) -> list[str]:
+    """Insert the rows in decision order; a row the ledger has is left as it is (or gets the
+    `update` columns); the ids inserted (or written)."""
+    if not table.num_rows:
+        return []
+    cols = ", ".join(_SCHEMA.names)
+    if update is None:
+        conflict = "do nothing"
+    else:
+        conflict = "do update set " + ", ".join(f"{c} = excluded.{c}" for c in update)
+    result = conn.execute(
+        sa.text(
+            f"insert into {LEDGER} ({cols}) select {cols} from {_unnest()} "
+            f"order by decision_id on conflict (destination, decision_id) {conflict} "
+            "returning decision_id"
+        ),
+        _arrays(table),
+    )
+    return list(result.scalars())
+
+
+def _pg_update(
+    conn: sa.Connection, destination: str, table: pa.Table, update: Sequence[str]
+) -> None:
+    """Write the `update` columns of rows this run claimed."""
+    if not table.num_rows:
+        return
+    sets = ", ".join(f"{c} = v.{c}" for c in update)
+    conn.execute(
+        sa.text(
+            f"update {LEDGER} l set {sets} from {_unnest()} "
+            "where l.destination = :destination and l.decision_id = v.decision_id"
+        ),
+        {**_arrays(table), "destination": destination},
+    )
 
 
 def _arrow(values: Any, type: pa.DataType | None = None) -> pa.Array:
@@ -499,16 +710,12 @@ def _instants(values: Sequence[str | None] | pa.Array | None, n: int) -> pa.Arra
     text = _arrow(values, pa.string())
     if text.type != pa.string():
         text = text.cast(pa.string())  # an all-null column arrives typed null
-    return pa.compute.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="us")
+    return pc.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="us")
 
 
 def _delivered_at(status: pa.Array, now: datetime) -> pa.Array:
-    return pa.compute.if_else(
-        pa.compute.equal(status, DeliveryStatus.DELIVERED.value),
+    return pc.if_else(
+        pc.equal(status, DeliveryStatus.DELIVERED.value),
         pa.scalar(now, pa.timestamp("us")),
         pa.scalar(None, pa.timestamp("us")),
     )
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")

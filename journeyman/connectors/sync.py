@@ -15,6 +15,10 @@ is specific to their API. The ledger is the state, and it says the truth at ever
   vendor's indexing lag, paced to its documented lookup limit — or because the vendor
   de-duplicates by our id. Nothing turns "could not confirm" into "send again".
 - **Send windows.** A record past its `send_until` is `expired`, never sent late.
+- **One sender per record.** A run sends only the records its in-flight mark claimed. On
+  PostgreSQL runs of one destination may overlap: the ledger claims with a unique key and
+  `SELECT … FOR UPDATE SKIP LOCKED`, and a run leaves another live run's in-flight records
+  alone (connectors/ledger.py). On DuckDB a run holds the file, so runs follow each other.
 - **Auxiliary failures are the destination's.** A failing set-up call (`prepare`: batch id,
   token) or a request the vendor rejects as a whole for the destination's settings stops the sync
   with one clear error; records not sent are released (as if never tried), none marked failed.
@@ -169,7 +173,9 @@ class SyncRun:
         return self.report
 
     def load_state(self) -> None:
-        """This destination's ledger as the run starts: statuses, attempts, stuck records."""
+        """This destination's ledger as the run starts: statuses, attempts, stuck records.
+        In-flight records are stuck only when no other run of the destination is alive
+        (PostgreSQL): else they may be that run's requests on the wire, and are left to it."""
         for d, (status, attempts) in self.ledger.statuses().items():
             self.status_of[d] = status
             self.attempts[d] = attempts
@@ -180,7 +186,9 @@ class SyncRun:
             stuck.column("attempted_at").to_pylist(),
             strict=True,
         ):
-            self.stuck[d] = (status, at)
+            if self.ledger.alone or status != DeliveryStatus.IN_FLIGHT.value:
+                self.stuck[d] = (status, at)
+        self.ledger.share()
 
     # -- reconcile -----------------------------------------------------------------------------
 
@@ -347,14 +355,12 @@ class SyncRun:
     def deliver(
         self, todo: MessageBatch, pool: ThreadPoolExecutor | None, *, tracked: bool = True
     ) -> None:
-        """Mark one wave (≤ concurrency requests) in flight, send it, settle it."""
-        size = self.destination.max_batch_size
-        requests = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
+        """Mark one wave (≤ concurrency requests) in flight, send it, settle it. Only the
+        records the mark claimed are sent (PostgreSQL: another run may hold the others)."""
         ids = todo.decision_id if tracked else None
         counts = [self.attempts.get(d, 0) + 1 for d in ids] if ids is not None else [1] * len(todo)
-        with self.ledger.transaction():  # one commit: the last wave's outcomes, this wave's mark
-            self.flush()
-            self.ledger.mark_in_flight_bulk(
+        with self.ledger.transaction():  # one commit: this wave's mark, the last wave's outcomes
+            claimed = self.ledger.mark_in_flight_bulk(
                 _column(todo, "decision_id"),
                 counts,
                 self.now,
@@ -362,6 +368,14 @@ class SyncRun:
                 send_until=_column(todo, "send_until"),
                 batch_id=self.report.batch_id,
             )
+            self.flush()
+        if claimed is not None:
+            todo, counts = self._claimed(todo, counts, claimed)
+            if not len(todo):
+                return
+            ids = todo.decision_id if tracked else None
+        size = self.destination.max_batch_size
+        requests = [todo.slice(s, s + size) for s in range(0, len(todo), size)]
         if ids is not None:
             self.attempts.update(zip(ids, counts, strict=True))
         if pool is not None and len(requests) > 1:
@@ -371,6 +385,18 @@ class SyncRun:
         self.pending = (todo, requests, outcomes, counts, tracked)
         if any(isinstance(o, BaseException) for o in outcomes):
             self.flush()  # a stopping error: settle and release now
+
+    def _claimed(
+        self, todo: MessageBatch, counts: list[int], claimed: pa.Array
+    ) -> tuple[MessageBatch, list[int]]:
+        """The records of `todo` this run claimed; the others are another run's: skipped."""
+        ids = _column(todo, "decision_id")
+        if not isinstance(ids, pa.Array | pa.ChunkedArray):
+            ids = pa.array(ids, pa.string())
+        keep = pc.is_in(ids, value_set=claimed).to_pylist()
+        indices = [i for i, mine in enumerate(keep) if mine]
+        self.report.skipped_already_settled += len(todo) - len(indices)
+        return todo.take(indices), [counts[i] for i in indices]
 
     def flush(self) -> None:
         """Settle the wave sent last, if any."""

@@ -346,20 +346,49 @@ def create_app(settings: IntakeSettings, *, store: EventStore | None = None) -> 
     return app
 
 
-def serve(host: str, port: int, settings: IntakeSettings | None = None) -> None:
-    """Run the receiver with uvicorn until interrupted (settings default to the environment)."""
+def app_from_env() -> Starlette:
+    """The app on IntakeSettings.from_env(): what each worker process of `serve` builds."""
+    return create_app(IntakeSettings.from_env())
+
+
+def check_workers(settings: IntakeSettings, workers: int) -> None:
+    """Raise IntakeConfigError unless `workers` processes may write settings.warehouse at once:
+    a DuckDB file has one writing process, so several workers need PostgreSQL."""
+    if workers > 1 and Warehouse(settings.warehouse).backend != "postgresql":
+        raise IntakeConfigError(
+            f"--workers {workers} needs a PostgreSQL warehouse: a DuckDB file allows one "
+            "writing process, so run one worker (it serves concurrent requests with a group "
+            "commit) or set JOURNEYMAN_WAREHOUSE to a postgresql+psycopg:// URL."
+        )
+
+
+def serve(
+    host: str, port: int, settings: IntakeSettings | None = None, *, workers: int = 1
+) -> None:
+    """Run the receiver with uvicorn until interrupted (settings default to the environment).
+
+    `workers` > 1 (PostgreSQL only) runs that many processes on one socket; each builds its
+    app from the environment, so `settings`, when given, must be what the environment says."""
     import uvicorn
 
     settings = settings or IntakeSettings.from_env()
+    check_workers(settings, workers)
     if not settings.enabled_sources():
         raise IntakeConfigError(
             "No webhook can be verified: set at least one of "
             f"{SENDGRID_KEY_ENV}, {TWILIO_TOKEN_ENV} or {WEBHOOK_SECRET_ENV}."
         )
+    if workers > 1 and settings != IntakeSettings.from_env():
+        raise IntakeConfigError(
+            "with several workers each reads its settings from the environment; set them there"
+        )
+    app: Starlette | str = create_app(settings) if workers == 1 else f"{__name__}:app_from_env"
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
+        workers=workers,
+        factory=workers > 1,
         proxy_headers=True,  # trusts X-Forwarded-Proto/-For from FORWARDED_ALLOW_IPS only
         server_header=False,
         log_level="info",

@@ -1,4 +1,11 @@
-"""Deduplicate verified events by event id and append them to raw.message_events, once each."""
+"""Deduplicate verified events by event id and append them to raw.message_events, once each.
+
+DuckDB (one writing process per file): the receiver's process is the only intake writer, so
+it deduplicates against what raw.message_events holds, and holds the file for short group
+commits only. PostgreSQL: any number of intake processes write at once; the database
+deduplicates, on the primary key of `journeyman.intake_event_ids` (`INSERT … ON CONFLICT DO
+NOTHING`), in the transaction that appends the events.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -16,7 +24,43 @@ from journeyman.warehouse import Warehouse, WarehouseError, append_arrow, split_
 
 TABLE = "raw.message_events"
 SCHEMA = arrow_schema(TABLE)
+#: PostgreSQL: the event ids the intake has stored, its unique key (raw.message_events has
+#: none: an ETL tool may load duplicates there, which staging drops)
+KEYS = "journeyman.intake_event_ids"
 _LOOKUP_CHUNK = 1000
+#: pg_advisory_xact_lock key serialising the intake's DDL between worker processes
+_DDL_LOCK = 0x6A6D_696E_7461_6B65  # "jmintake"
+#: group commit pause (s) that leaves a DuckDB file free between the intake's commits
+DUCKDB_COMMIT_INTERVAL_S = 0.25
+
+_KEYS_DDL = (
+    "create schema if not exists journeyman",
+    f"create table if not exists {KEYS} (event_id varchar primary key, loaded_at timestamp)",
+)
+# on first creation: what the raw table already holds counts as stored (an upgrade)
+_SEED_KEYS = (
+    f"insert into {KEYS} (event_id, loaded_at) select event_id, max(_loaded_at) from {TABLE} "
+    "where event_id is not null group by event_id on conflict (event_id) do nothing"
+)
+_COLUMNS = ("event_id", "decision_id", "customer_id", "channel", "event_type", "occurred_at")
+_PG_APPEND = f"""
+with incoming as (
+    select * from unnest(
+        cast(:event_id as varchar[]), cast(:decision_id as varchar[]),
+        cast(:customer_id as varchar[]), cast(:channel as varchar[]),
+        cast(:event_type as varchar[]), cast(:occurred_at as timestamp[])
+    ) as v({", ".join(_COLUMNS)})
+), claimed as (
+    insert into {KEYS} (event_id, loaded_at)
+    select event_id, :loaded_at from incoming order by event_id
+    on conflict (event_id) do nothing
+    returning event_id
+)
+insert into {TABLE} ({", ".join(_COLUMNS)}, _loaded_at)
+select {", ".join(f"i.{c}" for c in _COLUMNS)}, :loaded_at
+from incoming i join claimed c on c.event_id = i.event_id
+returning event_id
+"""
 
 
 def _message_events_ddl() -> list[str]:
@@ -46,11 +90,13 @@ class _Pending:
 class EventStore:
     """Appends events to raw.message_events exactly once per event id, with group commit.
 
-    Each call blocks until its events are committed. Calls arriving while a commit runs, or
-    within `commit_interval_s` of the last one, are committed together in the next transaction
-    (one short connection per transaction): under a webhook storm the intake holds the
-    warehouse file for a few short commits a second and leaves it free in between, so the
-    daily job's steps (other processes: DuckDB allows one writer at a time) get their turn.
+    Each call blocks until its events are committed. Calls arriving while a commit runs are
+    committed together in the next transaction (one short connection per transaction).
+    DuckDB: commits are at least `commit_interval_s` apart (default 0.25 s), so under a webhook
+    storm the intake leaves the file free between them for the daily job's steps (other
+    processes: one writer at a time), and a file held by another process is retried for
+    `lock_retry_s` before WarehouseError. PostgreSQL: no pause (default 0); concurrent writers,
+    in this process or others, are deduplicated by the database's unique key.
     """
 
     def __init__(
@@ -59,11 +105,14 @@ class EventStore:
         *,
         clock: Callable[[], float] = time.time,
         lock_retry_s: float = 2.0,
-        commit_interval_s: float = 0.25,
+        commit_interval_s: float | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.clock = clock
         self.lock_retry_s = lock_retry_s
+        self.postgres = warehouse.backend == "postgresql"
+        if commit_interval_s is None:
+            commit_interval_s = 0.0 if self.postgres else DUCKDB_COMMIT_INTERVAL_S
         self.commit_interval_s = commit_interval_s
         self._last_commit = float("-inf")  # monotonic end of the last commit
         self._commit_lock = threading.Lock()
@@ -106,7 +155,7 @@ class EventStore:
         while True:
             try:
                 return self._commit(batch)
-            except WarehouseError:  # another process holds the file: wait for it
+            except WarehouseError:  # DuckDB: another process holds the file; PG: server gone
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
@@ -122,19 +171,56 @@ class EventStore:
                     seen.add(row.event_id)
                     unique.append(row)
             fresh.append(unique)
+        new_rows = [r for rows in fresh for r in rows]
+        loaded_at = utc_naive(self.clock())
+        store = self._store_postgres if self.postgres else self._store_duckdb
+        stored = store(new_rows, loaded_at)
+        self._table_ready = True
+        results = []
+        for pending, rows in zip(batch, fresh, strict=True):
+            count = sum(1 for r in rows if r.event_id in stored)
+            results.append(WriteResult(stored=count, duplicates=len(pending.rows) - count))
+        return results
+
+    def _store_duckdb(self, rows: list[MessageEvent], loaded_at: datetime) -> set[str]:
+        """Append the rows whose ids raw.message_events lacks (this process is its only
+        intake writer); the ids appended."""
         with self.warehouse.connect() as conn:
             if not self._table_ready:
                 for statement in _message_events_ddl():
                     conn.execute(sa.text(statement))
-            existing = _existing_ids(conn, sorted(seen))
-            new_rows = [r for rows in fresh for r in rows if r.event_id not in existing]
-            append_arrow(conn, TABLE, _to_arrow(new_rows, utc_naive(self.clock())))
-        self._table_ready = True
-        results = []
-        for pending, rows in zip(batch, fresh, strict=True):
-            stored = sum(1 for r in rows if r.event_id not in existing)
-            results.append(WriteResult(stored=stored, duplicates=len(pending.rows) - stored))
-        return results
+            existing = _existing_ids(conn, sorted({r.event_id for r in rows}))
+            new_rows = [r for r in rows if r.event_id not in existing]
+            append_arrow(conn, TABLE, _to_arrow(new_rows, loaded_at))
+        return {r.event_id for r in new_rows}
+
+    def _store_postgres(self, rows: list[MessageEvent], loaded_at: datetime) -> set[str]:
+        """Claim the rows' ids in the key table and append the rows it claimed, in one
+        statement and transaction; the ids appended. A concurrent writer of the same id
+        waits for this transaction, then finds the key taken (or free, if it rolled back)."""
+        params = {c: [getattr(r, c) for r in rows] for c in _COLUMNS}
+        try:
+            with self.warehouse.connect() as conn:
+                if not self._table_ready:
+                    _create_postgres_tables(conn)
+                result = conn.execute(sa.text(_PG_APPEND), {**params, "loaded_at": loaded_at})
+                return set(result.scalars())
+        except sa.exc.OperationalError as exc:  # connection lost, deadlock, shutdown: retry
+            raise WarehouseError(
+                f"the PostgreSQL warehouse did not store the events ({type(exc.orig).__name__})"
+            ) from None
+
+
+def _create_postgres_tables(conn: sa.Connection) -> None:
+    """raw.message_events and the key table, once, whichever worker process comes first."""
+    conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+    for statement in _message_events_ddl():
+        conn.execute(sa.text(statement))
+    created = conn.execute(sa.text("select to_regclass(:name) is null"), {"name": KEYS}).scalar()
+    for statement in _KEYS_DDL:
+        conn.execute(sa.text(statement))
+    if created:
+        conn.execute(sa.text(_SEED_KEYS))
 
 
 def _existing_ids(conn: sa.Connection, ids: list[str]) -> set[str]:
