@@ -236,7 +236,8 @@ def read_arrow(conn: sa.Connection, sql: str, params: Mapping[str, Any] | None =
     if raw is not None:
         bound = _positional(conn, sql, params)
         if bound is not None:
-            table = raw.sql(bound[0], params=bound[1]).to_arrow_table()
+            with _as_dbapi_error(sql, params):
+                table = raw.sql(bound[0], params=bound[1]).to_arrow_table()
             return _without_decimals(table) if params else table
     if _is_postgres(conn):
         return postgres.read_arrow(conn, sql, params)
@@ -267,7 +268,20 @@ def stream_arrow(
     if bound is None:  # a named placeholder style: bind through SQLAlchemy instead
         yield from read_arrow(conn, sql, params).to_batches(batch_size)
         return
-    yield from raw.sql(bound[0], params=bound[1]).to_arrow_reader(batch_size)
+    with _as_dbapi_error(sql, params):
+        yield from raw.sql(bound[0], params=bound[1]).to_arrow_reader(batch_size)
+
+
+@contextlib.contextmanager
+def _as_dbapi_error(sql: str, params: Mapping[str, Any] | None) -> Iterator[None]:
+    """DuckDB's own errors on the Arrow path raised as SQLAlchemy's DBAPIError, as the same
+    query through SQLAlchemy would raise them (callers catch one kind of error)."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise sa.exc.DBAPIError(sql, dict(params or {}), exc) from exc
 
 
 def _without_decimals(table: pa.Table) -> pa.Table:

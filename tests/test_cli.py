@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -101,14 +100,13 @@ def test_locked_warehouse_is_reported_and_left_untouched(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         size = path.stat().st_size
-        started = time.time()
         result = _demo(path, "--customers", "300", "--days", "1")
         assert result.returncode == 2
         message = re.sub(r"\s+", " ", result.stderr)
         assert "locked by another process" in message
         assert "Traceback" not in result.stderr
         assert path.exists() and path.stat().st_size == size
-        assert time.time() - started < 120
+        assert holder.poll() is None  # it gave up while the lock was still held
     finally:
         holder.kill()
         holder.wait()
@@ -143,7 +141,6 @@ def test_bad_dates_and_days_are_rejected(args):
 )
 def test_dates_outside_the_partitions_are_one_line_naming_the_range(tmp_path, start, days):
     path = tmp_path / "wh" / "warehouse.duckdb"
-    started = time.perf_counter()
     result = _demo(path, "--start", start, "--days", days)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -153,8 +150,7 @@ def test_dates_outside_the_partitions_are_one_line_naming_the_range(tmp_path, st
     assert f"the daily partitions run from {first} to {last}" in lines[0]
     assert f"choose --start between {first} and {last - timedelta(days=int(days))}" in lines[0]
     assert "Traceback" not in result.stderr and result.stdout == ""
-    assert not path.parent.exists()
-    assert time.perf_counter() - started < 60  # it fails before any work
+    assert not path.parent.exists()  # it fails before any work
 
 
 def test_the_last_allowed_start_is_accepted_by_the_date_check():

@@ -64,22 +64,24 @@ def _finite(value: Any) -> bool:
 
 def money(value: float | None, signed: bool = False) -> str:
     """$0.42, −$0.10 (a real minus), $1,234; 'n/a' when missing."""
-    if not _finite(value):
-        return "n/a"
-    magnitude = abs(value)
-    body = f"{magnitude:,.2f}" if magnitude >= 0.01 or magnitude == 0 else significant(magnitude)
-    sign = MINUS if value < 0 else ("+" if signed and value > 0 else "")
-    return f"{sign}${body}"
+    return _signed(value, signed, "$", small_below=0.01)
 
 
 def amount(value: float | None, signed: bool = False) -> str:
     """A count per customer with 2 significant digits (at least 2 decimals)."""
+    return _signed(value, signed, "", small_below=0.1)
+
+
+def _signed(value: float | None, signed: bool, unit: str, *, small_below: float) -> str:
+    """Sign (a real minus; + when `signed`), unit, then 2 decimals with thousands separators,
+    or 2 significant digits for magnitudes below `small_below`; 'n/a' when missing."""
     if not _finite(value):
         return "n/a"
     magnitude = abs(value)
-    body = f"{magnitude:,.2f}" if magnitude >= 0.1 or magnitude == 0 else significant(magnitude)
+    small = 0 < magnitude < small_below
+    body = significant(magnitude) if small else f"{magnitude:,.2f}"
     sign = MINUS if value < 0 else ("+" if signed and value > 0 else "")
-    return f"{sign}{body}"
+    return f"{sign}{unit}{body}"
 
 
 def significant(magnitude: float, digits: int = 2) -> str:

@@ -101,7 +101,11 @@ def demo(
     sandbox world, D daily cycles of the Dagster job (dbt → decisions → deliveries), then a per
     agent / policy / group summary."""
     from journeyman.decisioning.config import AgentConfigError, load_agents
-    from journeyman.orchestration.project import DbtUnavailableError, prepare_manifest
+    from journeyman.orchestration.project import (
+        DbtUnavailableError,
+        dbt_executable,
+        prepare_manifest,
+    )
     from journeyman.warehouse import WarehouseError
 
     _check_demo_dates(start, days)
@@ -117,7 +121,8 @@ def demo(
     data_dir = settings.data_dir()
     outbox = data_dir / "outbox"
     try:
-        prepare_manifest()  # fails before the warehouse is touched
+        dbt_executable()  # every day builds with dbt: fail before the warehouse is touched
+        prepare_manifest()
         load_agents(settings.agents_dir())
         from journeyman.orchestration.definitions import defs
         from journeyman.orchestration.demo import (
@@ -238,7 +243,14 @@ def prepare() -> None:
 @main.command("serve-events")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8787, show_default=True)
-def serve_events(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (more than one needs a PostgreSQL warehouse).",
+)
+def serve_events(host: str, port: int, workers: int) -> None:
     """Receive vendors' signed event webhooks (SendGrid, Twilio, generic HMAC) into
     raw.message_events. Secrets come from the environment; see docs/intake.md."""
     from journeyman.intake.app import serve
@@ -246,7 +258,7 @@ def serve_events(host: str, port: int) -> None:
 
     try:
         settings_ = IntakeSettings.from_env()
-        serve(host, port, settings_)
+        serve(host, port, settings_, workers=workers)
     except IntakeConfigError as exc:
         fail(str(exc))
 

@@ -285,7 +285,7 @@ def _run_days(
     dbt_keys = [
         k
         for k in job.asset_layer.executable_asset_keys
-        if k.path[-1] != "decisions" and not k.path[-1].startswith("sync_")
+        if k != dg.AssetKey("decisions") and not k.path[-1].startswith("sync_")
     ]
     _execute(instance, job, settle, tag, dbt_keys)
 
