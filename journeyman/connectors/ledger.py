@@ -608,15 +608,7 @@ class DeliveryLedger:
         present = table.filter(known)
         if not present.num_rows:
             return
-        sets = ", ".join(f"{c} = v.{c}" for c in _SETTLED)
-        conn.execute(
-            sa.text(
-                f"update {LEDGER} l set {sets} from {_unnest(expected=True)} "
-                "where l.destination = :destination and l.decision_id = v.decision_id "
-                "and l.status = v.expected_status and l.attempts = v.expected_attempts"
-            ),
-            {**self._expected(present), "destination": self.destination},
-        )
+        _pg_update(conn, self.destination, present, _SETTLED, self._expected(present))
 
     def _expected(self, table: pa.Table) -> dict[str, list[Any]]:
         """`_arrays(table)` with the (status, attempts) `statuses()` read for each row (None
@@ -679,18 +671,26 @@ def _pg_insert(
 
 
 def _pg_update(
-    conn: sa.Connection, destination: str, table: pa.Table, update: Sequence[str]
+    conn: sa.Connection,
+    destination: str,
+    table: pa.Table,
+    update: Sequence[str],
+    expected: dict[str, list[Any]] | None = None,
 ) -> None:
-    """Write the `update` columns of rows this run claimed."""
+    """Write the `update` columns of rows this run claimed, or, given `expected` (the arrays of
+    `_expected`), of rows still holding the status and attempts this run read."""
     if not table.num_rows:
         return
     sets = ", ".join(f"{c} = v.{c}" for c in update)
+    guard = ""
+    if expected is not None:
+        guard = " and l.status = v.expected_status and l.attempts = v.expected_attempts"
     conn.execute(
         sa.text(
-            f"update {LEDGER} l set {sets} from {_unnest()} "
-            "where l.destination = :destination and l.decision_id = v.decision_id"
+            f"update {LEDGER} l set {sets} from {_unnest(expected=expected is not None)} "
+            f"where l.destination = :destination and l.decision_id = v.decision_id{guard}"
         ),
-        {**_arrays(table), "destination": destination},
+        {**(expected if expected is not None else _arrays(table)), "destination": destination},
     )
 
 
