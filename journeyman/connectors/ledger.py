@@ -58,18 +58,7 @@ _SETTLED = (
 #: what a settle changes when every record was delivered (a mark in flight nulled the error)
 _DELIVERED = tuple(c for c in _SETTLED if c != "error")
 #: columns a new attempt resets
-_MARKED = (
-    "status",
-    "attempts",
-    "error",
-    "provider_message_id",
-    "updated_at",
-    "delivered_at",
-    "send_at",
-    "batch_id",
-    "attempted_at",
-    "send_until",
-)
+_MARKED = (*_SETTLED, "send_at", "batch_id", "attempted_at", "send_until")
 
 
 #: PostgreSQL: the ledger's unique key, created by the ledger when absent
