@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
+from backends import SKIP_REASON, postgres_database, rows, server_url
 from click.testing import CliRunner
 
 from journeyman import settings
@@ -54,6 +56,24 @@ def test_demo_end_to_end_is_reproducible(tmp_path):
     assert third.returncode == 0, third.stderr[-3000:]
     assert _table(third.stdout) != rows
     assert list((path.parent / "outbox" / "sendgrid").glob("*.jsonl")), "no e-mail delivered"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(server_url() is None, reason=SKIP_REASON)
+def test_demo_runs_on_a_postgres_warehouse_without_printing_its_password(tmp_path):
+    with postgres_database("demo") as url:
+        password = sa.make_url(url).password
+        result = _demo(
+            tmp_path / "unused.duckdb", "--customers", "100", "--days", "1", "--warehouse", url
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        table = _table(result.stdout)
+        assert any("holdout" in r for r in table) and any("rule_based" in r for r in table)
+        assert password and password not in result.stdout + result.stderr
+        decided = rows(url, "select count(distinct customer_id) as n from journeyman.decisions")
+        assert decided[0]["n"] > 0
+        assert rows(url, "select count(*) as n from raw.message_events")[0]["n"] > 0
+    assert not (tmp_path / "unused.duckdb").exists()
 
 
 def test_invalid_option_is_one_clear_error_and_writes_nothing(tmp_path):
