@@ -126,6 +126,35 @@ create table if not exists journeyman.deliveries (
     attempted_at timestamp,           -- when the latest attempt's request left (lookup lag)
     send_until timestamp              -- UTC; the latest it may still be sent (send window)
 );
+-- The repurchase model's predictions per customer with orders and run date (BG/NBD and
+-- gamma-gamma, fitted that day on intermediate.int_customer_purchase_summary; times in days).
+create table if not exists journeyman.repurchase_predictions (
+    customer_id varchar not null,
+    run_date date not null,
+    probability_alive double precision not null,
+    expected_orders_7d double precision not null,
+    expected_orders_30d double precision not null,
+    probability_order_7d double precision not null,
+    median_days_to_next_order double precision not null,
+    expected_order_value double precision not null
+);
+-- One row per run date: the fitted parameters and how the fits went (or why there was none).
+create table if not exists journeyman.repurchase_fits (
+    run_date date not null,
+    customers integer not null,
+    repeat_customers integer not null,
+    r double precision,
+    alpha double precision,
+    a double precision,
+    b double precision,
+    log_likelihood double precision,
+    converged boolean,
+    gg_p double precision,
+    gg_q double precision,
+    gg_v double precision,
+    fit_seconds double precision not null,
+    note varchar
+);
 """
 
 
@@ -216,6 +245,7 @@ _ARROW_TYPES = {
     "double precision": pa.float64(),
     "integer": pa.int32(),
     "date": pa.date32(),
+    "boolean": pa.bool_(),
 }
 
 

@@ -315,6 +315,12 @@ EVENTS = [
 ]
 
 FEATURE_COLUMNS = {
+    "repurchase_p_alive",
+    "repurchase_orders_7d",
+    "repurchase_orders_30d",
+    "repurchase_p_order_7d",
+    "repurchase_days_to_next",
+    "repurchase_order_value",
     "offer_response_rate",
     "no_offer_response_rate",
     "order_hour_cos",

@@ -1,7 +1,11 @@
-"""dbt models as Dagster assets, built as of the partition's logical date."""
+"""dbt models as Dagster assets, built as of the partition's logical date, in two steps around
+the repurchase model: everything else first, then customer_features and what reads it (whose
+features include the model's predictions of the day, repurchase.py)."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -11,28 +15,49 @@ from journeyman.orchestration.defs.partitions import ONE_DAY_PER_RUN, WAREHOUSE_
 from journeyman.orchestration.defs.resources import WarehouseResource
 from journeyman.orchestration.project import dbt_project, manifest_or_fail
 
+#: the models built after the repurchase model: its staging view and customer_features onwards
+AFTER_REPURCHASE = "stg_journeyman__repurchase_predictions customer_features+"
 
-@dbt_assets(
-    manifest=manifest_or_fail(),
-    project=dbt_project,
-    partitions_def=daily,
-    backfill_policy=ONE_DAY_PER_RUN,
-    pool=WAREHOUSE_POOL,
-)
-def warehouse_models(
+
+def _build(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-):
-    """Staging → intermediate → marts with their data tests, as of run_date.
+) -> Iterator[Any]:
+    """`dbt build` of the step's models with their data tests, as of run_date.
 
-    The tables they read exist by now (journeyman_tables). dbt's unit tests check the SQL, not
-    the data: they run in CI (`dbt build`), not every day.
+    dbt's unit tests check the SQL, not the data: they run in CI (`dbt build`), not every day.
     """
     run_vars = json.dumps({"run_date": context.partition_key})
     args = ["build", "--vars", run_vars, "--exclude-resource-type", "unit_test"]
-    # One target folder reused by every run (the warehouse pool runs one build at a time);
-    # dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
-    target = Path(dbt_project.project_dir) / "target" / "daily_build"
+    # One target folder per step reused by every run (the warehouse pool runs one build at a
+    # time); dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
+    target = Path(dbt_project.project_dir) / "target" / f"daily_{context.op_def.name}"
     # dagster-dbt hands its process's environment to dbt: the profile's variables for this
     # run's warehouse go there, at run time (never at import)
     settings.export_dbt_environment(warehouse.path)
     yield from dbt.cli(args, context=context, target_path=target).stream()
+
+
+_DAILY = {
+    "manifest": manifest_or_fail(),
+    "project": dbt_project,
+    "partitions_def": daily,
+    "backfill_policy": ONE_DAY_PER_RUN,
+    "pool": WAREHOUSE_POOL,
+}
+
+
+@dbt_assets(exclude=AFTER_REPURCHASE, **_DAILY)
+def warehouse_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Staging → intermediate → marts except customer_features and what reads it. The tables
+    they read exist by now (journeyman_tables)."""
+    yield from _build(context, dbt, warehouse)
+
+
+@dbt_assets(select=AFTER_REPURCHASE, **_DAILY)
+def feature_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """customer_features (with the day's repurchase predictions) and the models that read it."""
+    yield from _build(context, dbt, warehouse)

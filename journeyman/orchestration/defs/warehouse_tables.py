@@ -26,9 +26,12 @@ ROLES = {
     "message_tags": "the tags of every message an agent could send, per day",
     "deliveries": "the delivery ledger: one row per decision handed to a destination",
 }
+#: tables another asset produces (repurchase.py): created here, materialized there
+MODEL_TABLES = {"repurchase_predictions", "repurchase_fits"}
 TABLE_KEYS = {
-    table.split(".", 1)[1]: dg.AssetKey([JOURNEYMAN_SCHEMA, table.split(".", 1)[1]])
-    for table in declared_columns(DDL)
+    name: dg.AssetKey([JOURNEYMAN_SCHEMA, name])
+    for name in (table.split(".", 1)[1] for table in declared_columns(DDL))
+    if name not in MODEL_TABLES
 }
 
 

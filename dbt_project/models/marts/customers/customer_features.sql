@@ -122,6 +122,12 @@ message_counts as (
 
 ),
 
+repurchase as (
+
+    select * from {{ ref('stg_journeyman__repurchase_predictions') }}
+
+),
+
 joined as (
 
     select
@@ -202,7 +208,25 @@ joined as (
                 {{ hours_cap }}
             ) as double precision
         ) as hours_since_last_message,
-        message_counts.last_message_at
+        message_counts.last_message_at,
+
+        -- the repurchase model of the day (0, and the cap for the days, without a prediction:
+        -- no order yet, or no fit that day); short names: Postgres truncates identifiers at 63
+        -- characters and arm_statistics_daily names a column after each pair of features
+        {%- for column, name in [('probability_alive', 'p_alive'),
+                                 ('expected_orders_7d', 'orders_7d'),
+                                 ('expected_orders_30d', 'orders_30d'),
+                                 ('probability_order_7d', 'p_order_7d')] %}
+        {{ finite_or('repurchase.' ~ column, '0') }} as repurchase_{{ name }},
+        {%- endfor %}
+        {{ finite_or(
+            'least(repurchase.median_days_to_next_order, ' ~ var('repurchase_days_cap') ~ ')',
+            var('repurchase_days_cap')
+        ) }} as repurchase_days_to_next,
+        {{ finite_or(
+            'repurchase.expected_order_value',
+            finite_or('order_stats.total_revenue / nullif(order_stats.order_count, 0)', '0')
+        ) }} as repurchase_order_value
 
     from customers
     cross join ipi_population
@@ -221,6 +245,8 @@ joined as (
         on customers.customer_id = offer_responses.customer_id
     left join message_counts
         on customers.customer_id = message_counts.customer_id
+    left join repurchase
+        on customers.customer_id = repurchase.customer_id
 
 )
 
