@@ -92,13 +92,18 @@ def _imports(path: Path, module: str, modules: set[str]) -> set[str]:
         for name in names:
             while name and name not in modules:
                 name = name.rpartition(".")[0]
-            if name and name != module:
+            # a module's own packages are initialised before it whatever it imports: naming
+            # them (`from journeyman.insights import summary`) is no cycle between modules
+            if name and name != module and not module.startswith(f"{name}."):
                 found.add(name)
     return found
 
 
-@pytest.mark.parametrize("package", ["decisioning", "connectors", "intake"])
+@pytest.mark.parametrize(
+    "package", ["decisioning", "connectors", "intake", "insights", "orchestration", "sandbox", "."]
+)
 def test_no_import_cycle(package):
+    """No module of the package reaches itself through its imports ('.': the whole package)."""
     files = {}
     for path in (PACKAGE / package).rglob("*.py"):
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
