@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from backends import backend_params, new_warehouse
 
 from journeyman import settings
-from journeyman.tables import ensure_journeyman_tables, ensure_raw_tables
+from journeyman.decisioning.store import load_arm_statistics
+from journeyman.tables import ensure_feature_columns, ensure_journeyman_tables, ensure_raw_tables
 from journeyman.warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -354,6 +355,9 @@ FEATURE_COLUMNS = {
     "push_messages_last_7d",
     "hours_since_last_message",
 }
+# decision-time features of the decisions whose rewards close by the run date: every feature
+# column the same value per decision, so each statistics row's Σx is that value times n
+DECISION_FEATURE_VALUES = {"dB": 1.0, "dD": 2.0, "dE": 3.0}
 # fmt: on
 
 
@@ -403,6 +407,22 @@ def _insert(conn: sa.Connection, table: str, rows: list[tuple], columns: str = "
     conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
 
 
+def marked_features() -> list[str]:
+    """The columns customer_features' YAML marks `meta: {feature: true}` (what dbt's
+    feature_columns() reads), without parsing the project."""
+    import yaml
+
+    path = DBT_PROJECT_DIR / "models" / "marts" / "customers" / "_customers__models.yml"
+    models = yaml.safe_load(path.read_text())["models"]
+    model = next(m for m in models if m["name"] == "customer_features")
+    marked = []
+    for column in model["columns"]:
+        meta = (column.get("config") or {}).get("meta") or column.get("meta") or {}
+        if meta.get("feature"):
+            marked.append(column["name"])
+    return marked
+
+
 def load_fixture(location: str | Path) -> None:
     """Create the source tables the way journeyman does and insert the fixture rows."""
     warehouse = Warehouse(location)
@@ -422,6 +442,19 @@ def load_fixture(location: str | Path) -> None:
             "exclusion_reason, goal_metric, attribution_window_days, created_at",
         )
         _insert(conn, "journeyman.message_tags", MESSAGE_TAGS)
+    features = marked_features()
+    ensure_feature_columns(warehouse, features)
+    with warehouse.connect() as conn:
+        dates = {d[0]: d[2] for d in DECISIONS}
+        _insert(
+            conn,
+            "journeyman.decision_features",
+            [
+                (d, "winback", dates[d], *[value] * len(features))
+                for d, value in DECISION_FEATURE_VALUES.items()
+            ],
+            "decision_id, agent, decision_date, " + ", ".join(features),
+        )
         _insert(
             conn,
             "journeyman.deliveries",
@@ -675,6 +708,40 @@ def test_decision_rewards_only_closed_windows(build: Build) -> None:
         0,
         0,
     )
+
+
+def test_arm_statistics_keep_the_decisions_with_an_order_apart(build: Build) -> None:
+    """One row per agent × action × day × engagement × ordered: dE's order (revenue goal, $10;
+    its unsubscribe carries no penalty here) in an ordered row, what a revenue goal's hurdle
+    learns P(order) and the order value from; the loader splits them out."""
+    rows = build.rows("select * from marts.arm_statistics_daily")
+    got = {
+        (r["action_id"], r["ordered"]): (r["n"], r["sum_r"], r["sum_rr"], r["x__order_count"])
+        for r in rows
+    }
+    assert got == {
+        ("a_email", 0): (1, 0.0, 0.0, 1.0),  # dB: clicked, no order in its window
+        ("no_send", 0): (1, 0.0, 0.0, 2.0),  # dD: held out
+        ("a_sms", 1): (1, 10.0, 100.0, 3.0),  # dE: o5, $10
+    }
+    assert {r["action_id"]: str(r["available_on"]) for r in rows}["a_sms"] == "2024-03-01"
+    features = ["order_count"]
+    stats = load_arm_statistics(
+        Warehouse(build.warehouse, read_only=True), "winback", date(2024, 3, 1), features
+    )
+    assert stats.action_ids == ["a_email", "a_sms", "no_send"]
+    assert stats.ordered is not None
+    assert stats.ordered.n.tolist() == [0.0, 1.0, 0.0]
+    assert stats.ordered.xr[:, 0].tolist() == [0.0, 10.0, 0.0]  # Σr of the orders: their value
+    assert stats.order_indicator().xr[:, 1].tolist() == [0.0, 3.0, 0.0]  # Σx·c
+    surrogate = load_arm_statistics(
+        Warehouse(build.warehouse, read_only=True),
+        "winback",
+        date(2024, 3, 1),
+        features,
+        signal="surrogate",
+    )
+    assert surrogate.ordered is None
 
 
 def test_agent_group_outcomes_intention_to_treat(build: Build) -> None:

@@ -10,10 +10,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 import yaml
 
 from journeyman import settings
+from journeyman.decisioning.learning import ArmStatistics
+from journeyman.decisioning.store import load_arm_statistics
 from journeyman.sandbox import SandboxWorld, read_outbox
 from journeyman.warehouse import Warehouse
 
@@ -78,7 +81,7 @@ def test_incremental_statistics_equal_a_full_rebuild(learned):
     wh = learned["warehouse"]
     query = (
         "select * from marts.arm_statistics_daily "
-        "order by agent, action_id, available_on, engagement"
+        "order by agent, action_id, available_on, engagement, ordered"
     )
     incremental = wh.read_arrow(query)
     last = START + timedelta(days=DAYS - 1)
@@ -114,3 +117,40 @@ def test_incremental_statistics_equal_a_full_rebuild(learned):
             assert a == pytest.approx(b, rel=1e-9, abs=1e-9), name
         else:
             assert a == b, name
+
+
+def test_order_statistics_match_the_decisions(learned):
+    """The statistics an agent learning from the outcome loads equal the sums over its
+    decisions' learning rewards and decision-time features, with the decisions that led to an
+    order apart (what a revenue goal's hurdle learns from)."""
+    wh = learned["warehouse"]
+    every = [
+        f
+        for f in wh.read_arrow("select * from journeyman.decision_features limit 0").column_names
+        if f not in ("decision_id", "agent", "decision_date")
+    ]
+    features = every[:4]
+    rows = wh.read_arrow(
+        "select r.action_id, r.converted, r.learning_reward, "
+        + ", ".join(f"f.{c}" for c in every)
+        + " from marts.decision_learning_rewards r join journeyman.decision_features f "
+        "using (decision_id) where r.experiment_group != 'shadow'"
+    ).to_pydict()
+    x = np.column_stack([np.array(rows[c], dtype=np.float64) for c in every])
+    keep = ~np.isnan(x).any(axis=1)  # the model counts decisions with every feature known
+    action = np.array([a or "no_send" for a in rows["action_id"]])
+    ordered = np.array(rows["converted"]) == 1
+    assert ordered[keep].sum() > 0, "the test needs orders in closed windows"
+    direct = ArmStatistics.from_observations(
+        features,
+        x[keep][:, :4],
+        action[keep],
+        np.array(rows["learning_reward"], dtype=np.float64)[keep],
+        ordered=ordered[keep],
+    )
+    later = START + timedelta(days=DAYS + 30)
+    loaded = load_arm_statistics(wh, "winback", later, features)
+    assert loaded.ordered is not None and loaded.action_ids == direct.action_ids
+    for got, want in ((loaded, direct), (loaded.order_values(), direct.order_values())):
+        for name in ("n", "xx", "xr", "rr"):
+            assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-9, abs=1e-9)

@@ -82,12 +82,15 @@ class AgentDecider:
 
     def refit(self, stats: ArmStatistics | None) -> None:
         """Fit the policies on the agent's statistics (learning policies' priors warm-start from
-        the previous fit: refitting one decider day after day is cheaper than building anew)."""
+        the previous fit: refitting one decider day after day is cheaper than building anew).
+        Only a revenue goal keeps the order split of the statistics (its hurdle model)."""
         if not any(p.learns for p in self.policies):
             return  # nothing learns: no action features to build
         phi = action_features(self.agent, self.actions)
         known = stats if stats is not None else ArmStatistics.empty(self.feature_names)
         subset = known.select(self.feature_names)
+        if self.agent.goal.metric != "revenue":
+            subset = subset.without_orders()
         for policy in self.policies:  # a policy that does not learn ignores its fit
             policy.fit(subset, phi, list(self.actions.action_id))
 

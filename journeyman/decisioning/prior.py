@@ -27,7 +27,8 @@ like a per-action bandit; when it supports personalisation they are released.
 customer features allowed to change them (`all`, or a list). Families it does not name are not
 personalised. Fewer interactions learn faster: on the winback sandbox, personalising the send
 and the channel on every feature and the hour on the order-hour features alone keeps the
-feature ceiling of full personalisation with 91 coefficients instead of 312 (docs/learning.md).
+feature ceiling of full personalisation with 91 coefficients instead of 312
+(docs/learning-history.md).
 """
 
 from __future__ import annotations
@@ -62,12 +63,29 @@ def family(action_feature: str) -> str:
     return action_feature.split("=", 1)[0].removeprefix("tag:")
 
 
+def _baseline_features(actions: ActionFeatures) -> np.ndarray:
+    """Which action features are the baseline's: constant over actions, or `send`."""
+    shared = np.all(actions.matrix == actions.matrix[:1], axis=0)
+    return shared | np.isin(actions.names, BASELINE_ACTION_FEATURES)
+
+
+def pools_action_effects(
+    actions: ActionFeatures, min_pooled: int = MIN_POOLED_ACTION_EFFECTS
+) -> bool:
+    """Whether the hierarchical prior pools the action effects (at least `min_pooled` action
+    features besides the baseline's); otherwise each keeps the baseline's fixed ridge."""
+    return int((~_baseline_features(actions)).sum()) >= min_pooled
+
+
 def prior_groups(
-    feature_names: Sequence[str], actions: ActionFeatures, personalise: Personalise | None = None
+    feature_names: Sequence[str],
+    actions: ActionFeatures,
+    personalise: Personalise | None = None,
+    min_pooled: int = MIN_POOLED_ACTION_EFFECTS,
 ) -> np.ndarray:
     """Group of each coefficient of z = x̃' ⊗ φ (row-major over (1 + features) × action features):
     BASELINE (the constant times `bias` / `send`, and every action feature when there are fewer
-    than MIN_POOLED_ACTION_EFFECTS others), ACTION (the constant times any other action
+    than `min_pooled` others), ACTION (the constant times any other action
     feature), SHARED (a customer feature times an action feature constant over actions),
     INTERACTION (a customer feature times an action feature), OFF (an interaction `personalise`
     leaves out)."""
@@ -75,8 +93,8 @@ def prior_groups(
     d1 = len(feature_names) + 1
     shared = np.all(phi == phi[:1], axis=0)  # (p,)
     groups = np.where(shared, SHARED, INTERACTION)[None, :].repeat(d1, axis=0)
-    baseline = shared | np.isin(actions.names, BASELINE_ACTION_FEATURES)
-    pooled = (~baseline).sum() >= MIN_POOLED_ACTION_EFFECTS
+    baseline = _baseline_features(actions)
+    pooled = pools_action_effects(actions, min_pooled)
     groups[0, :] = np.where(baseline | (not pooled), BASELINE, ACTION)
     if personalise is not None:
         for col, name in enumerate(actions.names):
@@ -98,6 +116,7 @@ def empirical_bayes_posterior(
     max_iter: int = 300,
     average: bool = True,
     personalise: Personalise | None = None,
+    min_pooled: int = MIN_POOLED_ACTION_EFFECTS,
 ) -> tuple[LinearPosterior, list[float]]:
     """The linear posterior under the hierarchical ridge prior (see the module docstring).
 
@@ -108,10 +127,11 @@ def empirical_bayes_posterior(
     λ_g = σ² Σ_{i∈g} γᵢ / ‖m_g‖². The posterior is then `fit_posterior`'s with a diagonal Λ
     instead of λI (noise σ̂² from the residual as there) — with `average`, moment-matched over
     λ₂ (`_average_interactions`). Returns it and [λ₀, λ₁, λ₂, λ₃] (λ₂ the evidence maximum);
-    `start` warm-starts λ₁…λ₃ from such a list.
+    `start` warm-starts λ₁…λ₃ from such a list. The action effects are pooled when there are
+    at least `min_pooled` of them.
     """
     design = design_statistics(stats, actions, action_ids)
-    groups = prior_groups(stats.feature_names, actions, personalise)
+    groups = prior_groups(stats.feature_names, actions, personalise, min_pooled)
     lam = np.full(OFF + 1, float(ridge))
     lam[OFF] = _MAX_RIDGE
     if start is not None and len(start) == len(FITTED) + 1:
@@ -183,15 +203,17 @@ def fit_with_prior(
     prior: str = "empirical_bayes",
     start: Sequence[float] | None = None,
     personalise: Personalise | None = None,
+    min_pooled: int = MIN_POOLED_ACTION_EFFECTS,
 ) -> tuple[LinearPosterior, list[float] | None]:
     """The posterior under `prior` ("fixed": ridge·I; "empirical_bayes": the hierarchical prior,
     warm-started from `start`), and the group strengths [λ₀, λ₁, λ₂, λ₃] when they were fitted.
-    `personalise` pins the interactions it leaves out at zero under either prior."""
+    `personalise` pins the interactions it leaves out at zero under either prior; `min_pooled`:
+    how many action effects the evidence pools at least (fewer keep the fixed ridge)."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
     if prior == "empirical_bayes" and stats.observations >= MIN_EVENTS_FOR_EVIDENCE:
         return empirical_bayes_posterior(
-            stats, actions, action_ids, ridge, start, personalise=personalise
+            stats, actions, action_ids, ridge, start, personalise=personalise, min_pooled=min_pooled
         )
     if personalise is None:
         return fit_posterior(stats, actions, action_ids, ridge), None

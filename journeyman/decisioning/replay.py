@@ -34,6 +34,11 @@ slope for every customer feature.
 Policies run with their production defaults (overridable per run) — for the linear ones the
 hierarchical empirical-Bayes prior of `decisioning.prior`, and for `linear_ts` draws at
 `exploration=0.5`. docs/evaluation.md lists the measured effect of each parameter.
+
+Revenue: a reward column that is non-negative, zero for at least half the events and not only
+0/1 (Hillstrom's `spend`) is learned as a revenue goal is in production: the statistics keep the
+events with an order (reward > 0) apart, and the linear policies learn P(order) × the value of
+an order (`policies.hurdle`; `revenue_model=linear` for one linear model of the revenue).
 """
 
 from __future__ import annotations
@@ -116,6 +121,7 @@ class ReplayResult:
     seconds: float
     prior_ridges: list[float] | None = None  # [λ₀, λ₁, λ₂] at the last refit (empirical Bayes)
     warnings: list[str] = field(default_factory=list)
+    revenue: bool = False  # learned as revenue: the order split (reward > 0) in the statistics
 
     @property
     def matched_events(self) -> int:
@@ -143,6 +149,7 @@ class ReplayResult:
             "policy_version": self.policy_version,
             "params": self.params,
             "prior_ridges": self.prior_ridges,
+            "revenue": self.revenue,
             "events": self.events,
             "batches": self.batches,
             "batch_size": self.batch_size,
@@ -343,6 +350,15 @@ def check_propensity(data: LoggedData, propensity: float) -> list[str]:
     return warnings
 
 
+def is_revenue(rewards: np.ndarray) -> bool:
+    """Whether a reward column is learned as revenue: non-negative, zero for at least half the
+    events, and not only 0/1 (a conversion or visit flag is learned as it is)."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if len(r) == 0 or (r < 0).any() or np.isin(r, (0.0, 1.0)).all():
+        return False
+    return bool((r == 0).mean() >= 0.5)
+
+
 def replay(
     data: LoggedData,
     policy: str = "linear_ts",
@@ -350,8 +366,11 @@ def replay(
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     params: Mapping[str, Any] | None = None,
+    revenue: bool | None = None,
 ) -> ReplayResult:
-    """Run `policy` through the logged events with the replay method; see the module docstring."""
+    """Run `policy` through the logged events with the replay method; see the module docstring.
+    `revenue` (None: `is_revenue` of the rewards) keeps the events with an order (reward > 0)
+    apart in the statistics, as production does for revenue goals."""
     started = time.perf_counter()
     k = len(data.action_ids)
     if propensity is None:
@@ -367,7 +386,9 @@ def replay(
     rng = np.random.default_rng(seed)
     order = rng.permutation(data.events)
     u_all = rng.random(data.events)
-    stats = ArmStatistics.empty(data.feature_names)
+    if revenue is None:
+        revenue = is_revenue(data.rewards)
+    stats = ArmStatistics.empty(data.feature_names, ordered=revenue)
     agent.fit(stats, phi, ids)
 
     matched_rewards: list[np.ndarray] = []
@@ -388,6 +409,7 @@ def replay(
                 data.features[matched],
                 data.actions[matched],
                 data.rewards[matched],
+                ordered=data.rewards[matched] > 0 if revenue else None,
             )
             agent.fit(stats, phi, ids)
 
@@ -410,6 +432,7 @@ def replay(
         chosen_share={a: float(c / data.events) for a, c in zip(ids, chosen_counts, strict=True)},
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        revenue=revenue,
     )
 
 

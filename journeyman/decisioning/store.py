@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -107,17 +108,20 @@ def load_arm_statistics(
     signal: str = "outcome",
 ) -> ArmStatistics:
     """The agent's per-action statistics from rewards available by `day` (dbt model
-    `arm_statistics_daily`, one row per agent × action × availability date × engagement).
+    `arm_statistics_daily`, one row per agent × action × availability date × engagement ×
+    ordered).
 
-    `signal` "outcome" learns from each decision's learning reward; "surrogate" from the
+    `signal` "outcome" learns from each decision's learning reward, and the statistics carry the
+    rows of decisions that led to an order apart (`ArmStatistics.ordered`: a revenue goal's
+    hurdle model; absent while some row predates the `ordered` column); "surrogate" from the
     engagement surrogate: every reward replaced by the mean reward of its cell (the action's
     channel and the engagement: not opened, opened, clicked; "send nothing" is a cell of its own)
     over the same rows, so the statistics stay sums and incremental equals from scratch."""
     if not warehouse.table_exists("marts", "arm_statistics_daily"):
         return ArmStatistics.empty(features)
     table = warehouse.read_arrow(
-        f"select * from {STATS_TABLE} where agent = '{agent.replace(chr(39), '')}' "
-        f"and available_on <= date '{day.isoformat()}'"
+        f"select * from {STATS_TABLE} where agent = :agent and available_on <= :day",
+        {"agent": agent, "day": day},
     )
     if table.num_rows == 0:
         return ArmStatistics.empty(features)
@@ -133,6 +137,29 @@ def load_arm_statistics(
     ids, inverse = np.unique(
         table.column("action_id").to_numpy(zero_copy_only=False).astype(str), return_inverse=True
     )
+    stats = _summed(ids.tolist(), inverse, sums, features)
+    ordered = _ordered_rows(table) if signal == "outcome" else None
+    if ordered is None:
+        return stats
+    return replace(stats, ordered=_summed(ids.tolist(), inverse, sums, features, ordered))
+
+
+def _ordered_rows(table: pa.Table) -> np.ndarray | None:
+    """Which rows hold decisions that led to an order (None: no `ordered` column, or rows built
+    before it that do not say)."""
+    if "ordered" not in table.column_names or table.column("ordered").null_count:
+        return None
+    return table.column("ordered").to_numpy(zero_copy_only=False).astype(np.float64) > 0
+
+
+def _summed(
+    ids: list[str],
+    inverse: np.ndarray,
+    sums: dict[str, np.ndarray],
+    features: Sequence[str],
+    rows: np.ndarray | None = None,
+) -> ArmStatistics:
+    """Per-action matrices from the rows' sums (only the `rows` given, else all)."""
     k, d = len(ids), len(features) + 1
 
     def total(column: str) -> np.ndarray:
@@ -141,7 +168,9 @@ def load_arm_statistics(
                 f"{STATS_TABLE} has no column {column}: rebuild it (dbt build --full-refresh "
                 "--select arm_statistics_daily) after adding a feature"
             )
-        return np.bincount(inverse, weights=sums[column], minlength=k)
+        if rows is None:
+            return np.bincount(inverse, weights=sums[column], minlength=k)
+        return np.bincount(inverse[rows], weights=sums[column][rows], minlength=k)
 
     xx, xr = np.zeros((k, d, d)), np.zeros((k, d))
     n = total("n")
@@ -155,7 +184,7 @@ def load_arm_statistics(
                 continue
             column = f"xx__{fi}__{fj}" if f"xx__{fi}__{fj}" in sums else f"xx__{fj}__{fi}"
             xx[:, i, j] = xx[:, j, i] = total(column)
-    return ArmStatistics(list(features), ids.tolist(), n, xx, xr, total("sum_rr"))
+    return ArmStatistics(list(features), ids, n, xx, xr, total("sum_rr"))
 
 
 def cell_means(cells: np.ndarray, sum_r: np.ndarray, n: np.ndarray) -> np.ndarray:

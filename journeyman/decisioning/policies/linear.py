@@ -16,6 +16,8 @@ actions cost one matrix product, not one model each. Propensities are exact:
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 
 from journeyman.decisioning.action_features import ActionFeatures
 from journeyman.decisioning.hashing import hash64
-from journeyman.decisioning.learning import ArmStatistics, LinearPosterior
+from journeyman.decisioning.learning import ArmStatistics, RewardPosterior
 from journeyman.decisioning.policies.base import (
     Choice,
     DecisionContext,
@@ -33,6 +35,7 @@ from journeyman.decisioning.policies.base import (
     PolicyParamsError,
     pick_among,
 )
+from journeyman.decisioning.policies.hurdle import REVENUE_MODELS, fit_hurdle
 from journeyman.decisioning.prior import PRIORS, fit_with_prior
 from journeyman.decisioning.schema import AgentConfig
 from journeyman.settings import decide_threads
@@ -46,9 +49,22 @@ PERSONALISED_FAMILIES = ("send", "channel", "hour", "message", "subject")
 
 
 class LinearPolicy(Policy):
-    """Shared machinery: fit the posterior from warehouse statistics, then score."""
+    """Shared machinery: fit the posterior from warehouse statistics, then score.
 
-    defaults: Mapping[str, Any] = {"ridge": 1.0, "prior": "empirical_bayes", "personalise": None}
+    `revenue_model`: how statistics with an order split (a revenue goal learning from the
+    outcome) are learned: `hurdle` (default; P(order) × order value, `policies.hurdle`) or
+    `linear` (one linear model of the revenue). Other statistics always fit one linear model.
+    """
+
+    defaults: Mapping[str, Any] = {
+        "ridge": 1.0,
+        "prior": "empirical_bayes",
+        "personalise": None,
+        "revenue_model": "hurdle",
+    }
+    #: parameters added after policy versions were first recorded, left out of the version's
+    #: digest at these values, so a policy that behaves as before keeps its version
+    unversioned_defaults: Mapping[str, Any] = {"revenue_model": "hurdle"}
     learns = True
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
@@ -57,11 +73,18 @@ class LinearPolicy(Policy):
             raise ValueError(
                 f"`prior` must be one of {', '.join(PRIORS)}; got {self.params['prior']!r}"
             )
+        if self.params["revenue_model"] not in REVENUE_MODELS:
+            raise ValueError(
+                f"`revenue_model` must be one of {', '.join(REVENUE_MODELS)}; "
+                f"got {self.params['revenue_model']!r}"
+            )
         _check_personalise(self.params["personalise"])
-        self.posterior: LinearPosterior | None = None
+        self.posterior: RewardPosterior | None = None
         self.phi: np.ndarray | None = None
         self.trained_on = "prior"
         self.prior_ridges: list[float] | None = None  # [λ₀, λ₁, λ₂, λ₃] of the last empirical fit
+        # the hurdle's strengths per part (order, value, rest), each part's warm start
+        self.hurdle_ridges: dict[str, list[float] | None] = {}
 
     def check_agent(self, agent: AgentConfig) -> None:
         """`personalise` names families of this agent's action features and, where the agent
@@ -90,29 +113,46 @@ class LinearPolicy(Policy):
     def fit(self, stats: ArmStatistics, actions: ActionFeatures, action_ids: Sequence[str]) -> None:
         """Posterior from the agent's statistics (under the `prior` param: the hierarchical
         prior fitted by empirical Bayes, see decisioning.prior, or a fixed ridge); the version
-        then names the data it saw. The prior strengths warm-start from the previous fit."""
-        self.posterior, ridges = fit_with_prior(
-            stats,
-            actions,
-            action_ids,
-            float(self.params["ridge"]),
-            str(self.params["prior"]),
-            start=self.prior_ridges,
-            personalise=self.params["personalise"],
-        )
-        self.prior_ridges = ridges or self.prior_ridges
+        then names the data it saw. The prior strengths warm-start from the previous fit.
+        Statistics with an order split learn through the hurdle (`revenue_model`), whose
+        `prior_ridges` are its order model's."""
+        ridge, prior = float(self.params["ridge"]), str(self.params["prior"])
+        personalise = self.params["personalise"]
+        if stats.ordered is not None and self.params["revenue_model"] == "hurdle":
+            self.posterior, parts = fit_hurdle(
+                stats, actions, action_ids, ridge, prior, self.hurdle_ridges, personalise
+            )
+            self.hurdle_ridges = {k: v or self.hurdle_ridges.get(k) for k, v in parts.items()}
+            self.prior_ridges = parts["order"] or self.prior_ridges
+        else:
+            self.posterior, ridges = fit_with_prior(
+                stats.without_orders(),
+                actions,
+                action_ids,
+                ridge,
+                prior,
+                start=self.prior_ridges,
+                personalise=personalise,
+            )
+            self.prior_ridges = ridges or self.prior_ridges
         self.phi = actions.matrix
         self.trained_on = f"n{stats.observations}-{stats.digest()}"
 
     @property
     def version(self) -> str:
-        return f"{super().version}#{self.trained_on}"
+        shown = {
+            k: v
+            for k, v in self.params.items()
+            if k not in self.unversioned_defaults or v != self.unversioned_defaults[k]
+        }
+        digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
+        return f"{self.name}@{digest[:8]}#{self.trained_on}"
 
     def scores(self, ctx: DecisionContext) -> np.ndarray:
         posterior, phi = self._ready(ctx)
         return posterior.expected(ctx.features, phi)
 
-    def _ready(self, ctx: DecisionContext) -> tuple[LinearPosterior, np.ndarray]:
+    def _ready(self, ctx: DecisionContext) -> tuple[RewardPosterior, np.ndarray]:
         if self.posterior is None or self.phi is None:
             raise RuntimeError(f"policy {self.name} was not fitted before choosing")
         if self.phi.shape[0] != ctx.actions.size:
@@ -146,7 +186,7 @@ class LinearThompsonSampling(LinearPolicy):
     exploration, draws). `exploration` scales the draws' spread around the posterior mean: 0.5
     (the default) samples a posterior of half the standard deviation — better than the exact
     one (1.0) on Hillstrom's real logs, as Chapelle & Li (2011) found on theirs, and in the
-    sandbox (docs/learning.md)."""
+    sandbox (docs/learning-history.md)."""
 
     name = "linear_ts"
     defaults = {**LinearPolicy.defaults, "exploration": 0.5, "draws": 32}
@@ -176,7 +216,7 @@ class LinearThompsonSampling(LinearPolicy):
         rng = np.random.default_rng(seed)
         weights = posterior.sample_weights(phi, draws, rng)  # (M, d+1, K)
         if exploration != 1.0:
-            center = (posterior.theta @ phi.T)[None]
+            center = posterior.center_weights(phi)[None]
             weights = center + exploration * (weights - center)
         stacked = np.ascontiguousarray(weights.transpose(2, 1, 0), dtype=np.float32)
         self._draw_cache = (key, posterior, phi, stacked)
@@ -282,7 +322,7 @@ def _mask_groups(allowed: np.ndarray) -> list[tuple[np.ndarray | None, np.ndarra
     return groups
 
 
-def _standardized32(posterior: LinearPosterior, x: np.ndarray) -> np.ndarray:
+def _standardized32(posterior: RewardPosterior, x: np.ndarray) -> np.ndarray:
     """x̃' = [1, (x − mean) / scale] as float32 (computed in float64, then rounded)."""
     out = np.empty((len(x), len(posterior.mean) + 1), dtype=np.float32)
     out[:, 0] = 1.0

@@ -1,9 +1,11 @@
 -- Sufficient statistics for learning (from decision_learning_rewards), per agent × action ×
 -- availability date × engagement (0 not opened, 1 opened, 2 clicked: the cells of the
--- engagement surrogate, docs/learning.md): the count, Σr,
--- Σr², and over the decision-time features x: Σx, Σx·r and Σxᵢxⱼ (i ≤ j). The columns are
--- generated from the feature list (macro feature_columns), so only these small sums leave the
--- warehouse. Held-out decisions count as "send nothing" (action_id no_send).
+-- engagement surrogate, docs/learning.md) × ordered (1 when the decision led to an order in its
+-- learning window: a revenue goal learns P(order) and the value of an order from the two
+-- sides, docs/agents.md): the count, Σr, Σr², and over the decision-time features x: Σx, Σx·r
+-- and Σxᵢxⱼ (i ≤ j). The columns are generated from the feature list (macro feature_columns),
+-- so only these small sums leave the warehouse. Held-out decisions count as "send nothing"
+-- (action_id no_send).
 --
 -- available_on is the first run date whose as-of instant is at or after the decision's
 -- window_end: the day its reward became known. Each run adds the rewards that became available
@@ -31,6 +33,7 @@ rewards as (
         coalesce(action_id, 'no_send') as action_id,
         case when action_id is null then 'none' else coalesce(channel, 'none') end as channel,
         engagement,
+        converted as ordered,
         cast(
             case
                 when window_end = cast(cast(window_end as date) as timestamp)
@@ -54,6 +57,7 @@ observations as (
         rewards.available_on,
         rewards.channel,
         rewards.engagement,
+        rewards.ordered,
         rewards.r
         {%- for f in features %},
         cast(features.{{ f }} as double precision) as {{ f }}
@@ -80,6 +84,7 @@ select
     available_on,
     channel,
     engagement,
+    ordered,
     count(*) as n,
     sum(r) as sum_r,
     sum(r * r) as sum_rr
@@ -97,4 +102,4 @@ select
     {%- endfor %}
 
 from observations
-group by agent, action_id, available_on, channel, engagement
+group by agent, action_id, available_on, channel, engagement, ordered
