@@ -377,8 +377,9 @@ def build_tables(
 def _previous(conn: sa.Connection) -> tuple[int, int]:
     """(orders, customers) of earlier CDNOW loads (results fetched to the end: DuckDB 2 refuses
     other work on a connection with an unfinished result)."""
+    ours = {"p": f"{PREFIX}%"}
     counts = [
-        conn.execute(sa.text(f"select count(*) from raw.{t} where {c} like '{PREFIX}%'")).fetchall()
+        conn.execute(sa.text(f"select count(*) from raw.{t} where {c} like :p"), ours).fetchall()
         for t, c in (("orders", "order_id"), ("customers", "customer_id"))
     ]
     return int(counts[0][0][0]), int(counts[1][0][0])
@@ -399,9 +400,10 @@ def _write(
             "pass --replace to reload"
         )
     if replace:
-        conn.execute(sa.text(f"delete from raw.orders where order_id like '{PREFIX}%'"))
+        ours = {"prefix": f"{PREFIX}%"}
+        conn.execute(sa.text("delete from raw.orders where order_id like :prefix"), ours)
         for table in ("customers", "consents"):
-            conn.execute(sa.text(f"delete from raw.{table} where customer_id like '{PREFIX}%'"))
+            conn.execute(sa.text(f"delete from raw.{table} where customer_id like :prefix"), ours)
     for name, table in (
         ("raw.customers", tables.customers),
         ("raw.consents", tables.consents),
