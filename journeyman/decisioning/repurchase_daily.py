@@ -97,15 +97,18 @@ def fit_day(summary: pa.Table) -> tuple[BgNbdParams | None, GammaGammaParams | N
         return None, None, f"{repeat} repeat customers (at least {MIN_REPEAT_CUSTOMERS} needed)"
     t_x = summary.column("recency_days").to_numpy().astype(float)
     age = summary.column("age_days").to_numpy().astype(float)
-    bgnbd = fit_bgnbd(x, t_x, age)
+    try:
+        bgnbd = fit_bgnbd(x, t_x, age)
+    except RepurchaseDataError as exc:  # a summary the model cannot take: no fit, not a failure
+        return None, None, f"no BG/NBD fit: {exc}"
     try:
         gg = fit_gamma_gamma(x, summary.column("repeat_order_value").to_numpy().astype(float))
     except RepurchaseDataError as exc:
         return bgnbd, None, f"no gamma-gamma fit: {exc}"
     notes = []
     if bgnbd.fit is not None and not bgnbd.fit.converged:
-        # e.g. no customer ever seems to drop out: a → 0, b → ∞ (the NBD limit); the last
-        # iterate still predicts well, and the note says so
+        # e.g. no customer ever seems to drop out: a → 0, b → ∞ (the NBD limit); the
+        # predictions are the last iterate's, and the note says so
         notes.append(f"BG/NBD fit stopped before converging: {bgnbd.fit.message}")
     if gg.q <= 1:
         notes.append("gamma-gamma q ≤ 1 (infinite mean spend): own means used")
