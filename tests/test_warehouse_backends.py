@@ -87,7 +87,15 @@ def test_tables_are_created_alike_and_upgraded_in_place(warehouse: Warehouse) ->
     extra = {("journeyman.decision_features", f) for f in ("order_count", "email_open_rate")}
     assert present == expected | extra
     kinds = {kind for columns in declared.values() for _, kind in columns}
-    assert kinds == {"varchar", "timestamp", "double precision", "date", "integer", "bytea"}
+    assert kinds == {
+        "varchar",
+        "timestamp",
+        "double precision",
+        "date",
+        "integer",
+        "bytea",
+        "boolean",
+    }
     # a dropped column comes back (nullable) and the rows stay
     warehouse.execute(
         "insert into journeyman.message_tags (agent, message_id, tag, value) "
