@@ -199,3 +199,26 @@ def test_usage_errors_are_one_line_and_exit_2(args):
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert result.output.startswith("error: ") and "--help`)" in result.output
+
+
+def test_prepare_parses_a_stale_manifest_and_reports_where_it_is():
+    from journeyman.orchestration.project import dbt_project
+
+    manifest = dbt_project.manifest_path
+    os.utime(manifest, (1, 1))  # older than every project file: stale
+    result = CliRunner().invoke(main, ["prepare"])
+    assert result.exit_code == 0, result.output
+    assert f"dbt manifest ready: {manifest}" in " ".join(result.output.split())
+    assert manifest.stat().st_mtime > 1  # parsed again
+
+
+def test_prepare_without_dbt_is_one_clear_error(tmp_path, monkeypatch):
+    from journeyman.orchestration.project import dbt_project
+
+    os.utime(dbt_project.manifest_path, (1, 1))  # stale, so dbt would be needed
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    result = CliRunner().invoke(main, ["prepare"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: The `dbt` executable was not found")
+    assert len(result.output.strip().splitlines()) == 1

@@ -235,7 +235,7 @@ def prepare() -> None:
     from journeyman.orchestration.project import DbtUnavailableError, prepare_manifest
 
     try:
-        out(f"dbt manifest ready: {prepare_manifest()}")
+        out.print(f"dbt manifest ready: {prepare_manifest()}", soft_wrap=True)
     except DbtUnavailableError as exc:
         fail(str(exc))
 
