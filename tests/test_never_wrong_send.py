@@ -75,7 +75,11 @@ class RecordingSendGrid(SendGridEmulator):
         if isinstance(body, dict):
             with self.lock:
                 self.payloads.append(body)
+            self.before_send(body)
         return super()._send(request)
+
+    def before_send(self, body: dict[str, Any]) -> None:
+        """Called with each recorded body before the emulator answers (a hook for subclasses)."""
 
 
 def sendgrid(url: str, **kw: Any) -> SendGridDestination:

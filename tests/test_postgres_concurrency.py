@@ -29,11 +29,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 from backends import SKIP_REASON, postgres_database, rows, server_url
+from test_never_wrong_send import RecordingSendGrid
 
 from journeyman import settings
 from journeyman.connectors.ledger import DeliveryLedger
-from journeyman.sandbox.emulators import SendGridEmulator
-from journeyman.sandbox.emulators.server import Request, Response
 from journeyman.signing import webhook_signature
 from journeyman.tables import ensure_journeyman_tables, ensure_raw_tables
 from journeyman.warehouse import Warehouse
@@ -147,7 +146,7 @@ def test_intake_workers_store_each_of_overlapping_duplicates_once() -> None:
 # -- the ledger: two sync processes for one destination -------------------------------------
 
 
-class GatedSendGrid(SendGridEmulator):
+class GatedSendGrid(RecordingSendGrid):
     """The SendGrid emulator holding every Mail Send request until requests of two runs (two
     batch ids) have arrived: the two sync processes surely overlap."""
 
@@ -156,18 +155,12 @@ class GatedSendGrid(SendGridEmulator):
         self.runs: set[str] = set()
         self.both = threading.Event()
 
-    def _send(self, request: Request) -> Response:
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            with self.lock:
-                self.runs.add(str(body.get("batch_id")))
-                if len(self.runs) >= 2:
-                    self.both.set()
+    def before_send(self, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.runs.add(str(body.get("batch_id")))
+            if len(self.runs) >= 2:
+                self.both.set()
         self.both.wait(timeout=120)
-        return super()._send(request)
 
 
 def _done(worker: subprocess.Popen) -> dict[str, int]:
