@@ -30,6 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 AGENTS_DIR = PROJECT_ROOT / "agents"
 AGENTS_ENV = "JOURNEYMAN_AGENTS"
+#: the logical date dbt builds as of (macros/as_of.sql), when no --vars run_date is given
+RUN_DATE_ENV = "JOURNEYMAN_RUN_DATE"
 THREADS_ENV = "JOURNEYMAN_THREADS"
 MAX_DEFAULT_THREADS = 8
 #: set by simulations (the demo, benchmarks): days are simulated, not lived, so a sync's

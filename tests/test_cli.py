@@ -41,21 +41,16 @@ def _table(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("│")]
 
 
-def test_demo_end_to_end_is_reproducible(tmp_path):
+def test_demo_runs_end_to_end_through_the_emulators(tmp_path):
+    """The README's first command, small: the summary table lists the agents' groups and nothing
+    went to files (the demo's reproducibility and its emulator path: test_demo_emulators.py;
+    file delivery: test_demo_cdnow.py)."""
     path = tmp_path / "wh" / "warehouse.duckdb"
-    args = ("--customers", "300", "--days", "2", "--seed", "3")  # through the emulators
-    first = _demo(path, *args)
+    first = _demo(path, "--customers", "300", "--days", "1", "--seed", "3")
     assert first.returncode == 0, first.stderr[-3000:]
     rows = _table(first.stdout)
     assert any("holdout" in r for r in rows) and any("rule_based" in r for r in rows)
     assert not (path.parent / "outbox").exists()  # nothing went to files
-    second = _demo(path, *args)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert _table(second.stdout) == rows
-    third = _demo(path, "--customers", "300", "--days", "2", "--seed", "4", "--delivery", "file")
-    assert third.returncode == 0, third.stderr[-3000:]
-    assert _table(third.stdout) != rows
-    assert list((path.parent / "outbox" / "sendgrid").glob("*.jsonl")), "no e-mail delivered"
 
 
 @pytest.mark.postgres

@@ -4,7 +4,7 @@ accepted → signed SendGrid / Twilio webhooks → the event intake → raw.mess
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,7 +16,7 @@ from journeyman.sandbox import SandboxWorld
 from journeyman.warehouse import Warehouse
 
 START = date(2026, 3, 2)
-OPTIONS = DemoOptions(customers=300, days=3, seed=5, start=START)
+OPTIONS = DemoOptions(customers=300, days=2, seed=5, start=START)
 # rows the world loads itself carry its nightly-ETL stamp (02:00 UTC after the simulated day, an
 # hour later for re-sent copies); the intake stamps the wall clock, long after the sandbox dates
 DIRECT = "_loaded_at <= timestamp '2026-03-06 03:00'"
@@ -160,7 +160,8 @@ def test_dbt_sees_the_received_events(runs):
     )
     expected = wh.scalar(
         "select count(distinct decision_id) from raw.message_events "
-        "where channel = 'email' and event_type = 'open' and occurred_at < timestamp '2026-03-05'"
+        "where channel = 'email' and event_type = 'open' "
+        f"and occurred_at < timestamp '{START + timedelta(days=OPTIONS.days)}'"
     )
     assert opened == expected > 0
 

@@ -2,7 +2,7 @@
 the repurchase model: everything else first, then customer_features and what reads it (whose
 features include the model's predictions of the day, repurchase.py)."""
 
-import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,16 @@ def _build(
 
     dbt's unit tests check the SQL, not the data: they run in CI (`dbt build`), not every day.
     """
-    run_vars = json.dumps({"run_date": context.partition_key})
-    args = ["build", "--vars", run_vars, "--exclude-resource-type", "unit_test"]
+    args = ["build", "--exclude-resource-type", "unit_test"]
     # One target folder per step reused by every run (the warehouse pool runs one build at a
     # time); dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
     target = Path(dbt_project.project_dir) / "target" / f"daily_{context.op_def.name}"
     # dagster-dbt hands its process's environment to dbt: the profile's variables for this
     # run's warehouse go there, at run time (never at import)
     settings.export_dbt_environment(warehouse.path)
+    # the partition's date through the environment, not --vars: new vars every day would make
+    # dbt re-parse the whole project on every build (macros/as_of.sql)
+    os.environ[settings.RUN_DATE_ENV] = context.partition_key
     yield from dbt.cli(args, context=context, target_path=target).stream()
 
 
