@@ -77,6 +77,8 @@ def _goal_gain(truth, goal, ids: np.ndarray, channel: str, hour: int, tags: dict
     )
     if goal.metric == "revenue":
         gain = reward.revenue - reward.baseline_revenue
+    elif goal.metric == "retention":  # an order and no opt-out (independent, to first order)
+        gain = reward.conversion * (1 - reward.unsubscribe) - reward.baseline_conversion
     else:
         gain = reward.conversion - reward.baseline_conversion
     return gain - reward.penalty(goal.penalties)

@@ -81,7 +81,7 @@ create table if not exists journeyman.decisions (
     send_until timestamp,             -- UTC; the latest it may still be sent (send window)
     propensity double precision,      -- P(policy chose this action | allowed set)
     exclusion_reason varchar,         -- NULL when the policy acted; else why no message
-    goal_metric varchar not null,     -- conversion | revenue
+    goal_metric varchar not null,     -- conversion | revenue | retention
     attribution_window_days integer not null,
     learning_window_days integer,     -- outcome window of the learning reward (NULL: attribution)
     -- reward lost per unsubscribe / complaint (learning)

@@ -69,7 +69,7 @@ def customers(n: int, **overrides) -> pa.Table:
 def test_shipped_agents_are_valid():
     agents = load_agents(settings.AGENTS_DIR)
     assert [a.name for a in agents] == sorted(a.name for a in agents)
-    assert all(a.goal.metric in ("conversion", "revenue") for a in agents)
+    assert all(a.goal.metric in ("conversion", "revenue", "retention") for a in agents)
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ def test_uplift_treatment_mean_is_the_driver_tree_revenue_per_customer(marts: Ma
             assert t["revenue_per_conversion"] is None and t["revenue_per_customer"] == 0
     goals = {(r["agent"], r["metric"]) for r in uplift if r["is_goal_metric"]}
     assert {a for a, _ in goals} == {r["agent"] for r in uplift}  # one goal metric per agent
-    assert {m for _, m in goals} <= {"revenue", "conversions"}
+    assert {m for _, m in goals} <= {"revenue", "conversions", "retained"}
 
 
 def test_one_uplift_row_by_hand(marts: Marts) -> None:
@@ -330,3 +330,38 @@ def test_exploration_and_delivery_diagnostics_are_consistent(marts: Marts) -> No
         planned = day_rows[0]["messages_planned"]
         # one destination per message here: every planned message is attempted once or not at all
         assert sum(r["attempted"] + r["not_attempted"] for r in day_rows) == planned
+
+
+def test_a_retention_goal_rewards_an_order_without_an_opt_out(marts: Marts) -> None:
+    """recurring_purchase's goal is retention: its reward is `retained` (an order in the window
+    and no opt-out), recounted here from the raw orders and events, and `retained` is its goal
+    metric in agent_uplift."""
+    rewards = marts.rows(
+        "select decision_id, customer_id, reference_at, window_end, orders, retained, reward "
+        "from marts.decision_rewards where agent = 'recurring_purchase'"
+    )
+    assert rewards, "the recurring agent has closed windows"
+    opt_outs = marts.rows(
+        "select customer_id, occurred_at as at from staging.stg_raw__message_events "
+        "where event_type = 'unsubscribe' union all select customer_id, recorded_at "
+        "from staging.stg_raw__consents where status = 'opted_out'"
+    )
+    by_customer: dict[str, list] = defaultdict(list)
+    for row in opt_outs:
+        by_customer[row["customer_id"]].append(row["at"])
+    for r in rewards:
+        opted_out = any(
+            r["reference_at"] < at <= r["window_end"] for at in by_customer[r["customer_id"]]
+        )
+        assert r["retained"] == int(r["orders"] > 0 and not opted_out), r
+        assert r["reward"] == r["retained"], r
+    goal = marts.rows(
+        "select distinct metric from marts.agent_uplift "
+        "where agent = 'recurring_purchase' and is_goal_metric"
+    )
+    assert goal == [{"metric": "retained"}]
+    others = marts.rows(
+        "select distinct agent, metric from marts.agent_uplift where is_goal_metric "
+        "and agent <> 'recurring_purchase'"
+    )
+    assert all(r["metric"] in ("revenue", "conversions") for r in others)

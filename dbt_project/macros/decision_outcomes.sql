@@ -1,7 +1,8 @@
 {#- The outcomes of every acted or held-out decision whose window of `window_days` (a column of
     stg_journeyman__decisions: attribution_window_days for reporting, learning_window_days for
     learning) has closed by the as-of instant: orders, revenue, conversion, unsubscribes,
-    complaints, how the customer engaged with the message (0 not opened, 1 opened or tapped,
+    complaints, retention (an order in the window and no opt-out of the customer from any channel
+    by its end: an unsubscribe event or an opted_out consent change after the reference instant), how the customer engaged with the message (0 not opened, 1 opened or tapped,
     2 clicked), the goal reward and the learning reward (reward minus penalties). Outcomes count in
     (reference_at, window_end]: an order at the send does not count, one at exactly window_end
     does. Duplicate orders / events count once. -#}
@@ -123,58 +124,110 @@ event_outcomes as (
 
 ),
 
-rewards as (
+opt_outs as (
+
+    select customer_id, occurred_at as opted_out_at
+    from {{ ref('stg_raw__message_events') }}
+    where event_type = 'unsubscribe'
+    union all
+    select customer_id, recorded_at as opted_out_at
+    from {{ ref('stg_raw__consents') }}
+    where status = 'opted_out'
+
+),
+
+opt_out_outcomes as (
+
+    select distinct closed.decision_id
+
+    from closed
+    inner join opt_outs
+        on closed.customer_id = opt_outs.customer_id
+        and opt_outs.opted_out_at > closed.reference_at
+        and opt_outs.opted_out_at <= closed.window_end
+
+),
+
+outcomes as (
 
     select
-        closed.decision_id,
-        closed.agent,
-        closed.customer_id,
-        closed.decision_date,
-        closed.policy,
-        closed.policy_version,
-        closed.experiment_group,
-        closed.action_id,
-        closed.message_id,
-        closed.channel,
-        closed.local_hour,
-        closed.send_at,
-        closed.propensity,
-        closed.goal_metric,
-        closed.attribution_window_days,
-        closed.penalty_unsubscribe,
-        closed.penalty_complaint,
-        closed.reference_at,
-        closed.window_end,
-        closed.was_delivered,
-        cast(coalesce(order_outcomes.orders, 0) as integer) as orders,
-        cast(coalesce(order_outcomes.revenue, 0) as double precision) as revenue,
-        case when coalesce(order_outcomes.orders, 0) > 0 then 1 else 0 end as converted,
-        coalesce(event_outcomes.unsubscribed, 0) as unsubscribed,
-        coalesce(event_outcomes.complained, 0) as complained,
-        coalesce(event_outcomes.engagement, 0) as engagement,
-        cast(
-            case
-                when closed.goal_metric = 'revenue' then coalesce(order_outcomes.revenue, 0)
-                when coalesce(order_outcomes.orders, 0) > 0 then 1
-                else 0
-            end as double precision
-        ) as reward,
-        cast(
-            case
-                when closed.goal_metric = 'revenue' then coalesce(order_outcomes.revenue, 0)
-                when coalesce(order_outcomes.orders, 0) > 0 then 1
-                else 0
-            end
-            - closed.penalty_unsubscribe * coalesce(event_outcomes.unsubscribed, 0)
-            - closed.penalty_complaint * coalesce(event_outcomes.complained, 0)
-            as double precision
-        ) as learning_reward
+        closed.*,
+        coalesce(order_outcomes.orders, 0) as order_count,
+        coalesce(order_outcomes.revenue, 0) as order_revenue,
+        case
+            when coalesce(order_outcomes.orders, 0) > 0 and opt_out_outcomes.decision_id is null
+                then 1
+            else 0
+        end as retained_flag,
+        coalesce(event_outcomes.unsubscribed, 0) as unsubscribed_flag,
+        coalesce(event_outcomes.complained, 0) as complained_flag,
+        coalesce(event_outcomes.engagement, 0) as engagement_level
 
     from closed
     left join order_outcomes
         on closed.decision_id = order_outcomes.decision_id
     left join event_outcomes
         on closed.decision_id = event_outcomes.decision_id
+    left join opt_out_outcomes
+        on closed.decision_id = opt_out_outcomes.decision_id
+
+),
+
+goal_rewards as (
+
+    select
+        outcomes.*,
+        cast(
+            case outcomes.goal_metric
+                when 'revenue' then outcomes.order_revenue
+                when 'retention' then outcomes.retained_flag
+                else case when outcomes.order_count > 0 then 1 else 0 end
+            end as double precision
+        ) as goal_reward
+
+    from outcomes
+
+),
+
+rewards as (
+
+    select
+        decision_id,
+        agent,
+        customer_id,
+        decision_date,
+        policy,
+        policy_version,
+        experiment_group,
+        action_id,
+        message_id,
+        channel,
+        local_hour,
+        send_at,
+        propensity,
+        goal_metric,
+        attribution_window_days,
+        penalty_unsubscribe,
+        penalty_complaint,
+        reference_at,
+        window_end,
+        was_delivered,
+        cast(order_count as integer) as orders,
+        cast(order_revenue as double precision) as revenue,
+        case when order_count > 0 then 1 else 0 end as converted,
+        retained_flag as retained,
+        unsubscribed_flag as unsubscribed,
+        complained_flag as complained,
+        engagement_level as engagement,
+        goal_reward as reward,
+        cast(
+            goal_reward
+            - penalty_unsubscribe * unsubscribed_flag
+            - penalty_complaint * complained_flag
+            as double precision
+        ) as learning_reward
+
+    from goal_rewards
 
 )
 

@@ -34,9 +34,13 @@ class _Strict(BaseModel):
 
 
 class Goal(_Strict):
-    """What the agent maximises, and how long after a message an outcome still counts."""
+    """What the agent maximises, and how long after a message an outcome still counts.
 
-    metric: Literal["conversion", "revenue"]
+    `conversion`: the customer orders inside the window; `revenue`: the window's order revenue;
+    `retention`: the customer orders inside the window and has not unsubscribed from any channel
+    by its end (reducing churn: an order bought with an opt-out is not a win)."""
+
+    metric: Literal["conversion", "revenue", "retention"]
     attribution_window_days: int = Field(7, ge=1, le=90)
     # learning may read a shorter window than the goal is judged on (sooner, less noisy rewards)
     learning_window_days: int | None = Field(None, ge=1, le=90)

@@ -332,6 +332,7 @@ UPLIFT_UNITS = {
     "conversions": "conversions per customer",
     "unsubscribes": "unsubscribes per customer",
     "complaints": "complaints per customer",
+    "retained": "retained customers per customer (ordered, no unsubscribe)",
 }
 
 

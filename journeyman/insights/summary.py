@@ -28,6 +28,7 @@ METRIC_VERBS = {
     "conversions": ("makes", "conversions per customer"),
     "unsubscribes": ("causes", "unsubscribes per customer"),
     "complaints": ("draws", "complaints per customer"),
+    "retained": ("keeps", "retained customers per customer"),
 }
 
 

@@ -64,7 +64,13 @@ final as (
         cast(coalesce(member_outcomes.conversions, 0) as integer) as conversions,
         cast(coalesce(member_outcomes.revenue, 0) as double precision) as revenue,
         cast(coalesce(member_outcomes.unsubscribes, 0) as integer) as unsubscribes,
-        cast(coalesce(member_outcomes.complaints, 0) as integer) as complaints
+        cast(coalesce(member_outcomes.complaints, 0) as integer) as complaints,
+        case
+            when coalesce(member_outcomes.conversions, 0) > 0
+                and coalesce(member_outcomes.unsubscribes, 0) = 0
+                then 1
+            else 0
+        end as retained
 
     from members
     left join member_outcomes

@@ -57,7 +57,9 @@ group_sums as (
         sum(cast(unsubscribes as double precision)) as unsubscribes_sum,
         sum(cast(unsubscribes as double precision) * unsubscribes) as unsubscribes_sum_sq,
         sum(cast(complaints as double precision)) as complaints_sum,
-        sum(cast(complaints as double precision) * complaints) as complaints_sum_sq
+        sum(cast(complaints as double precision) * complaints) as complaints_sum_sq,
+        sum(cast(retained as double precision)) as retained_sum,
+        sum(cast(retained as double precision) * retained) as retained_sum_sq
 
     from members
     group by agent, experiment_group
@@ -66,7 +68,7 @@ group_sums as (
 
 metric_sums as (
 
-    {%- for metric in ['conversions', 'revenue', 'unsubscribes', 'complaints'] %}
+    {%- for metric in ['conversions', 'revenue', 'unsubscribes', 'complaints', 'retained'] %}
     {% if not loop.first %}union all{% endif %}
     select
         agent,
@@ -179,7 +181,8 @@ final as (
         intervals.metric,
         coalesce(
             (agent_goals.goal_metric = 'revenue' and intervals.metric = 'revenue')
-            or (agent_goals.goal_metric = 'conversion' and intervals.metric = 'conversions'),
+            or (agent_goals.goal_metric = 'conversion' and intervals.metric = 'conversions')
+            or (agent_goals.goal_metric = 'retention' and intervals.metric = 'retained'),
             false
         ) as is_goal_metric,
         intervals.comparison_group,
