@@ -6,6 +6,8 @@ import os
 import sys
 import time
 from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -14,6 +16,11 @@ from rich.table import Table
 
 from journeyman import settings
 from journeyman.orchestration.console import DateParam, console, fail, out
+
+if TYPE_CHECKING:
+    from journeyman.orchestration.demo import DemoOptions
+    from journeyman.sandbox.cdnow import Transactions
+    from journeyman.warehouse import Warehouse
 
 
 def _show_one_line(error: click.UsageError, file=None) -> None:  # noqa: ANN001 - click's
@@ -54,13 +61,19 @@ def main() -> None:
     """journeyman: warehouse-native AI decisioning for customer journeys."""
 
 
+#: the CDNOW file `demo --orders cdnow` reads by default: the shared data sets beside the project
+CDNOW_FILE = settings.PROJECT_ROOT.parent / "shared" / "datasets" / "cdnow" / "CDNOW_master.txt"
+
+
 @main.command()
 @click.option(
     "--customers",
     type=click.IntRange(100, 2_000_000),
     default=5000,
     show_default=True,
-    help="Size of the synthetic customer population.",
+    help="Size of the synthetic customer population; with --orders cdnow, how many of the file's "
+    "customers are taken: the first N customer ids in id order (all of them when the file has "
+    "fewer).",
 )
 @click.option(
     "--days",
@@ -87,6 +100,22 @@ def main() -> None:
     "are JSON lines under the outbox folder.",
 )
 @click.option(
+    "--orders",
+    type=click.Choice(["synthetic", "cdnow"]),
+    default="synthetic",
+    show_default=True,
+    help="synthetic: a drawn population with two years of orders. cdnow: the customers and "
+    "orders of a CDNOW-format file (--orders-file), shifted to end the day before --start, with "
+    "synthetic, labelled contact details; the world continues each customer's real purchase "
+    "pattern (docs/sandbox.md).",
+)
+@click.option(
+    "--orders-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"The CDNOW-format file of --orders cdnow [default: {CDNOW_FILE}]",
+)
+@click.option(
     "--warehouse",
     "warehouse_setting",
     default=None,
@@ -95,7 +124,14 @@ def main() -> None:
     ".journeyman/warehouse.duckdb]",
 )
 def demo(
-    customers: int, days: int, seed: int, start: date, delivery: str, warehouse_setting: str | None
+    customers: int,
+    days: int,
+    seed: int,
+    start: date,
+    delivery: str,
+    orders: str,
+    orders_file: Path | None,
+    warehouse_setting: str | None,
 ) -> None:
     """Run the whole loop on embedded DuckDB (or the PostgreSQL database of --warehouse): a
     sandbox world, D daily cycles of the Dagster job (dbt → decisions → deliveries), then a per
@@ -110,6 +146,8 @@ def demo(
 
     _check_demo_dates(start, days)
     started = time.perf_counter()
+    history = _demo_history(orders, orders_file, customers)
+    customers = customers if history is None else history.n_customers
     if warehouse_setting:
         os.environ[settings.WAREHOUSE_ENV] = warehouse_setting
     try:
@@ -118,49 +156,14 @@ def demo(
         fail(str(exc))
     os.environ[settings.WAREHOUSE_ENV] = location
     settings.export_dbt_environment(location)
-    data_dir = settings.data_dir()
-    outbox = data_dir / "outbox"
     try:
         dbt_executable()  # every day builds with dbt: fail before the warehouse is touched
         prepare_manifest()
         load_agents(settings.agents_dir())
-        from journeyman.orchestration.definitions import defs
-        from journeyman.orchestration.demo import (
-            DemoError,
-            DemoOptions,
-            demo_delivery,
-            prepare_warehouse,
-            run_demo,
-        )
+        from journeyman.orchestration.demo import DemoOptions, summary_rows
 
-        options = DemoOptions(customers=customers, days=days, seed=seed, start=start)
-        with (
-            demo_delivery(delivery, data_dir, location, seed) as channel,
-            Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[step]}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            ) as progress,
-        ):
-            loaded = defs()
-            warehouse = prepare_warehouse(location, outbox)
-            task = progress.add_task("simulated days", total=days + 1, step="")
-            seen: set[date] = set()
-
-            def on_step(day: date, step: str) -> None:
-                if day not in seen and seen:
-                    progress.advance(task)
-                seen.add(day)
-                progress.update(task, step=f"{day}  {step}")
-
-            run_demo(options, loaded, warehouse, outbox, on_step, channel)
-            progress.update(task, completed=days + 1, step="done")
-        from journeyman.orchestration.demo import summary_rows
-
+        options = DemoOptions(customers, days, seed, start, history)
+        warehouse = _run_demo_with_progress(options, delivery, location)
         rows = summary_rows(warehouse)
     except (AgentConfigError, DbtUnavailableError, WarehouseError) as exc:
         console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)
@@ -172,8 +175,89 @@ def demo(
             console.print("[red]error:[/red]", escape(str(exc)), soft_wrap=True)
             sys.exit(1)
         raise
-    _print_summary(rows, customers, days, seed, warehouse.location)
+    note = _history_line(history, orders_file or CDNOW_FILE, start)
+    _print_summary(rows, customers, days, seed, warehouse.location, note)
     console.print(f"finished in {time.perf_counter() - started:.1f} s")
+
+
+def _run_demo_with_progress(options: DemoOptions, delivery: str, location: str) -> Warehouse:
+    """Start the delivery path, empty the warehouse and run the demo's days under a progress
+    bar; the warehouse it ran on."""
+    from journeyman.orchestration.definitions import defs
+    from journeyman.orchestration.demo import demo_delivery, prepare_warehouse, run_demo
+
+    data_dir = settings.data_dir()
+    outbox = data_dir / "outbox"
+    days = options.days
+    with (
+        demo_delivery(delivery, data_dir, location, options.seed) as channel,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[step]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
+        loaded = defs()
+        warehouse = prepare_warehouse(location, outbox)
+        task = progress.add_task("simulated days", total=days + 1, step="")
+        seen: set[date] = set()
+
+        def on_step(day: date, step: str) -> None:
+            if day not in seen and seen:
+                progress.advance(task)
+            seen.add(day)
+            progress.update(task, step=f"{day}  {step}")
+
+        run_demo(options, loaded, warehouse, outbox, on_step, channel)
+        progress.update(task, completed=days + 1, step="done")
+    return warehouse
+
+
+def _demo_history(orders: str, orders_file: Path | None, customers: int) -> Transactions | None:
+    """The CDNOW histories `--orders cdnow` makes the world of (the first `customers` customer
+    ids of the file), None for the synthetic population. A file that is missing or has no valid
+    line is one `error:` line and exit 2, before anything is done; malformed lines are one
+    warning."""
+    if orders != "cdnow":
+        if orders_file is not None:
+            raise click.UsageError("--orders-file is read only with --orders cdnow")
+        return None
+    from journeyman.sandbox.cdnow import CdnowError, read_transactions
+    from journeyman.sandbox.cdnow_world import first_customers
+
+    path = orders_file or CDNOW_FILE
+    if not path.exists():
+        fail(
+            f"--orders cdnow reads {path}, which does not exist; set --orders-file to a "
+            "CDNOW-format file"
+        )
+    try:
+        transactions = read_transactions(path)
+    except CdnowError as exc:
+        fail(str(exc))
+    if transactions.skipped:
+        first = transactions.bad[0]
+        console.print(
+            f"warning: skipped {transactions.skipped:,} malformed line(s) of {escape(str(path))} "
+            f"(line {first.line}: {escape(first.reason)})",
+            soft_wrap=True,
+        )
+    return first_customers(transactions, customers)
+
+
+def _history_line(history: Transactions | None, path: Path, start: date) -> str | None:
+    """The summary's line saying whose orders these are (None for the synthetic ones)."""
+    if history is None:
+        return None
+    return (
+        f"orders: CDNOW's ({path}): {len(history.customer):,} real orders of "
+        f"{history.n_customers:,} customers, dates shifted to end before {start}; contact "
+        "details, time zones and consents are synthetic"
+    )
 
 
 def _check_demo_dates(start: date, days: int) -> None:
@@ -286,7 +370,9 @@ def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
     )
 
 
-def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path: str) -> None:
+def _print_summary(
+    rows: list[dict], customers: int, days: int, seed: int, path: str, note: str | None = None
+) -> None:
     table = Table(title=f"journeyman demo: {customers} customers, {days} days, seed {seed}")
     for name in (
         "agent",
@@ -312,6 +398,8 @@ def _print_summary(rows: list[dict], customers: int, days: int, seed: int, path:
             f"{r['unsubscribes']:,}",
         )
     out.print(table)
+    if note:
+        out.print(note, soft_wrap=True)
     out.print(f"warehouse: {path}  (explore: `journeyman dev` opens the Dagster UI on these runs)")
 
 

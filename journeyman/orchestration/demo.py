@@ -13,6 +13,9 @@ the world answers what the emulators accepted, and the vendors' signed webhooks 
 events and SMS delivery receipts through the event intake (in this process: DuckDB allows one
 writing process per file) into raw.message_events — the production path. `file` is shadow
 mode: every destination writes JSON lines under the outbox, and the world reads them.
+
+With `history` (`--orders cdnow`), the world's customers and orders are real purchase histories
+(`SandboxWorld.create_from_history`, journeyman/sandbox/cdnow_world.py); the days run the same.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from journeyman.connectors.destination import OutboundMessage
 from journeyman.decisioning.config import load_agents
 from journeyman.orchestration.failures import describe_failure
 from journeyman.orchestration.run import execute_recorded, free_dead_runs, open_instance
-from journeyman.sandbox import SandboxWorld, read_outbox
+from journeyman.sandbox import SandboxError, SandboxWorld, read_outbox
+from journeyman.sandbox.cdnow import Transactions
 from journeyman.sandbox.vendors import VendorError
 from journeyman.sandbox.world import EventReporter
 from journeyman.tables import JOURNEYMAN_SCHEMA
@@ -58,6 +62,8 @@ class DemoOptions:
     days: int
     seed: int
     start: date
+    #: real purchase histories the world is made of (`--orders cdnow`); None: synthetic
+    history: Transactions | None = None
 
 
 #: what a demo writes into a server warehouse (dropped before it starts again)
@@ -268,9 +274,16 @@ def _run_days(
 ) -> None:
     world = SandboxWorld(warehouse, seed=options.seed)
     on_step(options.start, "creating the sandbox world")
-    world.create(n_customers=options.customers, start=options.start)
+    if options.history is None:
+        world.create(n_customers=options.customers, start=options.start)
+    else:
+        try:
+            world.create_from_history(options.history, start=options.start)
+        except SandboxError as exc:
+            raise DemoError(f"cannot make a world of these orders: {exc}") from exc
     job = defs.resolve_job_def("daily_loop")
     tag = f"{options.customers} customers, seed {options.seed}, from {options.start}"
+    tag += ", CDNOW orders" if options.history is not None else ""
     days = [options.start + timedelta(days=i) for i in range(options.days)]
     for day in days:
         on_step(day, "dbt build → decisions → deliveries")

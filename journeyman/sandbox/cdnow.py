@@ -88,6 +88,11 @@ class Transactions:
     skipped: int  # malformed lines
     bad: list[BadLine] = field(default_factory=list)  # the first LISTED_BAD_LINES of them
 
+    @property
+    def n_customers(self) -> int:
+        """How many distinct customers the valid lines name."""
+        return len(np.unique(self.customer))
+
 
 @dataclass(frozen=True)
 class CdnowTables:

@@ -2,7 +2,8 @@
 
 `create` draws the population (see population), two years of order history (see purchases) and
 writes raw.customers / raw.consents / raw.orders as an ETL tool would, plus the ground truth in
-schema `sandbox`. `simulate_day` loads into raw.* everything that happens on one UTC day:
+schema `sandbox`; `create_from_history` writes a world of real purchase histories instead (see
+cdnow_world). `simulate_day` loads into raw.* everything that happens on one UTC day:
 organic orders, events and orders that earlier messages scheduled for that day, and the
 responses to the messages delivered that day (see responses). Responses that fall on later days
 wait in `sandbox.pending_events`. All randomness of a day derives from (seed, day), so running
@@ -28,6 +29,7 @@ from journeyman.connectors.destination import OutboundMessage
 from journeyman.sandbox import creative
 from journeyman.sandbox.attention import click_delay_seconds, seen_delay_hours
 from journeyman.sandbox.campaigns import campaign_history
+from journeyman.sandbox.cdnow import Transactions
 from journeyman.sandbox.feed import (
     RAW_SCHEMAS,
     customers_table,
@@ -149,6 +151,41 @@ def _timestamps(values: Sequence[str]) -> np.ndarray:
     return out
 
 
+def _synthetic_history(
+    seed: int, rng: np.random.Generator, traits: Traits, start: date
+) -> tuple[pa.Table, CustomerState]:
+    """The synthetic population's orders before `start` (raw.orders rows, drawn from `rng`,
+    the world's "history" stream) and the customers' state at `start`."""
+    idx, times, alive, last_day, n_orders = draw_history(rng, traits, day_number(start))
+    times = history_order_times(stream(seed, "history-hours"), traits, idx, times)
+    order = np.lexsort((idx, times))
+    idx, times = idx[order], times[order]
+    ordered_at = day_time(times)
+    full_price = order_amounts(rng, traits, idx)
+    pay = history_promotions(stream(seed, "history-promotions"), traits, idx)
+    paid = np.round(full_price * pay, 2)
+    history = orders_table(
+        numbered("ord-h", np.arange(1, len(idx) + 1), 8),
+        traits.customer_id[idx],
+        ordered_at,
+        paid,
+        discounts(paid, pay),
+        order_categories(rng, traits, idx),
+        ordered_at.astype("datetime64[D]") + np.timedelta64(26, "h"),
+    )
+    state = CustomerState(
+        customer_id=traits.customer_id,
+        alive=alive,
+        last_order_day=last_day,
+        n_orders=n_orders,
+        consent=traits.consent0.copy(),
+        hard_bounced=np.zeros((traits.n, 3), dtype=bool),
+        coupon_pay=np.ones(traits.n),
+        coupon_until=np.full(traits.n, -1, dtype=np.int32),
+    )
+    return history, state
+
+
 class SandboxWorld:
     """A deterministic synthetic customer world kept in a warehouse (schema `sandbox` + raw.*)."""
 
@@ -168,66 +205,81 @@ class SandboxWorld:
         """
         if n_customers < 1:
             raise SandboxError("n_customers must be at least 1")
+        existing = self._existing_world()
+        if existing is not None:
+            if existing == (self.seed, n_customers, start):
+                return
+            raise self._another_world(existing)
+        traits = draw_population(self.seed, n_customers, start)
+        rng = stream(self.seed, "history")
+        signup_at = day_time(traits.signup_day + rng.random(n_customers) * 0.999)
+        history, state = _synthetic_history(self.seed, rng, traits, start)
+        raw = {
+            "raw.customers": customers_table(rng, traits, signup_at),
+            "raw.consents": initial_consents_table(traits, signup_at),
+            "raw.orders": history,
+        }
+        self._write_world(raw, traits, state, start)
+
+    def create_from_history(
+        self, transactions: Transactions, start: date = date(2026, 1, 1)
+    ) -> None:
+        """Write a world whose customers and orders are real ones (a CDNOW-format file's, see
+        cdnow_world), shifted so that the last order falls on the day before `start`; their
+        latent traits continue each customer's purchase pattern. SandboxError if the warehouse
+        already holds a world or raw customers."""
+        from journeyman.sandbox.cdnow_world import HistoryError, history_world
+
+        existing = self._existing_world()
+        if existing is not None:
+            raise self._another_world(existing)
+        try:
+            raw, traits, state = history_world(transactions, self.seed, start)
+        except HistoryError as exc:
+            raise SandboxError(str(exc)) from None
+        self._write_world(raw, traits, state, start)
+
+    def _existing_world(self) -> tuple[int, int, date] | None:
+        """(seed, n_customers, start) of the world this warehouse holds, None if it holds none;
+        SandboxError if raw.customers holds rows the sandbox did not write."""
         ensure_raw_tables(self.warehouse)
         self.warehouse.execute(SANDBOX_DDL)
         existing = self.warehouse.rows("select seed, n_customers, start from sandbox.world")
         if existing:
             seed, n, first = existing[0]
-            if (seed, n, first) == (self.seed, n_customers, start):
-                return
-            raise SandboxError(
-                f"{self.warehouse.location} already holds a sandbox world (seed={seed}, "
-                f"n_customers={n}, start={first}); use a fresh warehouse file for another world."
-            )
+            return seed, n, first
         if self.warehouse.scalar("select count(*) from raw.customers"):
             raise SandboxError(
                 f"raw.customers in {self.warehouse.location} already holds rows that the sandbox "
                 "did not write; use a fresh warehouse file for the sandbox world."
             )
-        traits = draw_population(self.seed, n_customers, start)
-        rng = stream(self.seed, "history")
-        start_day = day_number(start)
-        signup_at = day_time(traits.signup_day + rng.random(n_customers) * 0.999)
-        idx, times, alive, last_day, n_orders = draw_history(rng, traits, start_day)
-        times = history_order_times(stream(self.seed, "history-hours"), traits, idx, times)
-        order = np.lexsort((idx, times))
-        idx, times = idx[order], times[order]
-        ordered_at = day_time(times)
-        full_price = order_amounts(rng, traits, idx)
-        pay = history_promotions(stream(self.seed, "history-promotions"), traits, idx)
-        paid = np.round(full_price * pay, 2)
-        history = orders_table(
-            numbered("ord-h", np.arange(1, len(idx) + 1), 8),
-            traits.customer_id[idx],
-            ordered_at,
-            paid,
-            discounts(paid, pay),
-            order_categories(rng, traits, idx),
-            ordered_at.astype("datetime64[D]") + np.timedelta64(26, "h"),
+        return None
+
+    def _another_world(self, existing: tuple[int, int, date]) -> SandboxError:
+        seed, n, first = existing
+        return SandboxError(
+            f"{self.warehouse.location} already holds a sandbox world (seed={seed}, "
+            f"n_customers={n}, start={first}); use a fresh warehouse file for another world."
         )
-        state = CustomerState(
-            customer_id=traits.customer_id,
-            alive=alive,
-            last_order_day=last_day,
-            n_orders=n_orders,
-            consent=traits.consent0.copy(),
-            hard_bounced=np.zeros((n_customers, 3), dtype=bool),
-            coupon_pay=np.ones(n_customers),
-            coupon_until=np.full(n_customers, -1, dtype=np.int32),
-        )
+
+    def _write_world(
+        self, raw: Mapping[str, pa.Table], traits: Traits, state: CustomerState, start: date
+    ) -> None:
+        """The brand's past campaigns (they set the state's hard bounces), then the raw rows
+        (customers, consents, orders), the campaigns' events, the traits, the state and the
+        world's row, in one transaction."""
         campaign_events, state.hard_bounced = campaign_history(self.seed, traits, state, start)
         with self.warehouse.connect() as conn:
-            append_arrow(conn, "raw.customers", customers_table(rng, traits, signup_at))
-            append_arrow(conn, "raw.consents", initial_consents_table(traits, signup_at))
-            append_arrow(conn, "raw.orders", history)
+            for name in ("raw.customers", "raw.consents", "raw.orders"):
+                append_arrow(conn, name, raw[name])
             append_arrow(conn, "raw.message_events", campaign_events)
             append_arrow(conn, "sandbox.customer_traits", traits.to_arrow())
             append_arrow(conn, "sandbox.customer_state", state.to_arrow())
             conn.execute(
                 sa.text("insert into sandbox.world values (:seed, :n, :start, null)"),
-                {"seed": self.seed, "n": n_customers, "start": start},
+                {"seed": self.seed, "n": traits.n, "start": start},
             )
-        self._traits_cache[self._cache_key(n_customers, start)] = traits
+        self._traits_cache[self._cache_key(traits.n, start)] = traits
 
     # -- reading the world ---------------------------------------------------------------
 
