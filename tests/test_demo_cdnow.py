@@ -171,7 +171,7 @@ def test_demo_runs_the_agents_on_the_files_customers(tmp_path):
     env.pop("DAGSTER_HOME", None)
     args = ["--orders", "cdnow", "--orders-file", str(orders), "--customers", "200"]
     result = subprocess.run(
-        [str(JOURNEYMAN), "demo", *args, "--days", "2", "--delivery", "file"],
+        [str(JOURNEYMAN), "demo", *args, "--days", "1", "--delivery", "file"],
         capture_output=True,
         text=True,
         env=env,
@@ -181,13 +181,23 @@ def test_demo_runs_the_agents_on_the_files_customers(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warning: skipped 1 malformed line(s)" in result.stderr
     n = len(_history())
-    assert f"journeyman demo: {n} customers, 2 days" in result.stdout
+    assert f"journeyman demo: {n} customers, 1 day," in result.stdout
     assert f"orders: CDNOW's ({orders})" in " ".join(result.stdout.split())
     decided = _rows(
         warehouse, "select customer_id, count(*) from journeyman.decisions group by 1 order by 1"
     )
     assert decided and all(c.startswith("cdnow-") for c, _ in decided)
     assert len(decided) > n // 2
+    # file delivery (shadow mode): the messages are JSON lines under the outbox, per destination
+    sent = _rows(
+        warehouse, "select count(*) from journeyman.decisions where message_id is not null"
+    )[0][0]
+    lines = [
+        line
+        for f in (warehouse.parent / "outbox").glob("*/*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    assert sent > 0 and len(lines) == sent
 
 
 @pytest.mark.parametrize(

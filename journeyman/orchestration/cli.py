@@ -373,7 +373,8 @@ def cancel_scheduled(destination: str, batch_ids: tuple[str, ...]) -> None:
 def _print_summary(
     rows: list[dict], customers: int, days: int, seed: int, path: str, note: str | None = None
 ) -> None:
-    table = Table(title=f"journeyman demo: {customers} customers, {days} days, seed {seed}")
+    span = f"{days} day" if days == 1 else f"{days} days"
+    table = Table(title=f"journeyman demo: {customers} customers, {span}, seed {seed}")
     for name in (
         "agent",
         "policy",
