@@ -16,7 +16,7 @@ from journeyman.sandbox import SandboxWorld
 from journeyman.warehouse import Warehouse
 
 START = date(2026, 3, 2)
-OPTIONS = DemoOptions(customers=300, days=2, seed=5, start=START)
+OPTIONS = DemoOptions(customers=300, days=1, seed=5, start=START)
 # rows the world loads itself carry its nightly-ETL stamp (02:00 UTC after the simulated day, an
 # hour later for re-sent copies); the intake stamps the wall clock, long after the sandbox dates
 DIRECT = "_loaded_at <= timestamp '2026-03-06 03:00'"

@@ -1,5 +1,5 @@
 """`journeyman inspect`: one customer's decisions explained and replayed, on a real sandbox run
-(DuckDB, dbt and the Dagster job over three days; one customer's consent withdrawn after the
+(DuckDB, dbt and the Dagster job over two days; one customer's consent withdrawn after the
 first). The recomputed probability of a logged action must equal its logged propensity."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from journeyman.sandbox import SandboxWorld, read_outbox
 from journeyman.warehouse import Warehouse
 
 START = date(2026, 3, 2)
-DAYS = 3
+DAYS = 2
 LAST = START + timedelta(days=DAYS - 1)
 N = 1500
 
@@ -48,7 +48,7 @@ def _withdraw_consent(warehouse: Warehouse, day: date) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Three days of the whole asset graph on a small sandbox world; shared below."""
+    """Two days of the whole asset graph on a small sandbox world; shared below."""
     root = tmp_path_factory.mktemp("inspect")
     path = root / "warehouse.duckdb"
     mp = pytest.MonkeyPatch()
