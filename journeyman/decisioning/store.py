@@ -120,7 +120,9 @@ def load_arm_statistics(
     if not warehouse.table_exists("marts", "arm_statistics_daily"):
         return ArmStatistics.empty(features)
     table = warehouse.read_arrow(
-        f"select * from {STATS_TABLE} where agent = :agent and available_on <= :day",
+        # in one order: the rows are summed again below, and float sums depend on their order
+        f"select * from {STATS_TABLE} where agent = :agent and available_on <= :day "
+        "order by action_id, available_on, channel, engagement, ordered",
         {"agent": agent, "day": day},
     )
     if table.num_rows == 0:

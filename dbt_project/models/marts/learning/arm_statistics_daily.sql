@@ -5,7 +5,8 @@
 -- sides, docs/agents.md): the count, Σr, Σr², and over the decision-time features x: Σx, Σx·r
 -- and Σxᵢxⱼ (i ≤ j). The columns are generated from the feature list (macro feature_columns),
 -- so only these small sums leave the warehouse. Held-out decisions count as "send nothing"
--- (action_id no_send).
+-- (action_id no_send). The sums are exact (macro exact_sum): the same data gives the same
+-- statistics to the last bit on every run, so two runs of one seed decide alike.
 --
 -- available_on is the first run date whose as-of instant is at or after the decision's
 -- window_end: the day its reward became known. Each run adds the rewards that became available
@@ -86,17 +87,17 @@ select
     engagement,
     ordered,
     count(*) as n,
-    sum(r) as sum_r,
-    sum(r * r) as sum_rr
+    {{ exact_sum('r') }} as sum_r,
+    {{ exact_sum('r * r') }} as sum_rr
     {%- for f in features %},
-    sum({{ f }}) as x__{{ f }},
-    sum({{ f }} * r) as xr__{{ f }}
+    {{ exact_sum(f) }} as x__{{ f }},
+    {{ exact_sum(f ~ ' * r') }} as xr__{{ f }}
     {%- endfor %}
     {%- for fi in features %}
     {%- set outer = loop.index0 %}
     {%- for fj in features %}
     {%- if loop.index0 >= outer %},
-    sum({{ fi }} * {{ fj }}) as xx__{{ fi }}__{{ fj }}
+    {{ exact_sum(fi ~ ' * ' ~ fj) }} as xx__{{ fi }}__{{ fj }}
     {%- endif %}
     {%- endfor %}
     {%- endfor %}
