@@ -380,10 +380,10 @@ def run_dbt(
     """Run dbt against the project with its own warehouse (a DuckDB file or a PostgreSQL URL:
     the profile's target and its connection from settings.dbt_environment), target and log
     folders."""
-    env = {k: v for k, v in os.environ.items() if k != "JOURNEYMAN_RUN_DATE"}
+    env = {k: v for k, v in os.environ.items() if k != settings.RUN_DATE_ENV}
     env = settings.dbt_process_environment(env, str(warehouse))
     if run_date_env is not None:
-        env["JOURNEYMAN_RUN_DATE"] = run_date_env
+        env[settings.RUN_DATE_ENV] = run_date_env
     command = [
         str(DBT),
         *args,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from journeyman.decisioning.policies import build_policy
 from journeyman.decisioning.policies.base import DecisionContext
 from journeyman.decisioning.policies.hurdle import HurdlePosterior, fit_hurdle, order_weights
 from tests.test_decisioning import DAY, _agent_dict, _write, customers
+from tests.test_replay import _write as _csv  # one logged-data CSV writer
 
 NAMES = ["f0", "f1"]
 ARMS = ["a", "b", "c"]
@@ -265,14 +264,6 @@ def test_an_unknown_revenue_model_fails_at_load(tmp_path):
     data["policy"]["params"]["revenue_model"] = "tobit"
     with pytest.raises(AgentConfigError, match=r"policy\.params: `revenue_model` must be one of"):
         load_agent(_write(tmp_path, data))
-
-
-def _csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(list(columns))
-        writer.writerows(zip(*columns.values(), strict=True))
-    return path
 
 
 def test_the_replay_learns_a_revenue_column_as_a_revenue_goal(tmp_path):
