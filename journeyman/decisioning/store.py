@@ -98,6 +98,7 @@ def stream_customers(
 
 STATS_TABLE = "marts.arm_statistics_daily"
 FEATURES_SNAPSHOT = "journeyman.decision_features"
+_ROW_KEYS = ("action_id", "available_on", "channel", "engagement", "ordered")
 
 
 def load_arm_statistics(
@@ -120,13 +121,15 @@ def load_arm_statistics(
     if not warehouse.table_exists("marts", "arm_statistics_daily"):
         return ArmStatistics.empty(features)
     table = warehouse.read_arrow(
-        # in one order: the rows are summed again below, and float sums depend on their order
-        f"select * from {STATS_TABLE} where agent = :agent and available_on <= :day "
-        "order by action_id, available_on, channel, engagement, ordered",
+        f"select * from {STATS_TABLE} where agent = :agent and available_on <= :day",
         {"agent": agent, "day": day},
     )
     if table.num_rows == 0:
         return ArmStatistics.empty(features)
+    # in one order: the rows are summed again below, and float sums depend on their order
+    # (a table built before the engagement or ordered column sorts on the keys it has)
+    keys = [c for c in _ROW_KEYS if c in table.column_names]
+    table = table.sort_by([(c, "ascending") for c in keys])
     sums = {
         c: table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
         for c in table.column_names
