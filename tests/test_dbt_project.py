@@ -609,6 +609,22 @@ def test_customer_features_hand_computed(build: Build) -> None:
     assert c3["no_offer_response_rate"] == pytest.approx(no_offer_prior)  # never sent one
 
 
+def test_customer_agent_contacts_hold_each_agents_own_sends(build: Build) -> None:
+    rows = build.rows("select * from marts.customer_agent_contacts order by customer_id, agent")
+    by_key = {(r["customer_id"], r["agent"]): r for r in rows}
+    sent = build.rows(
+        "select customer_id, agent, count(*) as n from intermediate.int_messages_sent "
+        "group by customer_id, agent"
+    )
+    assert set(by_key) == {(r["customer_id"], r["agent"]) for r in sent}
+    # c1: winback's dA (Feb 27 15:00) and dB (Feb 20) were delivered, dC failed
+    c1 = by_key[("c1", "winback")]
+    assert c1["messages_last_30d"] == 2
+    assert c1["last_message_at"] == datetime(2024, 2, 27, 15, 0)
+    assert c1["hours_since_last_message"] == pytest.approx(57.0)
+    assert not any(customer == "c2" for customer, _ in by_key)  # never sent a message
+
+
 def test_customer_without_history_gets_defaults(build: Build) -> None:
     by_id = features(build)
     c2, c3 = by_id["c2"], by_id["c3"]

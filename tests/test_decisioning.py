@@ -19,6 +19,7 @@ from journeyman.decisioning.decide import (
     audience_column,
     contact_history,
     decide_batch,
+    own_contact_column,
 )
 from journeyman.decisioning.send_time import hour_table
 
@@ -307,6 +308,37 @@ def test_business_as_usual_journey_sends_each_step_once_when_it_comes_due():
                 "email",
                 10,
             ), cases[i % len(cases)]
+
+
+def test_business_as_usual_journey_counts_only_its_own_agents_messages():
+    """Another agent's message (any-agent hours_since_last_message) does not stop the journey;
+    its own (the agent's contact history, own_contact_column) does; NULL there: never sent."""
+    agent = load_agent(WINBACK)
+    only_rule = agent.model_copy(
+        update={
+            "policy": agent.baselines[0],
+            "baselines": [],
+            "guardrails": agent.guardrails.model_copy(update={"holdout_share": 0.0}),
+        }
+    )
+    #  (hours since any agent's last message, since this agent's, whether the step is sent)
+    cases = [(10.0, None, True), (10.0, 2000.0, True), (10.0, 50.0, False), (80.0, 80.0, True)]
+    n = len(cases) * 10
+    batch = customers(
+        n,
+        days_since_last_order=[33] * n,  # due since day 30
+        hours_since_last_message=[cases[i % len(cases)][0] for i in range(n)],
+        **{
+            own_contact_column(agent): pa.array(
+                [cases[i % len(cases)][1] for i in range(n)], type=pa.float64()
+            )
+        },
+    )
+    rows, _ = _decide(batch, only_rule)
+    for row in rows:
+        case = cases[int(row["customer_id"][1:]) % len(cases)]
+        assert (row["message_id"] == "we_miss_you") is case[2], case
+        assert (row["message_id"] is None) is not case[2], case
 
 
 def test_decisions_are_reproducible():

@@ -61,6 +61,18 @@ def audience_column(agent: AgentConfig) -> str:
     return f"_audience_{agent.name}"
 
 
+def uses_own_contacts(agent: AgentConfig) -> bool:
+    """Whether one of the agent's policies is a business-as-usual journey (rule_based), which
+    reads the agent's own contact history."""
+    return any(p.name == "rule_based" for p in (agent.policy, *agent.baselines))
+
+
+def own_contact_column(agent: AgentConfig) -> str:
+    """Name of the column holding the hours since the agent's own last message to the customer
+    (NULL: never), shown to its policies as `agent_hours_since_last_message`."""
+    return f"_own_hours_{agent.name}"
+
+
 @dataclass
 class AgentDecider:
     """An agent with its action space and policies, ready to decide batches."""
@@ -111,19 +123,25 @@ def _counts(batch: pa.Table, name: str) -> np.ndarray:
 
 
 class _Columns(Mapping[str, np.ndarray]):
-    """customer_features columns as numpy, converted only when a policy reads one."""
+    """customer_features columns as numpy, converted only when a policy reads one; `aliases`
+    show a batch column under another name (the agent's own contact history)."""
 
-    def __init__(self, batch: pa.Table, rows: np.ndarray) -> None:
+    def __init__(
+        self, batch: pa.Table, rows: np.ndarray, aliases: Mapping[str, str] | None = None
+    ) -> None:
         self._batch, self._rows = batch, rows
+        names = set(batch.column_names)
+        self._aliases = {k: v for k, v in (aliases or {}).items() if v in names}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._batch.column(name).to_numpy(zero_copy_only=False)[self._rows]
+        column = self._batch.column(self._aliases.get(name, name))
+        return column.to_numpy(zero_copy_only=False)[self._rows]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._batch.column_names)
+        return iter([*self._batch.column_names, *self._aliases])
 
     def __len__(self) -> int:
-        return self._batch.num_columns
+        return self._batch.num_columns + len(self._aliases)
 
 
 def decide_batch(
@@ -241,7 +259,9 @@ def _choose(
             actions=decider.actions,
             features=x[rows],
             feature_names=decider.feature_names,
-            columns=_Columns(batch, rows),
+            columns=_Columns(
+                batch, rows, {"agent_hours_since_last_message": own_contact_column(agent)}
+            ),
             seed_key=f"{agent.name}:{day.isoformat()}",
         )
         choice = policy.choose(ctx, verdict.allowed[local], u[rows])

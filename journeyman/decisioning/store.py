@@ -12,11 +12,12 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from journeyman.decisioning.config import AgentConfig, AgentConfigError
-from journeyman.decisioning.decide import audience_column
+from journeyman.decisioning.decide import audience_column, own_contact_column, uses_own_contacts
 from journeyman.decisioning.learning import ArmStatistics
 from journeyman.warehouse import Warehouse, WarehouseError, append_arrow, stream_arrow
 
 FEATURES_TABLE = "marts.customer_features"
+CONTACTS_TABLE = "marts.customer_agent_contacts"
 DECISIONS_TABLE = "journeyman.decisions"
 LEDGER_TABLE = "journeyman.deliveries"
 MESSAGE_TAGS_TABLE = "journeyman.message_tags"
@@ -87,13 +88,42 @@ def check_audiences(warehouse: Warehouse, agents: Sequence[AgentConfig]) -> None
 def stream_customers(
     warehouse: Warehouse, agents: Sequence[AgentConfig], batch_size: int = 100_000
 ) -> Iterator[pa.Table]:
-    """customer_features rows in customer order, each with one audience column per agent."""
+    """customer_features rows in customer order, each with one audience column per agent (and,
+    per agent running a business-as-usual journey, the hours since its own last message)."""
     audiences, params = _audience_select(agents)
+    source, contact_params = _features_with_own_contacts(warehouse, agents)
+    params.update(contact_params)
     select = f"*, {audiences}" if audiences else "*"
-    sql = f"select {select} from {FEATURES_TABLE} order by customer_id"
+    sql = f"select {select} from {source} order by customer_id"
     with warehouse.connect() as conn:
         for batch in stream_arrow(conn, sql, batch_size, params):
             yield pa.Table.from_batches([batch])
+
+
+def _features_with_own_contacts(
+    warehouse: Warehouse, agents: Sequence[AgentConfig]
+) -> tuple[str, dict[str, Any]]:
+    """customer_features, joined for every agent with a rule_based policy to that agent's own
+    contact history (`marts.customer_agent_contacts`; NULL hours: it never messaged the
+    customer). A subquery, so that audiences keep reading the features' bare column names."""
+    journeys = [a for a in agents if uses_own_contacts(a)]
+    if not journeys:
+        return FEATURES_TABLE, {}
+    if not warehouse.table_exists("marts", "customer_agent_contacts"):
+        raise WarehouseError(
+            f"{CONTACTS_TABLE} does not exist in {warehouse.location}: build the dbt project "
+            "(dbt build --project-dir dbt_project); rule_based journeys read it"
+        )
+    columns, joins, params = [], [], {}
+    for i, agent in enumerate(journeys):
+        columns.append(f'c{i}.hours_since_last_message as "{own_contact_column(agent)}"')
+        joins.append(
+            f"left join (select customer_id, hours_since_last_message from {CONTACTS_TABLE} "
+            f"where agent = :contacts_agent_{i}) as c{i} on c{i}.customer_id = f.customer_id"
+        )
+        params[f"contacts_agent_{i}"] = agent.name
+    source = f"(select f.*, {', '.join(columns)} from {FEATURES_TABLE} as f {' '.join(joins)})"
+    return f"{source} as features", params
 
 
 STATS_TABLE = "marts.arm_statistics_daily"

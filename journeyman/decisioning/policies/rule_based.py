@@ -1,5 +1,6 @@
 """The static journeys marketers run today, as a baseline: "e-mail when a customer passes 30 days
-without an order and has had no message since; a reminder with an offer two weeks later"."""
+without an order and has had no message from this journey since; a reminder with an offer two
+weeks later"."""
 
 from __future__ import annotations
 
@@ -24,15 +25,17 @@ STEP_KEYS = {"after_days", "message", "channel", "local_hour"}
 
 class RuleBased(Policy):
     """A journey of steps, each "send `message` on `channel` at `local_hour` once the customer
-    has gone `after_days` without an order and has had no message since". Deterministic
-    (propensity 1).
+    has gone `after_days` without an order and has had no message from this journey since".
+    Deterministic (propensity 1).
 
     Params: `steps` — a list of `{after_days, message, channel?, local_hour?}` in increasing
     `after_days`; without it, one step from `days_after_last_order` (30) and `message` (default:
     the agent's first). `channel` ("email") and `local_hour` (10) are the steps' defaults.
     A step is due from its day until the next step's (the last one for `window_days`, 14):
     a customer a guardrail blocked on the first day gets it on a later one, and one who already
-    had a message since the step came due does not get it again.
+    had a message from the agent since the step came due does not get it again (other agents'
+    messages do not count: the guardrails' frequency caps govern those, as a team's journey tool
+    counts its own sends).
     """
 
     name = "rule_based"
@@ -93,11 +96,14 @@ def _steps(params: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _hours_since_last_message(ctx: DecisionContext, n: int) -> np.ndarray:
-    """customer_features.hours_since_last_message (NaN, "none", where a caller has no such
-    column)."""
-    if "hours_since_last_message" not in ctx.columns:
-        return np.full(n, np.nan)
-    return np.asarray(ctx.columns["hours_since_last_message"], dtype=np.float64)
+    """Hours since the journey's own last message (`agent_hours_since_last_message`: the agent's
+    messages only, NaN where it never sent one). A caller without the agent's contact history
+    (the offline replay) gives customer_features.hours_since_last_message, every agent's; one
+    with neither gives NaN, "no message"."""
+    for name in ("agent_hours_since_last_message", "hours_since_last_message"):
+        if name in ctx.columns:
+            return np.asarray(ctx.columns[name], dtype=np.float64)
+    return np.full(n, np.nan)
 
 
 def _action(space: ActionSpace, step: Mapping[str, Any]) -> int:

@@ -19,10 +19,12 @@ from journeyman.orchestration.templates_check import (
 )
 from journeyman.warehouse import Warehouse
 
-#: what decide_day reads: the features and learning statistics dbt built as of the day, and the
-#: journeyman tables whose rows for the day it replaces (keeping decisions the ledger holds)
+#: what decide_day reads: the features, the agents' own contact histories and the learning
+#: statistics dbt built as of the day, and the journeyman tables whose rows for the day it
+#: replaces (keeping decisions the ledger holds)
 READS = [
     dg.AssetKey(["marts", "customer_features"]),
+    dg.AssetKey(["marts", "customer_agent_contacts"]),
     dg.AssetKey(["marts", "arm_statistics_daily"]),
     *(dg.AssetKey(["journeyman", t]) for t in ("decisions", "deliveries", "message_tags")),
     dg.AssetKey(["journeyman", "decision_features"]),
