@@ -58,6 +58,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import paired_references
 import yaml
 
 from journeyman import settings
@@ -111,7 +112,9 @@ class Oracle(Policy):
 ORACLE_SHARE = 0.225  # of the audience: about the size of each of the agent's three arms
 
 
-def _agent_files(source: Path, target: Path, params: dict | None = None) -> tuple[str, str]:
+def _agent_files(
+    source: Path, target: Path, params: dict | None = None
+) -> tuple[tuple[str, str], str]:
     """The agent under test and its oracle twin, on disjoint halves of one audience split.
 
     The oracle is a separate agent (own statistics) because it chooses on latent traits the
@@ -146,14 +149,14 @@ def _agent_files(source: Path, target: Path, params: dict | None = None) -> tupl
     (target.parent / "destinations.yml").write_text("file:\n  kind: file\n")
     (target / source.name).write_text(yaml.safe_dump(agent, sort_keys=False))
     (target / f"{oracle['name']}.yml").write_text(yaml.safe_dump(oracle, sort_keys=False))
-    return agent["name"], oracle["name"]
+    return (agent["name"], oracle["name"]), split
 
 
 def _per_customer(
     warehouse: Warehouse, end: date, weekly: Sequence[dict[str, float]]
-) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
-    """Per arm: each audience customer's realized revenue, and per week of the run their
-    decisions' expected value (`weekly`: customer → value, one dict per week)."""
+) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Per arm: each audience customer's realized revenue, per week of the run their
+    decisions' expected value (`weekly`: customer → value, one dict per week), and their ids."""
     rows = warehouse.rows(
         f"""
         with first_seen as (
@@ -174,13 +177,15 @@ def _per_customer(
         """
     )
     revenue: dict[str, list[float]] = {}
+    ids: dict[str, list[str]] = {}
     values: list[dict[str, list[float]]] = [{} for _ in weekly]
     for customer, arm, amount in rows:
         revenue.setdefault(arm, []).append(float(amount))
+        ids.setdefault(arm, []).append(customer)
         for week, value in zip(weekly, values, strict=True):
             value.setdefault(arm, []).append(week.get(customer, 0.0))
     as_arrays = lambda d: {k: np.array(v) for k, v in d.items()}  # noqa: E731
-    return as_arrays(revenue), [as_arrays(v) for v in values]
+    return as_arrays(revenue), [as_arrays(v) for v in values], as_arrays(ids)
 
 
 def _decision_values(warehouse: Warehouse, day: date, agents: Sequence[str]) -> dict[str, float]:
@@ -300,6 +305,41 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     }
 
 
+def _gain_of(config, space) -> paired_references.Gain:
+    """Expected goal gain of action index `a` for customers `ids`, under the current truth."""
+
+    def gain(ids: np.ndarray, a: int) -> np.ndarray:
+        return _goal_gain(
+            _WORLD["world"].truth,
+            config.goal,
+            ids,
+            str(space.channel[a]),
+            int(space.hour[a]),
+            _WORLD["tags"][str(space.message_id[a])],
+        )
+
+    return gain
+
+
+def _arm_sizes_in_world(warehouse: Warehouse, config, oracle_audience: str) -> dict[str, int]:
+    """How many of the world's valid customers each arm holds by its hashes alone, whoever
+    entered the audience: what makes a value per customer comparable between agents whose
+    audiences differ (the same agent with and without a feature)."""
+    from journeyman.decisioning.assignment import assign
+    from journeyman.decisioning.audience import Audience
+
+    split, params = Audience.parse(oracle_audience).sql()
+    rows = warehouse.rows(
+        f"select customer_id, coalesce({split}, false) from marts.customer_features", params
+    )
+    ids = np.array([r[0] for r in rows if not r[1]], dtype=str)
+    served = assign(config, ids)
+    names = [config.policy.name, *(b.name for b in config.baselines)]
+    arms = np.where(served.group == "holdout", "holdout", np.array(names)[served.policy_index])
+    sizes = {str(a): int(n) for a, n in zip(*np.unique(arms, return_counts=True), strict=True)}
+    return {**sizes, "oracle": len(rows) - len(ids)}
+
+
 def run_seed(
     seed: int,
     customers: int,
@@ -308,7 +348,9 @@ def run_seed(
     agent: Path,
     keep: Path | None = None,
     params: dict | None = None,
+    history=None,
 ) -> dict:
+    from journeyman.decisioning.actions import ActionSpace
     from journeyman.decisioning.config import load_agent
     from journeyman.orchestration.demo import DemoOptions, run_demo
     from journeyman.sandbox import SandboxWorld
@@ -320,7 +362,7 @@ def run_seed(
         os.environ[settings.WAREHOUSE_ENV] = str(root / "warehouse.duckdb")
         os.environ[settings.AGENTS_ENV] = str(root / "agents")
         os.environ["JOURNEYMAN_DESTINATIONS"] = str(root / "destinations.yml")
-        names = _agent_files(agent, root / "agents", params)
+        names, oracle_split = _agent_files(agent, root / "agents", params)
         config = load_agent(root / "agents" / agent.name)
         _WORLD["goal"] = config.goal
         _WORLD["tags"] = {m.id: dict(m.tags) for m in config.dimensions.messages}
@@ -331,25 +373,42 @@ def run_seed(
         warehouse = Warehouse(root / "warehouse.duckdb")
         _WORLD["world"] = SandboxWorld(warehouse, seed=seed)
         weekly: dict[int, dict[str, float]] = {}  # week of the run → customer → value
+        space = ActionSpace.for_agent(config)
+        gain = _gain_of(config, space)
+        decided: list[paired_references.Rows] = []
 
         def on_step(day: date, step: str) -> None:
             if step == "customers live the day":  # decided, not yet lived: truth as it stood
                 week = weekly.setdefault((day - start).days // 7, {})
                 for customer, value in _decision_values(warehouse, day, names).items():
                     week[customer] = week.get(customer, 0.0) + value
+                decided.append(
+                    paired_references.day_rows(
+                        warehouse, config, space, day, config.policy.name, gain
+                    )
+                )
 
         started = time.perf_counter()
-        run_demo(
-            DemoOptions(customers, days, seed, start), defs(), warehouse, root / "outbox", on_step
-        )
+        options = DemoOptions(customers, days, seed, start, history)
+        run_demo(options, defs(), warehouse, root / "outbox", on_step)
         elapsed = time.perf_counter() - started
         end = date.fromordinal(start.toordinal() + days)
-        revenue, by_week = _per_customer(warehouse, end, [weekly[w] for w in sorted(weekly)])
+        revenue, by_week, ids = _per_customer(warehouse, end, [weekly[w] for w in sorted(weekly)])
         value = {arm: sum(week[arm] for week in by_week) for arm in revenue}
+        references = paired_references.per_customer(
+            paired_references.Rows.concat(decided),
+            paired_references.action_matrix(config, space),
+            ids.get(config.policy.name, np.array([], dtype=str)),
+        )
+        world_sizes = _arm_sizes_in_world(warehouse, config, oracle_split)
         ceiling = _ceiling(warehouse, config, end)
         evidence = _evidence(warehouse, names)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
     value_summary = {arm: _mean_ci(values) for arm, values in value.items()}
+    per_world = {
+        arm: np.concatenate([v, np.zeros(max(world_sizes.get(arm, 0) - len(v), 0))])
+        for arm, v in value.items()
+    }
     print(
         f"seed {seed}: {elapsed:.0f} s  "
         + "  ".join(
@@ -363,6 +422,11 @@ def run_seed(
     print(f"seed {seed}: value per customer-day at the end: {ceiling}", file=sys.stderr)
     print(f"seed {seed}: gap closed by week of the run: {gap_by_week}", file=sys.stderr)
     print(f"seed {seed}: closed windows per arm: {evidence}", file=sys.stderr)
+    print(
+        f"seed {seed}: on the learned arm's customer-days: "
+        + "  ".join(f"{k}={_mean_ci(v)['mean']:.4f}" for k, v in references.items()),
+        file=sys.stderr,
+    )
     return {
         "seed": seed,
         "ceiling": ceiling,
@@ -373,6 +437,9 @@ def run_seed(
         "raw": {k: v.tolist() for k, v in revenue.items()},
         "raw_value": {k: v.tolist() for k, v in value.items()},
         "raw_value_by_week": [{k: v.tolist() for k, v in week.items()} for week in by_week],
+        "raw_references": {k: v.tolist() for k, v in references.items()},
+        "raw_value_per_world_customer": {k: v.tolist() for k, v in per_world.items()},
+        "world_sizes": world_sizes,
     }
 
 
@@ -397,6 +464,13 @@ def main() -> None:
     parser.add_argument("--agent", default=str(settings.AGENTS_DIR / "winback.yml"))
     parser.add_argument("--keep", type=Path, help="keep each seed's warehouse under this folder")
     parser.add_argument(
+        "--orders",
+        choices=["synthetic", "cdnow"],
+        default="synthetic",
+        help="the world's purchase histories: drawn, or the CDNOW file's (as journeyman demo)",
+    )
+    parser.add_argument("--orders-file", type=Path, default=None, help="CDNOW-format file")
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -407,6 +481,7 @@ def main() -> None:
     REGISTRY[Oracle.name] = Oracle
     seeds = [int(s) for s in args.seeds.split(",")]
     params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
+    history = _history(args.orders, args.orders_file, args.customers)
     results = [
         run_seed(
             s,
@@ -416,6 +491,7 @@ def main() -> None:
             Path(args.agent),
             args.keep,
             params,
+            history,
         )
         for s in seeds
     ]
@@ -423,10 +499,13 @@ def main() -> None:
     pooled = {a: _pool(results, "raw", a) for a in arms}
     pooled_value = {a: _pool(results, "raw_value", a) for a in arms}
     value_ci = {a: [pooled_value[a]["low"], pooled_value[a]["high"]] for a in arms}
+    references = _references(results, pooled_value)
+    per_world = {a: _pool(results, "raw_value_per_world_customer", a) for a in arms}
     print(
         json.dumps(
             {
                 "agent": Path(args.agent).stem,
+                "orders": args.orders,
                 "customers": args.customers,
                 "days": args.days,
                 "seeds": seeds,
@@ -434,6 +513,10 @@ def main() -> None:
                 "expected_value_per_customer": {a: pooled_value[a]["mean"] for a in arms},
                 "expected_value_ci95": value_ci,
                 "gap_closed_rule_to_oracle": _gap(pooled_value),
+                **references,
+                "value_per_world_customer": {
+                    a: {k: per_world[a][k] for k in ("mean", "low", "high", "n")} for a in arms
+                },
                 "gap_closed_per_seed": [_gap(r["value_arms"]) for r in results],
                 "gap_closed_by_week": [
                     _gap({a: _pool(results, "raw_value_by_week", a, w) for a in arms})
@@ -459,6 +542,51 @@ def main() -> None:
             }
         )
     )
+
+
+def _history(orders: str, orders_file: Path | None, customers: int):
+    """The CDNOW histories of the first `customers` customers (--orders cdnow), else None."""
+    if orders != "cdnow":
+        return None
+    from journeyman.orchestration.cli import CDNOW_FILE
+    from journeyman.sandbox.cdnow import read_transactions
+    from journeyman.sandbox.cdnow_world import first_customers
+
+    return first_customers(read_transactions(orders_file or CDNOW_FILE), customers)
+
+
+def _references(results: list[dict], pooled_value: dict) -> dict:
+    """The references on the learned arm's own customer-days (paired_references), the paired
+    differences from the learned policy, the share of the gap from the best static action to
+    the feature ceiling it closes, and the issue's targets."""
+    refs = {k: _pool(results, "raw_references", k) for k in paired_references.REFERENCES}
+
+    def paired(other: str) -> dict:
+        diffs = [
+            np.array(r["raw_references"]["learned"]) - np.array(r["raw_references"][other])
+            for r in results
+        ]
+        return _mean_ci(np.concatenate(diffs))
+
+    learned, static, ceiling = (
+        refs[k]["mean"] for k in ("learned", "best_static", "feature_ceiling")
+    )
+    gap = round((learned - static) / (ceiling - static), 3) if ceiling != static else None
+    rule, uniform = pooled_value["rule_based"], pooled_value["uniform_random"]
+    low = refs["learned"]["low"]
+    return {
+        "references_on_learned_customer_days": refs,
+        "learned_minus_reference_paired": {
+            k: paired(k) for k in ("best_static", "feature_ceiling", "uniform_random", "oracle")
+        },
+        "gap_closed_static_to_feature_ceiling": gap,
+        "targets": {
+            "above_business_as_usual": bool(low > rule["high"]),
+            "above_uniform_random": bool(low > uniform["high"]),
+            "above_best_static": bool(low > refs["best_static"]["high"]),
+            "gap_closed_static_to_ceiling_at_least_0.6": gap is not None and gap >= 0.6,
+        },
+    }
 
 
 def _pool(results: list[dict], key: str, arm: str, week: int | None = None) -> dict:
