@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import paired_references
+import peer_policy
 import yaml
 
 from journeyman import settings
@@ -113,20 +114,28 @@ ORACLE_SHARE = 0.225  # of the audience: about the size of each of the agent's t
 
 
 def _agent_files(
-    source: Path, target: Path, params: dict | None = None
-) -> tuple[tuple[str, str], str]:
-    """The agent under test and its oracle twin, on disjoint halves of one audience split.
+    source: Path, target: Path, params: dict | None = None, peer: bool = False
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The agent under test and its twins on disjoint slices of one audience split: the
+    oracle, and with `peer` MABWiser's LinTS (peer_policy.py). Returns the agents' names and
+    each twin's slice (an audience expression), by arm.
 
-    The oracle is a separate agent (own statistics) because it chooses on latent traits the
-    features do not show: pooled into the agent's statistics, its choices would be confounded
-    data (e.g. its "send nothing" falls on the customers it knows are worth least).
+    A twin is a separate agent (own statistics): the oracle because it chooses on latent traits
+    the features do not show (pooled into the agent's statistics, its choices would be
+    confounded data: its "send nothing" falls on the customers it knows are worth least); the
+    peer because it learns only from its own decisions, as the library would.
     """
     data = yaml.safe_load(source.read_text())
     data["policy"]["params"] = {**data["policy"].get("params", {}), **(params or {})}
     rule = next(b for b in data.get("baselines", []) if b["name"] == "rule_based")
     audience = data.get("audience", "true")
     # one expression of the audience language (docs/agents.md): hash is an allowed function
-    split = f"hash(customer_id || '{data['name']}-oracle') % 1000 < {round(ORACLE_SHARE * 1000)}"
+    bucket = f"hash(customer_id || '{data['name']}-oracle') % 1000"
+    share = round(ORACLE_SHARE * 1000)
+    slices = {"oracle": f"{bucket} < {share}"}
+    if peer:
+        slices[peer_policy.MabwiserLinTS.name] = f"{bucket} >= {share} and {bucket} < {2 * share}"
+    split = " or ".join(f"({s})" for s in slices.values())
     # Shadow delivery (the file destination): the benchmark measures decisions, not transport.
     destinations = {channel: "file" for channel in data["destinations"]}
     agent = {
@@ -148,8 +157,20 @@ def _agent_files(
     target.mkdir(parents=True, exist_ok=True)
     (target.parent / "destinations.yml").write_text("file:\n  kind: file\n")
     (target / source.name).write_text(yaml.safe_dump(agent, sort_keys=False))
-    (target / f"{oracle['name']}.yml").write_text(yaml.safe_dump(oracle, sort_keys=False))
-    return (agent["name"], oracle["name"]), split
+    twins = [{**oracle, "audience": f"({audience}) and ({slices['oracle']})"}]
+    if peer:
+        twins.append(
+            {
+                **oracle,
+                "name": f"{data['name']}_peer",
+                "salt": f"{data.get('salt') or data['name']}-peer",
+                "audience": f"({audience}) and ({slices[peer_policy.MabwiserLinTS.name]})",
+                "policy": {"name": peer_policy.MabwiserLinTS.name},
+            }
+        )
+    for twin in twins:
+        (target / f"{twin['name']}.yml").write_text(yaml.safe_dump(twin, sort_keys=False))
+    return (agent["name"], *(t["name"] for t in twins)), slices
 
 
 def _per_customer(
@@ -321,23 +342,36 @@ def _gain_of(config, space) -> paired_references.Gain:
     return gain
 
 
-def _arm_sizes_in_world(warehouse: Warehouse, config, oracle_audience: str) -> dict[str, int]:
+def _arm_sizes_in_world(warehouse: Warehouse, config, slices: dict[str, str]) -> dict[str, int]:
     """How many of the world's valid customers each arm holds by its hashes alone, whoever
     entered the audience: what makes a value per customer comparable between agents whose
-    audiences differ (the same agent with and without a feature)."""
+    audiences differ (the same agent with and without a feature). `slices`: the twins' arms."""
     from journeyman.decisioning.assignment import assign
     from journeyman.decisioning.audience import Audience
 
-    split, params = Audience.parse(oracle_audience).sql()
-    rows = warehouse.rows(
-        f"select customer_id, coalesce({split}, false) from marts.customer_features", params
+    ids = np.array(
+        [r[0] for r in warehouse.rows("select customer_id from marts.customer_features")]
     )
-    ids = np.array([r[0] for r in rows if not r[1]], dtype=str)
-    served = assign(config, ids)
+    rest = np.ones(len(ids), dtype=bool)
+    sizes: dict[str, int] = {}
+    for arm, expression in slices.items():
+        where, params = Audience.parse(expression).sql()
+        inside = {
+            r[0]
+            for r in warehouse.rows(
+                f"select customer_id from marts.customer_features where {where}", params
+            )
+        }
+        member = np.array([c in inside for c in ids], dtype=bool)
+        sizes[arm] = int(member.sum())
+        rest &= ~member
+    served = assign(config, ids[rest].astype(str))
     names = [config.policy.name, *(b.name for b in config.baselines)]
     arms = np.where(served.group == "holdout", "holdout", np.array(names)[served.policy_index])
-    sizes = {str(a): int(n) for a, n in zip(*np.unique(arms, return_counts=True), strict=True)}
-    return {**sizes, "oracle": len(rows) - len(ids)}
+    sizes.update(
+        {str(a): int(n) for a, n in zip(*np.unique(arms, return_counts=True), strict=True)}
+    )
+    return sizes
 
 
 def run_seed(
@@ -349,6 +383,7 @@ def run_seed(
     keep: Path | None = None,
     params: dict | None = None,
     history=None,
+    peer: bool = False,
 ) -> dict:
     from journeyman.decisioning.actions import ActionSpace
     from journeyman.decisioning.config import load_agent
@@ -362,7 +397,7 @@ def run_seed(
         os.environ[settings.WAREHOUSE_ENV] = str(root / "warehouse.duckdb")
         os.environ[settings.AGENTS_ENV] = str(root / "agents")
         os.environ["JOURNEYMAN_DESTINATIONS"] = str(root / "destinations.yml")
-        names, oracle_split = _agent_files(agent, root / "agents", params)
+        names, slices = _agent_files(agent, root / "agents", params, peer)
         config = load_agent(root / "agents" / agent.name)
         _WORLD["goal"] = config.goal
         _WORLD["tags"] = {m.id: dict(m.tags) for m in config.dimensions.messages}
@@ -372,6 +407,8 @@ def run_seed(
         prepare_manifest()
         warehouse = Warehouse(root / "warehouse.duckdb")
         _WORLD["world"] = SandboxWorld(warehouse, seed=seed)
+        if peer:
+            peer_policy.configure(warehouse, names[-1])
         weekly: dict[int, dict[str, float]] = {}  # week of the run → customer → value
         space = ActionSpace.for_agent(config)
         gain = _gain_of(config, space)
@@ -400,7 +437,7 @@ def run_seed(
             paired_references.action_matrix(config, space),
             ids.get(config.policy.name, np.array([], dtype=str)),
         )
-        world_sizes = _arm_sizes_in_world(warehouse, config, oracle_split)
+        world_sizes = _arm_sizes_in_world(warehouse, config, slices)
         ceiling = _ceiling(warehouse, config, end)
         evidence = _evidence(warehouse, names)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
@@ -471,6 +508,11 @@ def main() -> None:
     )
     parser.add_argument("--orders-file", type=Path, default=None, help="CDNOW-format file")
     parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run MABWiser's LinTS as a twin agent on its own slice (peer_policy.py)",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -479,6 +521,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     REGISTRY[Oracle.name] = Oracle
+    REGISTRY[peer_policy.MabwiserLinTS.name] = peer_policy.MabwiserLinTS
     seeds = [int(s) for s in args.seeds.split(",")]
     params = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.param)}
     history = _history(args.orders, args.orders_file, args.customers)
@@ -492,10 +535,11 @@ def main() -> None:
             args.keep,
             params,
             history,
+            args.peer,
         )
         for s in seeds
     ]
-    arms = [*ARMS, "holdout"]
+    arms = [*ARMS, *([peer_policy.MabwiserLinTS.name] if args.peer else []), "holdout"]
     pooled = {a: _pool(results, "raw", a) for a in arms}
     pooled_value = {a: _pool(results, "raw_value", a) for a in arms}
     value_ci = {a: [pooled_value[a]["low"], pooled_value[a]["high"]] for a in arms}
