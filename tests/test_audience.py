@@ -120,6 +120,7 @@ COLUMNS = {
     "days_since_last_order": "integer",
     "ipi_mean_days": "double",
     "email_open_rate": "double",
+    "repurchase_p_alive": "double",
 }
 
 
@@ -140,6 +141,7 @@ def warehouse(tmp_path) -> Warehouse:
             "days_since_last_order": int(rng.integers(0, 90)) if ordered[i] else None,
             "ipi_mean_days": float(rng.uniform(5, 60)) if rng.random() < 0.7 else None,
             "email_open_rate": float(rng.random()) if i % 4 else None,
+            "repurchase_p_alive": float(rng.random()) if ordered[i] else 0.0,
         }
         for i in range(n)
     ]
@@ -148,6 +150,9 @@ def warehouse(tmp_path) -> Warehouse:
     warehouse.execute(
         "create schema marts;\n"
         f"create table marts.customer_features ({columns});\n"
+        # what rule_based journeys read: no agent has sent anything yet
+        "create table marts.customer_agent_contacts (customer_id varchar, agent varchar, "
+        "hours_since_last_message double);\n"
         "create schema raw;\n"
         "create table raw.orders (order_id varchar, amount double)"
     )
@@ -204,6 +209,20 @@ def test_shipped_and_benchmark_audiences_select_what_their_sql_did(tmp_path, war
     for agent in agents:
         assert selected[agent.name] == _expected(warehouse, f"coalesce(({agent.audience}), false)")
     assert all(selected[a.name] for a in agents)
+
+
+def test_recurring_purchase_audience_reads_the_repurchase_model(warehouse):
+    """The shipped recurring-purchase agent nudges only customers the day's BG/NBD model says
+    are still likely active: a due repeat customer with a low P(alive) is left out."""
+    agent = load_agent(settings.AGENTS_DIR / "recurring_purchase.yml")
+    assert "repurchase_p_alive" in agent.audience_expression.columns
+    selected = set(_selected(warehouse, [agent])["recurring_purchase"])
+    due = set(
+        _expected(warehouse, "order_count >= 2 and days_since_last_order >= 0.6 * ipi_mean_days")
+    )
+    alive = set(_expected(warehouse, "repurchase_p_alive >= 0.3"))
+    assert selected == due & alive
+    assert due - alive and selected  # the model excluded some due customers, kept others
 
 
 def test_an_unknown_column_fails_check_audiences_with_file_field_and_columns(tmp_path, warehouse):
