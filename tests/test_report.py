@@ -1,5 +1,6 @@
-"""`journeyman report` on a real warehouse: a small demo run (file delivery, three simulated
-days, the shipped agents plus a shadow copy of winback) built by dbt, then the HTML report.
+"""`journeyman report` on a real warehouse: the session's insights world (file delivery, three
+simulated days, the shipped agents plus a shadow copy of winback) built by dbt, then the HTML
+report.
 
 The summary's numbers must be the marts' numbers exactly (`data-value`), every section must be
 there, and every way the report cannot be written is one clear error (exit status 2).
@@ -24,13 +25,11 @@ from journeyman import settings
 from journeyman.decisioning.off_policy import evaluate
 from journeyman.insights import ReportError, write_report
 from journeyman.insights.report import SECTIONS
-from journeyman.orchestration.demo import DemoOptions, demo_delivery, prepare_warehouse, run_demo
 from journeyman.orchestration.report_command import report
 from journeyman.tables import ensure_raw_tables
 from journeyman.warehouse import Warehouse
 
 START = date(2026, 3, 2)
-OPTIONS = DemoOptions(customers=300, days=3, seed=3, start=START)
 SHADOW_AGENT = "zz_shadow_winback"  # decides last: the live agents' decisions are unchanged
 
 
@@ -47,23 +46,10 @@ def _agents(folder: Path, extra: dict[str, dict[str, Any]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
-    """A demo run through the daily Dagster job (dbt → decisions → file deliveries)."""
-    root = tmp_path_factory.mktemp("report")
-    path = root / "warehouse.duckdb"
-    agents = _agents(root / "agents", {SHADOW_AGENT: {"salt": "shadow-v1", "mode": "shadow"}})
-    mp = pytest.MonkeyPatch()
-    mp.setenv(settings.WAREHOUSE_ENV, str(path))
-    mp.setenv(settings.AGENTS_ENV, str(agents))
-    try:
-        with demo_delivery("file", root, path, OPTIONS.seed) as delivery:
-            from journeyman.orchestration.definitions import defs
-
-            prepared = prepare_warehouse(path, root / "outbox")
-            run_demo(OPTIONS, defs(), prepared, root / "outbox", delivery=delivery)
-    finally:
-        mp.undo()
-    return Warehouse(path, read_only=True)
+def warehouse(insights_world) -> Warehouse:
+    """The session's insights world (insights_world.py): the shipped agents and a shadow copy of
+    winback, three days through the daily Dagster job (file delivery), built by dbt."""
+    return Warehouse(insights_world.path, read_only=True)
 
 
 def _rows(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
