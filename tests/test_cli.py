@@ -68,7 +68,38 @@ def test_demo_runs_on_a_postgres_warehouse_without_printing_its_password(tmp_pat
         decided = rows(url, "select count(distinct customer_id) as n from journeyman.decisions")
         assert decided[0]["n"] > 0
         assert rows(url, "select count(*) as n from raw.message_events")[0]["n"] > 0
+        _read_back_from_postgres(url, password, decided_customer(url), tmp_path)
     assert not (tmp_path / "unused.duckdb").exists()
+
+
+def decided_customer(url: str) -> str:
+    """A customer the demo's win-back agent decided for (sent or not)."""
+    return rows(
+        url,
+        "select min(customer_id) as c from journeyman.decisions where agent = 'winback' "
+        "and exclusion_reason is null",
+    )[0]["c"]
+
+
+def _read_back_from_postgres(url: str, password: str, customer: str, tmp_path: Path) -> None:
+    """What a marketer reads works on the server warehouse too: the HTML report and a
+    customer's timeline, neither printing the password."""
+    env = {**os.environ, settings.WAREHOUSE_ENV: url}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [str(JOURNEYMAN), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    report = run("report", "--agent", "winback", "--out", str(tmp_path / "reports"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    page = Path(report.stdout.strip())
+    assert page.parent == tmp_path / "reports" and "winback" in page.read_text(encoding="utf-8")
+    timeline = run("inspect", customer, "--agent", "winback", "--json")
+    assert timeline.returncode == 0, timeline.stderr[-3000:]
+    assert customer in timeline.stdout and '"decision_date"' in timeline.stdout
+    ledger = run("deliveries", "list", "sendgrid", "--json")
+    assert ledger.returncode == 0, ledger.stderr[-3000:]
+    assert '"decision_id"' in ledger.stdout  # the e-mails the demo delivered
+    for output in (report, timeline, ledger):
+        assert password not in output.stdout + output.stderr
 
 
 def test_invalid_option_is_one_clear_error_and_writes_nothing(tmp_path):

@@ -57,15 +57,19 @@ class AgentData:
 
 
 def _query(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Rows:
-    """Rows as dicts; exact decimals become floats (the marts declare doubles)."""
+    """Rows as dicts without the `agent` column (every query is one agent's); exact decimals
+    become floats (the marts declare doubles)."""
     rows = read_arrow(conn, sql, params).to_pylist()
-    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows]
+    return [
+        {k: float(v) if isinstance(v, Decimal) else v for k, v in r.items() if k != "agent"}
+        for r in rows
+    ]
 
 
 def check_marts(warehouse: Warehouse) -> None:
     """Raise ReportError unless the warehouse exists and holds every mart the report reads."""
-    if not warehouse.path.exists():
-        raise ReportError(f"there is no warehouse at {warehouse.path}; {FIRST_STEP}")
+    if not warehouse.exists():
+        raise ReportError(f"there is no warehouse at {warehouse.location}; {FIRST_STEP}")
     present = {
         r[0]
         for r in warehouse.rows(
@@ -75,7 +79,7 @@ def check_marts(warehouse: Warehouse) -> None:
     missing = [f"marts.{m}" for m in MARTS if m not in present]
     if missing:
         raise ReportError(
-            f"the warehouse {warehouse.path} has no performance marts yet "
+            f"the warehouse {warehouse.location} has no performance marts yet "
             f"(missing {', '.join(missing)}); {FIRST_STEP}"
         )
 
@@ -183,13 +187,13 @@ order by experiment_group
 """
 
 UPLIFT = """
-select * exclude (agent) from marts.agent_uplift
+select * from marts.agent_uplift
 where agent = :agent
 order by is_goal_metric desc, metric, comparison_group
 """
 
 DRIVER_TREE = """
-select * exclude (agent) from marts.agent_driver_tree
+select * from marts.agent_driver_tree
 where agent = :agent
 order by experiment_group
 """
@@ -210,8 +214,8 @@ with recent as (
         ) - {SEGMENT_DAYS}
 )
 select segment_type, segment, dimension, option, sum(decisions) as decisions,
-    sum(decisions) / sum(sum(decisions)) over (partition by segment_type, segment, dimension)
-        as share
+    cast(sum(decisions) as double precision)
+        / sum(sum(decisions)) over (partition by segment_type, segment, dimension) as share
 from recent
 group by segment_type, segment, dimension, option
 order by segment_type, segment, dimension, option

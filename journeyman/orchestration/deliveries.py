@@ -38,10 +38,11 @@ class _Instant(click.ParamType):
 
 
 def _ledger(destination: str) -> DeliveryLedger:
-    warehouse = Warehouse(settings.warehouse_path())
-    if not warehouse.path.exists():
+    warehouse = Warehouse(settings.warehouse_setting())
+    if not warehouse.exists():
         raise WarehouseError(
-            f"no warehouse at {warehouse.path}; set JOURNEYMAN_WAREHOUSE to your warehouse file"
+            f"no warehouse at {warehouse.location}; set JOURNEYMAN_WAREHOUSE to your warehouse "
+            "file or URL"
         )
     ensure_journeyman_tables(warehouse)
     return DeliveryLedger(warehouse, destination)

@@ -221,11 +221,11 @@ def _ope_inputs(
 
 
 def _existing_warehouse() -> Warehouse:
-    warehouse = Warehouse(settings.warehouse_path())
-    if not warehouse.path.exists():
+    warehouse = Warehouse(settings.warehouse_setting())
+    if not warehouse.exists():
         raise WarehouseError(
-            f"no warehouse at {warehouse.path}; set JOURNEYMAN_WAREHOUSE to your warehouse file "
-            "or run `journeyman demo` first"
+            f"no warehouse at {warehouse.location}; set JOURNEYMAN_WAREHOUSE to your warehouse "
+            "file or URL, or run `journeyman demo` first"
         )
     return warehouse
 

@@ -66,14 +66,15 @@ def inspect(customer_id: str, agent_name: str | None, days: int, as_json: bool) 
 
 def _timeline(customer_id: str, agent_name: str | None, days: int) -> CustomerTimeline:
     """Gather the timeline from the warehouse named by JOURNEYMAN_WAREHOUSE (read-only)."""
-    path = settings.warehouse_path()
-    if not path.exists():
+    warehouse = Warehouse(settings.warehouse_setting(), read_only=True)
+    if not warehouse.exists():
         raise InspectionError(
-            f"no warehouse at {path} (no journeyman.decisions table): run `journeyman demo` or "
-            "the daily job first, or set JOURNEYMAN_WAREHOUSE to your warehouse file"
+            f"no warehouse at {warehouse.location} (no journeyman.decisions table): run "
+            "`journeyman demo` or the daily job first, or set JOURNEYMAN_WAREHOUSE to your "
+            "warehouse file or URL"
         )
     return inspect_customer(
-        Warehouse(path, read_only=True),
+        warehouse,
         load_agents(settings.agents_dir()),
         customer_id,
         agent=agent_name,

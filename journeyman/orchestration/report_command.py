@@ -42,7 +42,8 @@ def _configured_agents() -> list[AgentConfig]:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write the report into (default: reports/ beside the warehouse).",
+    help="Folder to write the report into (default: reports/ beside the warehouse file; "
+    ".journeyman/reports for a server warehouse).",
 )
 @click.option(
     "--ope-days",
@@ -61,14 +62,13 @@ def report(agent: str | None, since: date | None, out_dir: Path | None, ope_days
     from journeyman.orchestration.console import fail
     from journeyman.warehouse import Warehouse, WarehouseError
 
-    path = settings.warehouse_path()
     agents = _configured_agents()
     try:
-        warehouse = Warehouse(path, read_only=True)
+        warehouse = Warehouse(settings.warehouse_setting(), read_only=True)
         off_policy = _off_policy(warehouse, agents, agent, ope_days)
         written = write_report(
             warehouse,
-            out_dir or path.parent / "reports",
+            out_dir or settings.data_dir() / "reports",
             agent=agent,
             since=since,
             off_policy=off_policy,
@@ -85,7 +85,7 @@ def _off_policy(
     """The candidates' off-policy estimates (warnings on stderr for those that cannot be)."""
     from journeyman.insights.candidates import estimate_candidates
 
-    if days == 0 or not warehouse.path.exists():
+    if days == 0 or not warehouse.exists():
         return []
     result = estimate_candidates(warehouse, agents, only, days)
     for note in result.notes:
