@@ -63,6 +63,7 @@ import peer_policy
 import yaml
 
 from journeyman import settings
+from journeyman.decisioning.hashing import unit_uniform
 from journeyman.decisioning.policies import REGISTRY, Choice, DecisionContext, Policy
 from journeyman.warehouse import Warehouse
 
@@ -276,7 +277,9 @@ def audience_values(warehouse: Warehouse, config, truth, space):
     return ids, x, values, allowed
 
 
-def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
+def _ceiling(
+    warehouse: Warehouse, config, end: date
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """What each kind of knowledge is worth, at the world's state after the last day.
 
     Over the customers in the agent's audience, with every consented action allowed: the mean
@@ -284,7 +287,9 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     (knows the latent traits), of the best policy the agent's model class can express — the
     linear x̃ ⊗ φ(a) model least-squares fitted on the TRUE values (`feature_oracle`) — of the
     best non-personalised ranking (intercepts only), of the learned agent's greedy choice (its
-    posterior mean after the run) and of uniform random over the allowed actions.
+    posterior mean after the run), of its own next choice (`learned_sampled`: the policy's
+    `choose`, Thompson draws included) and of uniform random over the allowed actions. Returns
+    the means and the per-customer values (paired: the same customers for every policy).
     """
     from journeyman.decisioning.action_features import action_features
     from journeyman.decisioning.actions import ActionSpace
@@ -296,11 +301,11 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     features = config.features
     ids, x, values, allowed = audience_values(warehouse, config, _WORLD["world"].truth, space)
     if not len(ids):
-        return {}
+        return {}, {}
     rows_idx = np.arange(len(ids))
 
-    def value_of(scores: np.ndarray) -> float:
-        return float(values[rows_idx, np.where(allowed, scores, -np.inf).argmax(axis=1)].mean())
+    def value_of(scores: np.ndarray) -> np.ndarray:
+        return values[rows_idx, np.where(allowed, scores, -np.inf).argmax(axis=1)]
 
     xt = np.column_stack([np.ones(len(x)), (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)])
     n, k = values.shape
@@ -316,14 +321,18 @@ def _ceiling(warehouse: Warehouse, config, end: date) -> dict[str, float]:
     ).select(features)
     policy.fit(stats, action_features(config, space), list(space.action_id))
     learned = policy.posterior.expected(x, phi)
-    return {
-        "customers": len(ids),
+    ctx = DecisionContext(end, space, x, list(features), {}, f"{config.name}:{end}:end")
+    sampled = policy.choose(ctx, allowed, unit_uniform(ids, f"{config.name}:{end}:end")).action
+    per_customer = {
         "oracle": value_of(values),
         "feature_oracle": value_of(best_linear(xt)),
         "non_personalised": value_of(best_linear(xt[:, :1])),
         "learned_greedy": value_of(learned),
-        "uniform_random": float((np.where(allowed, values, 0).sum(1) / allowed.sum(1)).mean()),
+        "learned_sampled": np.where(sampled >= 0, values[rows_idx, np.maximum(sampled, 0)], 0.0),
+        "uniform_random": np.where(allowed, values, 0).sum(1) / allowed.sum(1),
     }
+    means = {k: float(v.mean()) for k, v in per_customer.items()}
+    return {"customers": len(ids), **means}, per_customer
 
 
 def _gain_of(config, space) -> paired_references.Gain:
@@ -438,7 +447,7 @@ def run_seed(
             ids.get(config.policy.name, np.array([], dtype=str)),
         )
         world_sizes = _arm_sizes_in_world(warehouse, config, slices)
-        ceiling = _ceiling(warehouse, config, end)
+        ceiling, end_values = _ceiling(warehouse, config, end)
         evidence = _evidence(warehouse, names)
     summary = {arm: _mean_ci(values) for arm, values in revenue.items()}
     value_summary = {arm: _mean_ci(values) for arm, values in value.items()}
@@ -475,6 +484,7 @@ def run_seed(
         "raw_value": {k: v.tolist() for k, v in value.items()},
         "raw_value_by_week": [{k: v.tolist() for k, v in week.items()} for week in by_week],
         "raw_references": {k: v.tolist() for k, v in references.items()},
+        "raw_end_of_run": {k: v.tolist() for k, v in end_values.items()},
         "raw_value_per_world_customer": {k: v.tolist() for k, v in per_world.items()},
         "world_sizes": world_sizes,
     }
@@ -544,6 +554,7 @@ def main() -> None:
     pooled_value = {a: _pool(results, "raw_value", a) for a in arms}
     value_ci = {a: [pooled_value[a]["low"], pooled_value[a]["high"]] for a in arms}
     references = _references(results, pooled_value)
+    end_of_run = _end_of_run(results)
     per_world = {a: _pool(results, "raw_value_per_world_customer", a) for a in arms}
     print(
         json.dumps(
@@ -558,6 +569,7 @@ def main() -> None:
                 "expected_value_ci95": value_ci,
                 "gap_closed_rule_to_oracle": _gap(pooled_value),
                 **references,
+                **end_of_run,
                 "value_per_world_customer": {
                     a: {k: per_world[a][k] for k in ("mean", "low", "high", "n")} for a in arms
                 },
@@ -586,6 +598,43 @@ def main() -> None:
             }
         )
     )
+
+
+def _end_of_run(results: list[dict]) -> dict:
+    """The end-of-run values per customer-day with intervals, the learned policy's paired
+    differences from the best static ranking, and the share of the static → ceiling gap its
+    greedy and its sampled choices close at the end."""
+    keys = list(results[0]["raw_end_of_run"])
+    pooled = {k: _pool(results, "raw_end_of_run", k) for k in keys}
+
+    def paired(a: str, b: str) -> dict:
+        return _mean_ci(
+            np.concatenate(
+                [
+                    np.array(r["raw_end_of_run"][a]) - np.array(r["raw_end_of_run"][b])
+                    for r in results
+                ]
+            )
+        )
+
+    static, ceiling = (pooled[k]["mean"] for k in ("non_personalised", "feature_oracle"))
+
+    def gap(k: str) -> float | None:
+        return (
+            round((pooled[k]["mean"] - static) / (ceiling - static), 3)
+            if ceiling != static
+            else None
+        )
+
+    return {
+        "end_of_run_per_customer_day": pooled,
+        "end_of_run_minus_best_static_paired": {
+            k: paired(k, "non_personalised") for k in ("learned_greedy", "learned_sampled")
+        },
+        "end_of_run_gap_closed_static_to_ceiling": {
+            k: gap(k) for k in ("learned_greedy", "learned_sampled")
+        },
+    }
 
 
 def _history(orders: str, orders_file: Path | None, customers: int):
