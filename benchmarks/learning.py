@@ -307,14 +307,6 @@ def _ceiling(
     def value_of(scores: np.ndarray) -> np.ndarray:
         return values[rows_idx, np.where(allowed, scores, -np.inf).argmax(axis=1)]
 
-    xt = np.column_stack([np.ones(len(x)), (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)])
-    n, k = values.shape
-
-    def best_linear(design: np.ndarray) -> np.ndarray:
-        z = np.einsum("ni,kp->nkip", design, phi).reshape(n * k, -1)
-        weights = np.linalg.lstsq(z, values.reshape(-1), rcond=None)[0]
-        return (z @ weights).reshape(n, k)
-
     policy = build_policy(config.policy)
     stats = load_arm_statistics(
         warehouse, config.name, end, features, signal=config.goal.learning_signal
@@ -325,8 +317,8 @@ def _ceiling(
     sampled = policy.choose(ctx, allowed, unit_uniform(ids, f"{config.name}:{end}:end")).action
     per_customer = {
         "oracle": value_of(values),
-        "feature_oracle": value_of(best_linear(xt)),
-        "non_personalised": value_of(best_linear(xt[:, :1])),
+        "feature_oracle": value_of(paired_references.linear_fit(x, phi, values)),
+        "non_personalised": value_of(paired_references.linear_fit(x[:, :0], phi, values)),
         "learned_greedy": value_of(learned),
         "learned_sampled": np.where(sampled >= 0, values[rows_idx, np.maximum(sampled, 0)], 0.0),
         "uniform_random": np.where(allowed, values, 0).sum(1) / allowed.sum(1),
@@ -365,13 +357,13 @@ def _arm_sizes_in_world(warehouse: Warehouse, config, slices: dict[str, str]) ->
     sizes: dict[str, int] = {}
     for arm, expression in slices.items():
         where, params = Audience.parse(expression).sql()
-        inside = {
+        inside = [
             r[0]
             for r in warehouse.rows(
                 f"select customer_id from marts.customer_features where {where}", params
             )
-        }
-        member = np.array([c in inside for c in ids], dtype=bool)
+        ]
+        member = np.isin(ids, inside)
         sizes[arm] = int(member.sum())
         rest &= ~member
     served = assign(config, ids[rest].astype(str))
@@ -394,6 +386,7 @@ def run_seed(
     history=None,
     peer: bool = False,
 ) -> dict:
+    from journeyman.decisioning.action_features import action_features
     from journeyman.decisioning.actions import ActionSpace
     from journeyman.decisioning.config import load_agent
     from journeyman.orchestration.demo import DemoOptions, run_demo
@@ -443,7 +436,7 @@ def run_seed(
         value = {arm: sum(week[arm] for week in by_week) for arm in revenue}
         references = paired_references.per_customer(
             paired_references.Rows.concat(decided),
-            paired_references.action_matrix(config, space),
+            action_features(config, space).matrix,
             ids.get(config.policy.name, np.array([], dtype=str)),
         )
         world_sizes = _arm_sizes_in_world(warehouse, config, slices)
@@ -607,16 +600,6 @@ def _end_of_run(results: list[dict]) -> dict:
     keys = list(results[0]["raw_end_of_run"])
     pooled = {k: _pool(results, "raw_end_of_run", k) for k in keys}
 
-    def paired(a: str, b: str) -> dict:
-        return _mean_ci(
-            np.concatenate(
-                [
-                    np.array(r["raw_end_of_run"][a]) - np.array(r["raw_end_of_run"][b])
-                    for r in results
-                ]
-            )
-        )
-
     static, ceiling = (pooled[k]["mean"] for k in ("non_personalised", "feature_oracle"))
 
     def gap(k: str) -> float | None:
@@ -629,7 +612,8 @@ def _end_of_run(results: list[dict]) -> dict:
     return {
         "end_of_run_per_customer_day": pooled,
         "end_of_run_minus_best_static_paired": {
-            k: paired(k, "non_personalised") for k in ("learned_greedy", "learned_sampled")
+            k: _paired(results, "raw_end_of_run", k, "non_personalised")
+            for k in ("learned_greedy", "learned_sampled")
         },
         "end_of_run_gap_closed_static_to_ceiling": {
             k: gap(k) for k in ("learned_greedy", "learned_sampled")
@@ -654,13 +638,6 @@ def _references(results: list[dict], pooled_value: dict) -> dict:
     the feature ceiling it closes, and the issue's targets."""
     refs = {k: _pool(results, "raw_references", k) for k in paired_references.REFERENCES}
 
-    def paired(other: str) -> dict:
-        diffs = [
-            np.array(r["raw_references"]["learned"]) - np.array(r["raw_references"][other])
-            for r in results
-        ]
-        return _mean_ci(np.concatenate(diffs))
-
     learned, static, ceiling = (
         refs[k]["mean"] for k in ("learned", "best_static", "feature_ceiling")
     )
@@ -670,7 +647,8 @@ def _references(results: list[dict], pooled_value: dict) -> dict:
     return {
         "references_on_learned_customer_days": refs,
         "learned_minus_reference_paired": {
-            k: paired(k) for k in ("best_static", "feature_ceiling", "uniform_random", "oracle")
+            k: _paired(results, "raw_references", "learned", k)
+            for k in ("best_static", "feature_ceiling", "uniform_random", "oracle")
         },
         "gap_closed_static_to_feature_ceiling": gap,
         "targets": {
@@ -680,6 +658,12 @@ def _references(results: list[dict], pooled_value: dict) -> dict:
             "gap_closed_static_to_ceiling_at_least_0.6": gap is not None and gap >= 0.6,
         },
     }
+
+
+def _paired(results: list[dict], key: str, a: str, b: str) -> dict:
+    """Mean and interval of a − b per customer over all seeds (the same customers in both)."""
+    diffs = [np.array(r[key][a]) - np.array(r[key][b]) for r in results]
+    return _mean_ci(np.concatenate(diffs))
 
 
 def _pool(results: list[dict], key: str, arm: str, week: int | None = None) -> dict:

@@ -26,7 +26,6 @@ from datetime import date
 
 import numpy as np
 
-from journeyman.decisioning.action_features import action_features
 from journeyman.decisioning.actions import ActionSpace, unpack_allowed
 from journeyman.warehouse import Warehouse
 
@@ -107,14 +106,14 @@ def reference_choices(rows: Rows, phi: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "learned": learned,
         "best_static": value_of(np.broadcast_to(totals / counts, rows.gains.shape)),
-        "feature_ceiling": value_of(_linear_fit(rows.x, phi, rows.gains)),
+        "feature_ceiling": value_of(linear_fit(rows.x, phi, rows.gains)),
         "uniform_random": np.where(has, np.where(rows.allowed, rows.gains, 0).sum(1), 0.0)
         / np.maximum(rows.allowed.sum(1), 1),
         "oracle": np.where(has, masked.max(axis=1), 0.0),
     }
 
 
-def _linear_fit(x: np.ndarray, phi: np.ndarray, gains: np.ndarray) -> np.ndarray:
+def linear_fit(x: np.ndarray, phi: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Least-squares scores of the model gain[r, a] ≈ x̃_r W φ_a over every row and action.
 
     The design z = x̃ ⊗ φ has Gram matrix (X̃ᵀX̃) ⊗ (ΦᵀΦ), so W = (X̃ᵀX̃)⁺ X̃ᵀ G Φ (ΦᵀΦ)⁺ without
@@ -137,8 +136,3 @@ def per_customer(rows: Rows, phi: np.ndarray, customers: np.ndarray) -> dict[str
         name: np.bincount(where[keep], weights=v[keep], minlength=len(customers))
         for name, v in values.items()
     }
-
-
-def action_matrix(config, space: ActionSpace) -> np.ndarray:
-    """φ(a) of the agent's actions (rows in action order)."""
-    return action_features(config, space).matrix

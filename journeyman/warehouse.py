@@ -118,6 +118,15 @@ class Warehouse:
         """The SQLAlchemy URL, its password masked."""
         return f"duckdb:///{self._path}" if self._server is None else self.location
 
+    @classmethod
+    def configured(cls, next_step: str, *, read_only: bool = False) -> Warehouse:
+        """The warehouse JOURNEYMAN_WAREHOUSE names (file or URL), for a command that reads
+        what is already there: WarehouseError naming it and `next_step` when there is none."""
+        warehouse = cls(settings.warehouse_setting(), read_only=read_only)
+        if not warehouse.exists():
+            raise WarehouseError(f"no warehouse at {warehouse.location}; {next_step}")
+        return warehouse
+
     def exists(self) -> bool:
         """Whether the warehouse is there: the file exists, or the server accepts a login (a
         server that cannot be reached raises WarehouseError, which says what to fix)."""

@@ -38,12 +38,7 @@ class _Instant(click.ParamType):
 
 
 def _ledger(destination: str) -> DeliveryLedger:
-    warehouse = Warehouse(settings.warehouse_setting())
-    if not warehouse.exists():
-        raise WarehouseError(
-            f"no warehouse at {warehouse.location}; set JOURNEYMAN_WAREHOUSE to your warehouse "
-            "file or URL"
-        )
+    warehouse = Warehouse.configured(f"set {settings.WAREHOUSE_ENV} to your warehouse file or URL")
     ensure_journeyman_tables(warehouse)
     return DeliveryLedger(warehouse, destination)
 

@@ -221,13 +221,10 @@ def _ope_inputs(
 
 
 def _existing_warehouse() -> Warehouse:
-    warehouse = Warehouse(settings.warehouse_setting())
-    if not warehouse.exists():
-        raise WarehouseError(
-            f"no warehouse at {warehouse.location}; set JOURNEYMAN_WAREHOUSE to your warehouse "
-            "file or URL, or run `journeyman demo` first"
-        )
-    return warehouse
+    return Warehouse.configured(
+        f"set {settings.WAREHOUSE_ENV} to your warehouse file or URL, or run `journeyman demo` "
+        "first"
+    )
 
 
 def _print_ope(report: CandidateReport) -> None:

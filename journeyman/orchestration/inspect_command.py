@@ -66,13 +66,11 @@ def inspect(customer_id: str, agent_name: str | None, days: int, as_json: bool) 
 
 def _timeline(customer_id: str, agent_name: str | None, days: int) -> CustomerTimeline:
     """Gather the timeline from the warehouse named by JOURNEYMAN_WAREHOUSE (read-only)."""
-    warehouse = Warehouse(settings.warehouse_setting(), read_only=True)
-    if not warehouse.exists():
-        raise InspectionError(
-            f"no warehouse at {warehouse.location} (no journeyman.decisions table): run "
-            "`journeyman demo` or the daily job first, or set JOURNEYMAN_WAREHOUSE to your "
-            "warehouse file or URL"
-        )
+    warehouse = Warehouse.configured(
+        "run `journeyman demo` or the daily job first, or set "
+        f"{settings.WAREHOUSE_ENV} to your warehouse file or URL",
+        read_only=True,
+    )
     return inspect_customer(
         warehouse,
         load_agents(settings.agents_dir()),
