@@ -24,6 +24,11 @@ but not a stage of the day.
 
     .venv/bin/python benchmarks/daily_cycle.py --customers 100000 [--backend duckdb|postgres]
         [--history-days 90] [--keep DIR] [--warehouse postgresql+psycopg://...]
+        [--fabricate-only FILE | --from FILE]
+
+The fabrication runs in a child process (this one starts the day without its memory);
+`--fabricate-only FILE` writes the fabricated warehouse and stops, `--from FILE` starts a run
+from a copy of it (the `customers` figure of the JSON then comes from the file).
 
 Per stage: seconds and peak RSS (this process's VmHWM, reset per stage through
 /proc/self/clear_refs, and this process plus its children, such as dbt, sampled every 0.2 s;
@@ -36,7 +41,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -342,6 +349,10 @@ def fabricate(path: Path, customers: int, history_days: int) -> dict[str, int]:
     _features(wh, features)
     _ledger_and_events(wh, agents)
     wh.execute("checkpoint")
+    return _counts(wh)
+
+
+def _counts(wh: Warehouse) -> dict[str, int]:
     return {t: int(wh.scalar(f"select count(*) from {t}")) for t in TABLES if "." in t}
 
 
@@ -480,7 +491,13 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         scratch = Path(location)
     target = prepare_warehouse(location, workdir / "outbox")
     with meter.stage("fabricate"):
-        counts = fabricate(scratch, args.customers, args.history_days)
+        if args.source:  # a warehouse `--fabricate-only` wrote
+            shutil.copyfile(args.source, scratch)
+            counts = _counts(Warehouse(scratch, read_only=True))
+        else:  # in a child process, so that this one starts the day without its memory
+            spawn = multiprocessing.get_context("spawn")
+            with spawn.Pool(1) as pool:
+                counts = pool.apply(fabricate, (scratch, args.customers, args.history_days))
     print(f"fabricated {counts}", file=sys.stderr)
     if args.backend == "postgres":
         with meter.stage("copy_to_postgres"):
@@ -496,7 +513,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "backend": args.backend,
-        "customers": args.customers,
+        "customers": counts.get("sandbox.customer_traits", args.customers),
         "history_days": args.history_days,
         "day": DAY.isoformat(),
         "day_seconds": round(total, 1),
@@ -532,9 +549,24 @@ def main() -> None:
     parser.add_argument("--warehouse", help="PostgreSQL URL (default JOURNEYMAN_TEST_POSTGRES_URL)")
     parser.add_argument("--keep", type=Path, help="Work (and keep the warehouse) in this folder.")
     parser.add_argument("--growth", type=Path, nargs=2, metavar=("SMALL", "LARGE"))
+    parser.add_argument(
+        "--fabricate-only", type=Path, metavar="FILE", help="Write the fabricated warehouse, stop."
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="FILE",
+        help="Start from a --fabricate-only copy.",
+    )
     args = parser.parse_args()
     if args.growth:
         print(json.dumps(growth(*args.growth)))
+        return
+    if args.fabricate_only:
+        if args.fabricate_only.exists():
+            sys.exit(f"{args.fabricate_only} exists; --fabricate-only writes a new file")
+        print(json.dumps(fabricate(args.fabricate_only, args.customers, args.history_days)))
         return
     with tempfile.TemporaryDirectory(prefix="daily_cycle_") as tmp:
         workdir = args.keep or Path(tmp)

@@ -270,6 +270,30 @@ def test_each_destination_sync_reports_and_checks_its_failure_share(loop):
     assert len(unknown) == 3 and all(c.passed for c in unknown)
 
 
+def test_each_sync_sends_as_many_requests_at_once_as_its_vendor_wants(loop):
+    """A sync's waves are as wide as its destination wants (here the file destination's
+    default); one message per request (FCM, Twilio) → wide waves, batch APIs → two."""
+    from journeyman.connectors.fcm import FcmDestination
+    from journeyman.connectors.sendgrid import SendGridDestination
+    from journeyman.connectors.twilio import TwilioDestination
+
+    result = loop["results"][-1]
+    used = {
+        e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata[
+            "concurrency"
+        ].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string().startswith("sync_")
+    }
+    wanted = {}
+    for key in used:
+        resource = loop["resources"][f"destination_{key.removeprefix('sync_')}"]
+        wanted[key] = resource.concurrency or resource.build().default_concurrency
+    assert used == wanted and len(used) == 3
+    assert FcmDestination.default_concurrency == TwilioDestination.default_concurrency == 16
+    assert SendGridDestination.default_concurrency == 2
+
+
 def test_destination_catalog_rejects_secrets_in_the_file(tmp_path, monkeypatch):
     from journeyman.connectors.catalog import DestinationConfigError, load_catalog
 
@@ -281,6 +305,31 @@ def test_destination_catalog_rejects_secrets_in_the_file(tmp_path, monkeypatch):
     path.write_text("esp:\n  kind: carrier_pigeon\n")
     with pytest.raises(DestinationConfigError, match="`kind`"):
         load_catalog(path)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many", "2.5", "true"])
+def test_destination_catalog_names_a_bad_concurrency_and_its_range(tmp_path, value):
+    from journeyman.connectors.catalog import DestinationConfigError, load_catalog
+
+    path = tmp_path / "destinations.yml"
+    path.write_text(f"push:\n  kind: fcm\n  concurrency: {value}\n")
+    with pytest.raises(DestinationConfigError) as err:
+        load_catalog(path)
+    assert str(path) in str(err.value) and "`push` field `concurrency`" in str(err.value)
+    assert "1 to 64" in str(err.value)
+
+
+def test_a_catalog_concurrency_overrides_the_vendor_default(tmp_path, monkeypatch):
+    from journeyman.connectors.catalog import CATALOG_ENV
+    from journeyman.orchestration.defs.destinations import destination_resources
+
+    path = tmp_path / "destinations.yml"
+    path.write_text("push:\n  kind: fcm\n  concurrency: 4\nsms:\n  kind: twilio\n")
+    monkeypatch.setenv(CATALOG_ENV, str(path))
+    resources = destination_resources({"push", "sms"})
+    assert resources["destination_push"].concurrency == 4
+    assert "concurrency" not in resources["destination_push"].options
+    assert resources["destination_sms"].concurrency == 0  # → TwilioDestination's 16
 
 
 def test_every_send_carries_its_window_closing_at_the_agents_quiet_hours(loop):

@@ -47,7 +47,24 @@ def load_catalog(path: Path | None = None) -> dict[str, dict[str, Any]]:
                 f"{path}: destination `{name}` has secret field(s) {secrets} in the file; remove "
                 f"them and set the environment variable(s) {[SECRET_ENV[kind][s] for s in secrets]}"
             )
+        _check_concurrency(path, name, entry.get("concurrency"))
     return data
+
+
+#: the most requests in flight a sync may hold (Twilio's per-account limit is 100)
+MAX_CONCURRENCY = 64
+
+
+def _check_concurrency(path: Path, name: str, value: Any) -> None:
+    """`concurrency`, when set, is a whole number of requests in flight, 1..MAX_CONCURRENCY."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise DestinationConfigError(
+            f"{path}: destination `{name}` field `concurrency` is {value!r}; use a whole number "
+            f"of requests in flight from 1 to {MAX_CONCURRENCY}, or leave it out for the "
+            "destination's default"
+        )
 
 
 def shadow_catalog(catalog: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

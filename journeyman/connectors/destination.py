@@ -321,6 +321,10 @@ class Destination(abc.ABC):
     max_batch_size: int = 1000
     schedule_window: tuple[timedelta, timedelta | None] | None = None
     default_rate_limit: RateLimit | None = None
+    #: requests in flight at once in a sync (threads). Each wave of that many requests costs
+    #: one ledger commit, so a vendor taking one message per request wants more of them;
+    #: `concurrency` in destinations.yml overrides it
+    default_concurrency: int = 2
     #: re-sending a record is harmless because the vendor de-duplicates it (by our id)
     vendor_dedup: bool = False
     #: `lookup` can say whether the vendor holds a record sent earlier

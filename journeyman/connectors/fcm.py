@@ -43,6 +43,8 @@ class FcmDestination(HttpDestination):
 
     default_base_url = "https://fcm.googleapis.com"
     max_batch_size = 1
+    #: FCM v1 has no batch endpoint (one device per request) and no concurrency limit of its own
+    default_concurrency = 16
     schedule_window = None
     default_rate_limit = RateLimit(10_000, 10_000, "FCM: 600,000 messages per minute per project")
 

@@ -43,6 +43,8 @@ class TwilioDestination(HttpDestination):
 
     default_base_url = "https://api.twilio.com"
     max_batch_size = 1
+    #: one message per request; Twilio allows 100 concurrent requests per account
+    default_concurrency = 16
     default_rate_limit = RateLimit(
         100, 100, "Twilio: 100 concurrent API requests per account; sender MPS varies"
     )

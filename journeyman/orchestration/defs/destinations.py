@@ -25,6 +25,8 @@ class DestinationResource(dg.ConfigurableResource):
     outbox_dir: str = ""
     max_failure_share: float = DEFAULT_FAILURE_SHARE
     max_unknown: int = 0
+    #: requests in flight at once in a sync; 0 = the destination's default_concurrency
+    concurrency: int = 0
 
     def build(self) -> Destination:
         values = dict(self.options)
@@ -62,6 +64,7 @@ def destination_resources(names: set[str]) -> dict[str, DestinationResource]:
         kind = entry.pop("kind")
         share = float(entry.pop("max_failure_share", DEFAULT_FAILURE_SHARE))
         max_unknown = int(entry.pop("max_unknown", 0))
+        concurrency = int(entry.pop("concurrency", 0))
         out[f"destination_{name}"] = DestinationResource(
             name=name,
             kind=kind,
@@ -70,5 +73,6 @@ def destination_resources(names: set[str]) -> dict[str, DestinationResource]:
             outbox_dir=outbox,
             max_failure_share=share,
             max_unknown=max_unknown,
+            concurrency=concurrency,
         )
     return out

@@ -21,8 +21,6 @@ SYNC_PREFIX = "sync_"
 #: where shadow decisions (an agent's or a policy's `mode: shadow`) are logged: a file
 #: destination under the outbox folder, never a vendor
 SHADOW = "shadow"
-#: parallel requests per sync (threads, one HTTP session each; the vendor's rate limit holds)
-CONCURRENCY = 2
 
 
 def creatives_of(agents: list[AgentConfig]) -> dict[tuple[str, str, str], Creative]:
@@ -112,6 +110,7 @@ def _sync_asset(name: str, group: str = "treatment") -> dg.AssetsDefinition:
         # Real time decides only *when* a message may leave (dispatch, send windows), never
         # what; a simulation's dispatch is on time by construction (settings.simulation).
         now = datetime.now(UTC).replace(tzinfo=None)
+        concurrency = resource.concurrency or destination.default_concurrency
         report, routed = deliver_day(
             wh,
             day,
@@ -119,13 +118,15 @@ def _sync_asset(name: str, group: str = "treatment") -> dg.AssetsDefinition:
             creatives_of(configs),
             routes,
             now,
-            concurrency=CONCURRENCY,
+            concurrency=concurrency,
             group=group,
             expire=not settings.simulation(),
         )
         attempted = report.delivered + report.failed
         share = report.failed / attempted if attempted else 0.0
-        yield dg.MaterializeResult(metadata=sync_metadata(report, routed))
+        metadata = sync_metadata(report, routed)
+        metadata["concurrency"] = dg.MetadataValue.int(concurrency)
+        yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(
             check_name=check.name,
             passed=share <= resource.max_failure_share,

@@ -1,3 +1,6 @@
+-- A table: three customer-feature models read it (docs/scaling.md).
+{{ config(materialized='table') }}
+
 -- Every message delivered to a customer before the as-of instant, whoever sent it, with how the
 -- customer engaged with it: journeyman's (int_messages_sent) and those the ESP reports from other
 -- sends (the brand's own campaigns: a `delivered` event whose message key is no journeyman
@@ -23,7 +26,9 @@ events as (
 
 decisions as (
 
+    -- journeyman's messages: only a decision with a message is ever delivered
     select decision_id from {{ ref('stg_journeyman__decisions') }}
+    where message_id is not null
 
 ),
 

@@ -1,3 +1,6 @@
+-- A table: read by the contact counts, the delivered messages and customer_agent_contacts.
+{{ config(materialized='table') }}
+
 -- Messages actually sent as of run_date: decisions with a message, a delivered ledger row and
 -- send_at strictly before the as-of instant. One row per decision.
 with

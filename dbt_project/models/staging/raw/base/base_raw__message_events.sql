@@ -1,7 +1,11 @@
+-- A table, not a view: every message-event consumer (staging, data quality, the outcome marts)
+-- would otherwise re-rank the whole event history (docs/scaling.md).
+{{ config(materialized='table') }}
+
 -- Every raw message event, renamed and checked: exclusion_reason says why a row is dropped
 -- (the first loaded copy of an event id wins; later copies are duplicates). An event dated in
 -- the future cannot have happened yet (macros/plausibility.sql). An open or click must belong to
--- a known message: a journeyman decision, or a message the vendor reported `delivered` (the
+-- a known message: a journeyman decision with a message, or a message the vendor reported `delivered` (the
 -- brand's own sends). Deliveries, bounces, unsubscribes and complaints are kept whatever message
 -- they name: they are facts about the customer's address and wishes, never to be lost.
 with
@@ -46,7 +50,9 @@ ranked as (
 
 decisions as (
 
+    -- only a decision with a message can be opened or clicked
     select distinct decision_id from {{ source('journeyman', 'decisions') }}
+    where message_id is not null
 
 ),
 
