@@ -496,6 +496,24 @@ def test_events_the_raw_table_already_holds_are_duplicates(
         server.stop()  # before the database is dropped
 
 
+def test_a_copy_within_the_retry_horizon_is_a_duplicate_even_at_another_time(
+    receiver: Callable[..., Receiver], tmp_path: Path
+) -> None:
+    """DuckDB looks for copies among the events of the days around a post's (the vendors'
+    retry horizon, so that a lookup reads the recent days, not the history): a copy re-sent
+    with another time inside it is a duplicate; one further apart is stored, for staging to
+    drop as `duplicate_event_id`."""
+    location = str(tmp_path / "warehouse.duckdb")
+    server = receiver(warehouse=location, webhook_secret=SENTINEL_SECRET)
+    generic_post(server, [generic_event("e-1"), generic_event("e-2")])
+    near = generic_event("e-1", occurred_at="2024-01-08T09:00:00Z")  # 71 h later
+    far = generic_event("e-2", occurred_at="2024-01-10T11:00:00Z")  # 5 days later
+    assert generic_post(server, [near]).json()["duplicates"] == 1
+    assert generic_post(server, [far]).json()["accepted"] == 1
+    assert sorted(r[0] for r in server.stored()) == ["e-1", "e-2", "e-2"]
+    server.stop()
+
+
 def test_serve_events_refuses_several_workers_on_a_duckdb_file(tmp_path: Path) -> None:
     """DuckDB allows one writing process per file: `--workers 2` is one error line, exit 2."""
     env = {

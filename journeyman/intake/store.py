@@ -1,8 +1,9 @@
 """Deduplicate verified events by event id and append them to raw.message_events, once each.
 
 DuckDB (one writing process per file): the receiver's process is the only intake writer, so
-it deduplicates against what raw.message_events holds, and holds the file for short group
-commits only. PostgreSQL: any number of intake processes write at once; the database
+it deduplicates against what raw.message_events holds for the days around the events (a
+vendor's retry horizon; staging drops a copy from further apart), and holds the file for short
+group commits only. PostgreSQL: any number of intake processes write at once; the database
 deduplicates, on the primary key of `journeyman.intake_event_ids` (`INSERT … ON CONFLICT DO
 NOTHING`), in the transaction that appends the events.
 """
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -28,6 +29,8 @@ SCHEMA = arrow_schema(TABLE)
 #: none: an ETL tool may load duplicates there, which staging drops)
 KEYS = "journeyman.intake_event_ids"
 _LOOKUP_CHUNK = 1000
+#: DuckDB: how far apart (occurred_at) two copies of an event may lie and still be caught here
+DEDUP_HORIZON = timedelta(days=4)
 #: pg_advisory_xact_lock key serialising the intake's DDL between worker processes
 _DDL_LOCK = 0x6A6D_696E_7461_6B65  # "jmintake"
 #: group commit pause (s) that leaves a DuckDB file free between the intake's commits
@@ -189,7 +192,7 @@ class EventStore:
             if not self._table_ready:
                 for statement in _message_events_ddl():
                     conn.execute(sa.text(statement))
-            existing = _existing_ids(conn, sorted({r.event_id for r in rows}))
+            existing = _existing_ids(conn, rows)
             new_rows = [r for r in rows if r.event_id not in existing]
             append_arrow(conn, TABLE, _to_arrow(new_rows, loaded_at))
         return {r.event_id for r in new_rows}
@@ -223,14 +226,25 @@ def _create_postgres_tables(conn: sa.Connection) -> None:
         conn.execute(sa.text(_SEED_KEYS))
 
 
-def _existing_ids(conn: sa.Connection, ids: list[str]) -> set[str]:
-    """The ids among `ids` already present in raw.message_events."""
-    query = sa.text(f"select distinct event_id from {TABLE} where event_id in :ids").bindparams(
-        sa.bindparam("ids", expanding=True)
-    )
+def _existing_ids(conn: sa.Connection, rows: Sequence[MessageEvent]) -> set[str]:
+    """The rows' event ids already present in raw.message_events, among the events that
+    occurred within DEDUP_HORIZON of theirs: a vendor re-delivers an event within its retry
+    horizon (SendGrid 72 h), and the bound lets DuckDB's zone maps skip the older history, so
+    a lookup costs the recent days, not the whole table. A copy from further apart is stored
+    and left to staging (`duplicate_event_id`)."""
+    ids = sorted({r.event_id for r in rows})
+    if not ids:
+        return set()
+    since = min(r.occurred_at for r in rows) - DEDUP_HORIZON
+    until = max(r.occurred_at for r in rows) + DEDUP_HORIZON
+    query = sa.text(
+        f"select distinct event_id from {TABLE} where occurred_at between :since and :until "
+        "and event_id in :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
     found: set[str] = set()
     for start in range(0, len(ids), _LOOKUP_CHUNK):
-        found.update(conn.execute(query, {"ids": ids[start : start + _LOOKUP_CHUNK]}).scalars())
+        chunk = {"ids": ids[start : start + _LOOKUP_CHUNK], "since": since, "until": until}
+        found.update(conn.execute(query, chunk).scalars())
     return found
 
 

@@ -34,7 +34,8 @@ import requests
 
 from journeyman.sandbox.emulators import Delivery, FcmEmulator, SendGridEmulator, TwilioEmulator
 
-TWILIO_CONCURRENCY = 8  # status callbacks in flight at once
+#: status callbacks in flight at once: Twilio posts each message's callback on its own, uncapped
+TWILIO_CONCURRENCY = 32
 SENDGRID_EVENTS = {
     "delivered": "delivered",
     "bounce": "bounce",
