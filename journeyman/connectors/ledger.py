@@ -363,7 +363,7 @@ class DeliveryLedger:
             with self._connection() as conn:
                 _pg_update(conn, self.destination, table, update)
             return
-        self._write(table, update=update, existing=True)
+        self._write(table, update=update, existing=True, marked_at=now)
 
     def release(self, decision_ids: Sequence[str], attempts: Sequence[int], now: datetime) -> None:
         """Undo the in-flight mark of records whose request never left (the sync stopped
@@ -510,19 +510,20 @@ class DeliveryLedger:
         update: Sequence[str],
         existing: bool,
         fresh: bool = False,
+        marked_at: datetime | None = None,
     ) -> None:
         """DuckDB: write the table's rows in one transaction: rows this destination already
         has get the `update` columns; the others are inserted. `existing`: every row is known
-        to be present (update only); `fresh`: none is (insert only). One registered Arrow
-        view, set-based SQL, no per-row statements."""
+        to be present (update only); `fresh`: none is (insert only); `marked_at`: every row
+        was marked in flight at that instant (a settle of this run's wave). One registered
+        Arrow view, set-based SQL, no per-row statements."""
         if not table.num_rows:
             return
         cols = ", ".join(_SCHEMA.names)
-        # the rows' id range: decision ids arrive sorted, so the zone maps skip the rest of a
-        # growing ledger (an update costs the batch, not the table)
-        bounds = pc.min_max(table.column("decision_id"))
-        span = [self.destination, bounds["min"].as_py(), bounds["max"].as_py()]
-        within = "l.destination = ? and l.decision_id between ? and ?"
+        # (an id range does not narrow the scan: DuckDB keeps 8-byte string prefixes in its
+        # zone maps, and every id starts with the agent's name)
+        span = [self.destination]
+        within = "l.destination = ?"
         with self._connection() as conn:
             raw = _driver(conn)
             if raw is None:
@@ -530,7 +531,17 @@ class DeliveryLedger:
             view = f"_jm_ledger_{id(table)}"
             raw.register(view, table)
             try:
-                if not fresh:
+                if marked_at is not None:
+                    # the rows of one mark: a plain scan on attempted_at, which the zone maps
+                    # narrow to the newest row groups (a join-filtered UPDATE scans the table)
+                    sets = ", ".join(f"{c} = v.{c}" for c in update)
+                    raw.execute(
+                        f"update {LEDGER} as l set {sets} from {view} as v where l.rowid in "
+                        f"(select rowid from {LEDGER} where destination = ? and attempted_at = ?) "
+                        "and l.decision_id = v.decision_id",
+                        [self.destination, marked_at],
+                    )
+                elif not fresh:
                     sets = ", ".join(f"{c} = v.{c}" for c in update)
                     raw.execute(
                         f"update {LEDGER} as l set {sets} from {view} as v "
