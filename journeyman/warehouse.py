@@ -31,6 +31,8 @@ _LOCK_PATTERNS = ("Could not set lock", "Conflicting lock", "database is locked"
 LOCK_WAIT_ENV = "JOURNEYMAN_LOCK_WAIT_S"
 #: how long opening a warehouse another process holds is retried (DuckDB: one writer process)
 DEFAULT_LOCK_WAIT_S = 120.0
+MEMORY_LIMIT_ENV = "JOURNEYMAN_DUCKDB_MEMORY_LIMIT"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 def _is_lock(error: Exception) -> bool:
@@ -44,6 +46,18 @@ def lock_wait_s() -> float:
         return max(0.0, float(raw)) if raw else DEFAULT_LOCK_WAIT_S
     except ValueError:
         raise WarehouseError(f"{LOCK_WAIT_ENV} must be a number of seconds; got {raw!r}") from None
+
+
+def duckdb_memory_limit() -> str:
+    """JOURNEYMAN_DUCKDB_MEMORY_LIMIT, else DEFAULT_DUCKDB_MEMORY_LIMIT: DuckDB's memory limit
+    in journeyman's processes and in dbt's (its own default, 80 % of the machine's RAM, let
+    one 100,000-customer decide step hold 3 GB); past it DuckDB spills to <warehouse>.tmp."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_DUCKDB_MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)", raw, flags=re.IGNORECASE):
+        raise WarehouseError(
+            f"{MEMORY_LIMIT_ENV} must be an amount of memory such as 1GB or 512MB; got {raw!r}"
+        )
+    return raw
 
 
 def _explain(path: Path, error: Exception) -> WarehouseError:
@@ -148,9 +162,10 @@ class Warehouse:
     def engine(self) -> sa.Engine:
         if self._engine is None:
             if self._server is None:
+                config = {"memory_limit": duckdb_memory_limit()}
                 self._engine = sa.create_engine(
                     self.url,
-                    connect_args={"read_only": self.read_only},
+                    connect_args={"read_only": self.read_only, "config": config},
                     poolclass=sa.pool.NullPool,  # connections close promptly: one writer per file
                 )
             else:

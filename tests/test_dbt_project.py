@@ -776,6 +776,39 @@ def test_agent_group_outcomes_intention_to_treat(build: Build) -> None:
     assert (holdout["customers"], holdout["conversions"], holdout["messages_sent"]) == (1, 0, 0)
 
 
+def test_history_data_tests_read_the_recent_rows_unless_told_otherwise(tmp_path: Path) -> None:
+    """A daily build tests the decisions of the last `data_test_window_days` (the earlier ones
+    were tested by their own days' builds); a duplicate decision inside that window fails the
+    build, one outside fails only a full test (`data_test_window_days: null`)."""
+    columns = (
+        "decision_id, agent, decision_date, customer_id, policy, policy_version, "
+        "experiment_group, exclusion_reason, goal_metric, attribution_window_days, created_at"
+    )
+
+    def duplicate(decision_date: str) -> list[tuple]:
+        row = ("dup", "winback", decision_date, "c-dup", "p", "v1", "treatment", "holdout",
+               "conversion", 7, f"{decision_date} 00:10:00")  # fmt: skip
+        return [row, row]
+
+    select = ["--select", "stg_journeyman__decisions", "--indirect-selection", "cautious"]
+    for name, day, window, fails in (
+        ("old", "2024-01-15", None, False),
+        ("old_full", "2024-01-15", "null", True),
+        ("recent", "2024-02-28", None, True),
+    ):
+        location = tmp_path / f"{name}.duckdb"
+        load_fixture(location)
+        with Warehouse(location).connect() as conn:
+            _insert(conn, "journeyman.decisions", duplicate(day), columns)
+        variables = f"{{run_date: {RUN_DATE}" + (
+            f", data_test_window_days: {window}}}" if window else "}"
+        )
+        result = run_dbt(["build", *select, "--vars", variables], location, tmp_path / name)
+        assert (result.returncode != 0) == fails, (name, result.stdout[-3000:])
+        if fails:
+            assert "unique_stg_journeyman__decisions_decision_id" in result.stdout
+
+
 def test_run_date_defaults_to_today_utc(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     result = run_dbt(["compile", "--inline", "select {{ as_of() }} as as_of"], warehouse, tmp_path)

@@ -170,6 +170,21 @@ def test_a_failed_unit_of_work_writes_nothing(warehouse: Warehouse) -> None:
 # -- the setting ---------------------------------------------------------------------------
 
 
+def test_duckdb_memory_limit_is_set_and_a_bad_one_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every DuckDB connection journeyman opens carries the memory limit (DuckDB's own default
+    is 80 % of the machine); a value DuckDB cannot read is one clear error naming the setting."""
+    from journeyman.warehouse import MEMORY_LIMIT_ENV
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "768MB")
+    limit = Warehouse(tmp_path / "w.duckdb").scalar("select current_setting('memory_limit')")
+    assert limit.replace(" ", "") in {"768.0MiB", "732.4MiB", "768MiB", "732MiB"}, limit
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(WarehouseError, match=f"{MEMORY_LIMIT_ENV} must be an amount of memory"):
+        Warehouse(tmp_path / "x.duckdb").scalar("select 1")
+
+
 def test_setting_is_a_path_or_a_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(settings.WAREHOUSE_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
