@@ -193,8 +193,15 @@ def ensure_journeyman_tables(warehouse: Warehouse) -> None:
         for name, kind in columns
         if name not in present.get(table, set())
     ]
-    if missing:
-        warehouse.execute(";\n".join(missing))
+    _add_columns(warehouse, missing)
+
+
+def _add_columns(warehouse: Warehouse, statements: list[str]) -> None:
+    """Each `alter table … add column` in a transaction of its own: DuckDB holds a new column's
+    NULLs for every row in memory until the commit (230 MB per column of a 25-million-row
+    table), so one transaction of many would need several times its memory limit."""
+    for statement in statements:
+        warehouse.execute(statement)
 
 
 RAW_TABLES = ("customers", "orders", "consents", "message_events")
@@ -229,14 +236,14 @@ def ensure_feature_columns(warehouse: Warehouse, features: list[str]) -> None:
             "where table_schema = 'journeyman' and table_name = 'decision_features'"
         )
     }
-    missing = [f for f in features if f not in present]
-    if missing:
-        warehouse.execute(
-            ";\n".join(
-                f'alter table journeyman.decision_features add column "{f}" double precision'
-                for f in missing
-            )
-        )
+    _add_columns(
+        warehouse,
+        [
+            f'alter table journeyman.decision_features add column "{f}" double precision'
+            for f in features
+            if f not in present
+        ],
+    )
 
 
 _ARROW_TYPES = {
