@@ -809,6 +809,26 @@ def test_history_data_tests_read_the_recent_rows_unless_told_otherwise(tmp_path:
             assert "unique_stg_journeyman__decisions_decision_id" in result.stdout
 
 
+def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
+    """decision_rewards and decision_learning_rewards built day after day (each build adds
+    the windows closed since the last) hold exactly the rows of one full build."""
+    days = ["2024-02-20", "2024-02-27", RUN_DATE]
+    tables = {}
+    for name, dates in (("daily", days), ("full", [RUN_DATE])):
+        location = tmp_path / f"{name}.duckdb"
+        load_fixture(location)
+        for day in dates:
+            result = run_dbt(["build", "--vars", f"{{run_date: {day}}}"], location, tmp_path / name)
+            assert result.returncode == 0, result.stdout[-3000:]
+        warehouse = Warehouse(location)
+        tables[name] = {
+            mart: [tuple(r) for r in warehouse.rows(f"select * from marts.{mart} order by 1")]
+            for mart in ("decision_rewards", "decision_learning_rewards")
+        }
+    assert tables["daily"] == tables["full"]
+    assert len(tables["full"]["decision_rewards"]) >= 3
+
+
 def test_run_date_defaults_to_today_utc(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     result = run_dbt(["compile", "--inline", "select {{ as_of() }} as as_of"], warehouse, tmp_path)

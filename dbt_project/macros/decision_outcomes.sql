@@ -7,13 +7,22 @@
     (reference_at, window_end]: an order at the send does not count, one at exactly window_end
     does. Duplicate orders / events count once. -#}
 {% macro decision_outcomes(window_days) -%}
+{#- Incremental: a build recomputes the windows that closed since `since` (the latest window_end
+    the table holds, at most rewards_lookback_days before the as-of instant, so late-loaded
+    orders and events of those days still count) and reads only the decisions, events and
+    opt-outs that can touch them; `reach` is how long before `since` those can lie (the longest
+    attribution window, plus the days a send can follow its decision date). -#}
+{%- set since, reach = rewards_since() %}
 with
 
 decisions as (
 
     select * from {{ ref('stg_journeyman__decisions') }}
-    where exclusion_reason is null
-        or exclusion_reason = 'holdout'
+    where (exclusion_reason is null
+        or exclusion_reason = 'holdout')
+    {%- if since %}
+        and decision_date >= cast({{ add_days(since, -reach) }} as date)
+    {%- endif %}
 
 ),
 
@@ -56,6 +65,9 @@ closed as (
 
     select * from windows
     where window_end <= {{ as_of() }}
+    {%- if since %}
+        and window_end > {{ since }}
+    {%- endif %}
 
 ),
 
@@ -103,6 +115,9 @@ events as (
     select distinct decision_id, event_type, occurred_at
     from {{ ref('stg_raw__message_events') }}
     where event_type in ('unsubscribe', 'complaint', 'open', 'click')
+    {%- if since %}
+        and occurred_at > {{ add_days(since, -reach) }}
+    {%- endif %}
 
 ),
 
@@ -129,6 +144,9 @@ opt_outs as (
     select customer_id, occurred_at as opted_out_at
     from {{ ref('stg_raw__message_events') }}
     where event_type = 'unsubscribe'
+    {%- if since %}
+        and occurred_at > {{ add_days(since, -reach) }}
+    {%- endif %}
     union all
     select customer_id, recorded_at as opted_out_at
     from {{ ref('stg_raw__consents') }}
@@ -232,4 +250,29 @@ rewards as (
 )
 
 select * from rewards
+{%- endmacro %}
+
+
+{#- (since, reach) of an incremental build of decision_outcomes: `since` a timestamp literal,
+    `reach` days; (none, 0) for a full build. -#}
+{% macro rewards_since() -%}
+    {%- if not is_incremental() -%}
+        {{ return((none, 0)) }}
+    {%- endif -%}
+    {%- set floor = add_days(as_of(), -(var('rewards_lookback_days') | int)) -%}
+    {%- set query -%}
+        select
+            cast(
+                case when max(window_end) is not null then least(max(window_end), {{ floor }}) end
+                as varchar
+            ),
+            (select coalesce(max(attribution_window_days), 0)
+             from {{ source('journeyman', 'decisions') }})
+        from {{ this }}
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- if row[0] is none -%}  {#- nothing yet: every closed window #}
+        {{ return((none, 0)) }}
+    {%- endif -%}
+    {{ return(("cast('" ~ row[0] ~ "' as timestamp)", (row[1] | int) + 3)) }}
 {%- endmacro %}
