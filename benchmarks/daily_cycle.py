@@ -68,7 +68,12 @@ from journeyman.tables import (  # noqa: E402
     ensure_journeyman_tables,
     ensure_raw_tables,
 )
-from journeyman.warehouse import Warehouse, append_arrow, stream_arrow  # noqa: E402
+from journeyman.warehouse import (  # noqa: E402
+    Warehouse,
+    append_arrow,
+    duckdb_memory_limit,
+    stream_arrow,
+)
 
 DAY = date(2026, 6, 1)  # the production day D (a past daily partition)
 SEED = 1
@@ -513,6 +518,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "backend": args.backend,
+        "duckdb_memory_limit": duckdb_memory_limit(),
         "customers": counts.get("sandbox.customer_traits", args.customers),
         "history_days": args.history_days,
         "day": DAY.isoformat(),
