@@ -32,7 +32,7 @@ LOCK_WAIT_ENV = "JOURNEYMAN_LOCK_WAIT_S"
 #: how long opening a warehouse another process holds is retried (DuckDB: one writer process)
 DEFAULT_LOCK_WAIT_S = 120.0
 MEMORY_LIMIT_ENV = "JOURNEYMAN_DUCKDB_MEMORY_LIMIT"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
 
 
 def _is_lock(error: Exception) -> bool:
@@ -51,7 +51,9 @@ def lock_wait_s() -> float:
 def duckdb_memory_limit() -> str:
     """JOURNEYMAN_DUCKDB_MEMORY_LIMIT, else DEFAULT_DUCKDB_MEMORY_LIMIT: DuckDB's memory limit
     in journeyman's processes and in dbt's (its own default, 80 % of the machine's RAM, let
-    one 100,000-customer decide step hold 3 GB); past it DuckDB spills to <warehouse>.tmp."""
+    one 100,000-customer decide step hold 3 GB, and the dbt build 14 GB); past it DuckDB
+    spills to <warehouse>.tmp. At 1GB the 100,000-customer build ran out of memory (some
+    joins cannot spill), hence 2GB."""
     raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_DUCKDB_MEMORY_LIMIT
     if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)", raw, flags=re.IGNORECASE):
         raise WarehouseError(
