@@ -3,9 +3,9 @@
     `where: __recent__` (dbt_project.yml); this override of dbt's get_where_subquery replaces the
     placeholder for the models the var `data_test_recent_columns` names (model → the column that
     says when a row was written or last changed) with `<column> >= as-of - N days`,
-    N = `data_test_window_days`, and for every other model tests the relation itself. The rows of earlier days
-    were tested by the builds of those days, so a daily build costs the new rows, not the
-    history. `--vars '{data_test_window_days: null}'` tests everything (a weekly job, CI).
+    N = `data_test_window_days`, and for every other model tests the relation itself. The rows
+    of earlier days were tested by the builds of those days, so a daily build costs the new
+    rows, not the history. `--vars '{data_test_window_days: null}'` tests everything (a weekly job, CI).
     (dbt's documented way to template `where`: https://docs.getdbt.com/reference/resource-configs/where)
 -#}
 {% macro get_where_subquery(relation) -%}

@@ -53,7 +53,8 @@ class KlaviyoDestination(HttpDestination):
         self.bulk = bulk
         self.revision = revision
         self.max_batch_size = 1000 if bulk else 1
-        self.default_concurrency = 2 if bulk else 16
+        if not bulk:  # one event per request: wide waves, as FCM and Twilio
+            self.default_concurrency = 16
         # a flow with a time delay can hold events: then send ahead by up to `send_ahead`
         self.schedule_window = (timedelta(0), send_ahead) if send_ahead else None
         self.default_rate_limit = (

@@ -520,10 +520,19 @@ class DeliveryLedger:
         if not table.num_rows:
             return
         cols = ", ".join(_SCHEMA.names)
-        # (an id range does not narrow the scan: DuckDB keeps 8-byte string prefixes in its
-        # zone maps, and every id starts with the agent's name)
-        span = [self.destination]
-        within = "l.destination = ?"
+        sets = ", ".join(f"{c} = v.{c}" for c in update)
+        # The rows to update: those of one mark are found by its instant, a plain scan that the
+        # zone maps narrow to the newest row groups (DuckDB does not push a join's filter into
+        # an UPDATE's scan; an id range would not narrow it either, the zone maps keeping
+        # 8-byte string prefixes and every id starting with the agent's name).
+        if marked_at is not None:
+            target = (
+                f"l.rowid in (select rowid from {LEDGER} where destination = ? "
+                "and attempted_at = ?)"
+            )
+            params: list[Any] = [self.destination, marked_at]
+        else:
+            target, params = "l.destination = ?", [self.destination]
         with self._connection() as conn:
             raw = _driver(conn)
             if raw is None:
@@ -531,22 +540,11 @@ class DeliveryLedger:
             view = f"_jm_ledger_{id(table)}"
             raw.register(view, table)
             try:
-                if marked_at is not None:
-                    # the rows of one mark: a plain scan on attempted_at, which the zone maps
-                    # narrow to the newest row groups (a join-filtered UPDATE scans the table)
-                    sets = ", ".join(f"{c} = v.{c}" for c in update)
-                    raw.execute(
-                        f"update {LEDGER} as l set {sets} from {view} as v where l.rowid in "
-                        f"(select rowid from {LEDGER} where destination = ? and attempted_at = ?) "
-                        "and l.decision_id = v.decision_id",
-                        [self.destination, marked_at],
-                    )
-                elif not fresh:
-                    sets = ", ".join(f"{c} = v.{c}" for c in update)
+                if not fresh:
                     raw.execute(
                         f"update {LEDGER} as l set {sets} from {view} as v "
-                        f"where {within} and l.decision_id = v.decision_id",
-                        span,
+                        f"where {target} and l.decision_id = v.decision_id",
+                        params,
                     )
                 if fresh:
                     raw.execute(f"insert into {LEDGER} ({cols}) select {cols} from {view}")
@@ -554,8 +552,8 @@ class DeliveryLedger:
                     raw.execute(
                         f"insert into {LEDGER} ({cols}) select {cols} from {view} v "
                         f"where not exists (select 1 from {LEDGER} l where "
-                        f"{within} and l.decision_id = v.decision_id)",
-                        span,
+                        f"{target} and l.decision_id = v.decision_id)",
+                        params,
                     )
             finally:
                 raw.unregister(view)
