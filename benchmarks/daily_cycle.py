@@ -9,18 +9,18 @@ the demo's SendGrid / Twilio / FCM emulators (`demo_delivery("emulators")`), the
 answers what the emulators accepted and the e-mail events and SMS receipts come back through the
 signed webhooks and the event intake into raw.message_events.
 
-What is fabricated (DuckDB SQL, no day simulated): the 90 days of journeyman history before D,
-at the volumes the demo writes per customer: one `journeyman.decisions` row per agent x
-customer x day for the project's agents (agents/*.yml, their real action ids, destinations,
-goals and penalties), with sticky hash groups (10 % holdout, 20 % business as usual, 3 %
-random control), the audience share of each agent (win-back 45 %, the others 3 %), guardrail
-exclusions, "send nothing" and a uniform choice among the agent's actions; decision-time
-features (hash-drawn values) for the acted and held-out decisions; the message tags; one ledger
-row per sent message (98.9 % delivered); the message events of the delivered ones (e-mail opens
-20 %, clicks 2.5 %, ...). On PostgreSQL the warehouse is fabricated in a scratch DuckDB file and
-copied table by table (Arrow batches, COPY). Then a dbt build as of D-1 (the Dagster job's dbt
-assets) builds everything once, incremental learning statistics included: the "warm-up", timed
-but not a stage of the day.
+What is fabricated (DuckDB SQL, no day simulated): the 90 days of journeyman history before D, at
+the volumes the demo writes per customer: one decision per agent x customer x day for the
+project's agents (agents/*.yml, their real action ids, destinations, goals and penalties), stored
+in `journeyman.decisions` for the customers in the agent's audience, with sticky hash groups (10 %
+holdout, 20 % business as usual, 3 % random control), the audience share of each agent (win-back
+45 %, the others 3 %), guardrail exclusions, "send nothing" and a uniform choice among the agent's
+actions; decision-time features (hash-drawn values) for the acted and held-out decisions; the
+message tags; one ledger row per sent message (98.9 % delivered); the message events of the
+delivered ones (e-mail opens 20 %, clicks 2.5 %, ...). On PostgreSQL the warehouse is fabricated
+in a scratch DuckDB file and copied table by table (Arrow batches, COPY). Then a dbt build as of
+D-1 (the Dagster job's dbt assets) builds everything once, incremental learning statistics
+included: the "warm-up", timed but not a stage of the day.
 
     .venv/bin/python benchmarks/daily_cycle.py --customers 100000 [--backend duckdb|postgres]
         [--history-days 90] [--keep DIR] [--warehouse postgresql+psycopg://...]
@@ -228,7 +228,8 @@ def _agent_tables(wh: Warehouse, agents: list[AgentConfig]) -> None:
 
 
 def _decisions(wh: Warehouse, first: date, days: int) -> None:
-    """One decision per agent x customer x day of the history (see the module docstring)."""
+    """One decision per agent x customer x day of the history, stored for the customers in the
+    agent's audience (see the module docstring)."""
     wh.execute(
         f"""
         insert into journeyman.decisions (decision_id, agent, decision_date, customer_id, policy,
@@ -276,6 +277,7 @@ def _decisions(wh: Warehouse, first: date, days: int) -> None:
             exclusion_reason, goal, attribution, learning, pen_unsub, pen_complaint,
             day::timestamp
         from grouped g left join bench_actions a on a.agent = g.agent and a.k = g.k
+        where exclusion_reason is distinct from 'not_eligible'  -- counted, never stored
         """
     )
 

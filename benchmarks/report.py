@@ -155,7 +155,8 @@ def _decisions(wh: Warehouse, per_day: int, customers: int, days: int) -> None:
                 then day + to_hours(hr + 3) end,
             case when exclusion_reason is null then 1.0 / 61 end,
             exclusion_reason, goal, 7, 1, day::timestamp
-        from grouped;
+        from grouped
+        where exclusion_reason is distinct from 'not_eligible';  -- counted, never stored
         """
     )
 

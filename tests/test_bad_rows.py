@@ -241,9 +241,16 @@ def test_the_decisioner_decides_for_every_customer(build: Build, tmp_path: Path)
     summary = decide_day(warehouse, agents, features, date.fromisoformat(RUN_DATE))
     assert summary.decisions == {agent.name: 5 for agent in agents}
     decided = warehouse.rows(
-        f"select agent, customer_id from journeyman.decisions where decision_date = '{RUN_DATE}'"
+        "select agent, customer_id, exclusion_reason from journeyman.decisions "
+        f"where decision_date = '{RUN_DATE}'"
     )
-    assert {c for _, c in decided} == {"n1", "n2", "n3", "big", "huge"}
+    assert {c for _, c, _ in decided} <= {"n1", "n2", "n3", "big", "huge"}
+    # customers outside an agent's audience are counted, not stored
+    assert "not_eligible" not in {r for _, _, r in decided}
+    for agent in agents:
+        stored = sum(1 for a, _, _ in decided if a == agent.name)
+        assert stored + summary.exclusions[(agent.name, "not_eligible")] == 5
+    assert summary.written == len(decided)
     assert sum(summary.sends.values()) > 0
 
 

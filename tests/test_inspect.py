@@ -118,6 +118,25 @@ def test_a_guardrail_block_is_explained_with_its_rule_and_setting(run):
     assert "last message was planned for" in text.stdout or reason == "cap_reached"
 
 
+def test_a_day_outside_the_audience_is_explained_though_no_row_is_stored(run):
+    warehouse = run["warehouse"]
+    stored = warehouse.scalar(
+        "select count(*) from journeyman.decisions where exclusion_reason = 'not_eligible'"
+    )
+    assert stored == 0
+    customer = warehouse.scalar(
+        "select customer_id from marts.customer_features where customer_id not in ("
+        "select customer_id from journeyman.decisions where agent = 'winback' "
+        "and decision_date = :day) order by customer_id limit 1",
+        {"day": LAST},
+    )
+    assert customer is not None
+    decision = _decision(_json(run["path"], customer, "--agent", "winback"), "winback", LAST)
+    assert decision["outcome"] == "excluded" and decision["exclusion_reason"] == "not_eligible"
+    assert "not in the agent's audience" in decision["explanation"]
+    assert decision["decision_id"].endswith("(not stored)") and decision["deliveries"] == []
+
+
 def test_the_recomputed_probability_of_a_linear_ts_decision_is_its_propensity(run):
     customer, action, propensity, version = run["warehouse"].rows(
         "select customer_id, action_id, propensity, policy_version from journeyman.decisions "

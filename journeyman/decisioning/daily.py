@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from journeyman.decisioning.assignment import HOLDOUT
 from journeyman.decisioning.decide import (
     DECISIONS_SCHEMA,
+    NOT_ELIGIBLE,
     AgentDecider,
     contact_history,
     decide_batch,
@@ -32,13 +33,32 @@ from journeyman.warehouse import Warehouse
 
 @dataclass
 class DaySummary:
-    """Counts for run metadata: decisions, sends and exclusions per agent."""
+    """Counts for run metadata per agent: customers decided for (`decisions`, the audience's
+    and the others'), sends, and exclusions by reason (`not_eligible` included, though those
+    rows are not stored); `written`: the rows stored."""
 
     decisions: Counter[str] = field(default_factory=Counter)
     sends: Counter[str] = field(default_factory=Counter)
     exclusions: Counter[tuple[str, str]] = field(default_factory=Counter)
     written: int = 0
     versions: dict[str, str] = field(default_factory=dict)
+
+    def count(self, agent: str, decided: pa.Table) -> None:
+        """Add one batch's decision rows of `agent` (columnar: no per-row Python)."""
+        self.decisions[agent] += decided.num_rows
+        self.sends[agent] += decided.num_rows - decided.column("message_id").null_count
+        reasons = decided.column("exclusion_reason").drop_null().value_counts()
+        for value, n in zip(reasons.field(0).to_pylist(), reasons.field(1).to_pylist()):  # noqa: B905
+            self.exclusions[(agent, value)] += n
+
+
+def in_audience(decided: pa.Table) -> pa.Table:
+    """The decision rows that are stored: all but `not_eligible` (a customer outside the
+    agent's audience). Those would be most of the history (one per agent, customer and day)
+    and nothing reads them; `journeyman inspect` explains a day without a row from the
+    audience's columns, and the day's counts keep their number."""
+    reason = decided.column("exclusion_reason")
+    return decided.filter(pc.invert(pc.equal(reason, NOT_ELIGIBLE)).fill_null(True))
 
 
 def decide_day(
@@ -64,22 +84,17 @@ def decide_day(
     ]
     parts: list[pa.Table] = []
     snapshots: list[pa.Table] = []
+    summary = DaySummary()
     for batch in stream_customers(warehouse, agents, batch_size):
         # Agents decide in name order; each sees what the previous ones planned today.
         history = contact_history(batch)
         for decider in deciders:
             decided = decide_batch(decider, batch, day, history)
-            parts.append(decided)
+            summary.count(decider.agent.name, decided)
+            parts.append(in_audience(decided))
             snapshots.append(_feature_snapshot(decided, batch, available_features))
     table = pa.concat_tables(parts) if parts else DECISIONS_SCHEMA.empty_table()
     features = pa.concat_tables(snapshots) if snapshots else None
-    summary = DaySummary()
-    for row in table.select(["agent", "message_id", "exclusion_reason"]).to_pylist():
-        summary.decisions[row["agent"]] += 1
-        if row["message_id"] is not None:
-            summary.sends[row["agent"]] += 1
-        if row["exclusion_reason"]:
-            summary.exclusions[(row["agent"], row["exclusion_reason"])] += 1
     summary.written = write_decisions(warehouse, day, [a.name for a in agents], table, features)
     write_message_tags(warehouse, agents, day)
     for decider in deciders:

@@ -181,6 +181,7 @@ class _Facts:
     """The customer's rows, read once."""
 
     decisions: list[dict[str, Any]]  # every agent, [start − 7 days, end]: caps and gaps need them
+    decision_days: dict[str, set[date]]  # per agent, the days it decided for anyone
     features: dict[str, Any] | None  # the current marts.customer_features row
     snapshots: dict[str, dict[str, Any]]  # decision_id → decision-time features
     deliveries: dict[str, list[Delivery]]
@@ -210,6 +211,13 @@ def _read_facts(
         "and decision_date between :from and :to order by decision_date, agent",
         key,
     )
+    decision_days: dict[str, set[date]] = {}
+    days_sql = (
+        f"select distinct agent, decision_date from {DECISIONS_TABLE} "
+        "where decision_date between :from and :to"
+    )
+    for agent_name, day in warehouse.rows(days_sql, key):
+        decision_days.setdefault(agent_name, set()).add(day)
     features = None
     if FEATURES_TABLE in tables:
         found = _dicts(warehouse, f"select * from {FEATURES_TABLE} where customer_id = :c", key)
@@ -220,6 +228,7 @@ def _read_facts(
         snapshots = {r["decision_id"]: r for r in _dicts(warehouse, sql, key)}
     return _Facts(
         decisions=decisions,
+        decision_days=decision_days,
         features=features,
         snapshots=snapshots,
         deliveries=_read_deliveries(warehouse, tables, mine, key),
@@ -332,14 +341,47 @@ def _agent_timeline(
 ) -> AgentView:
     """One agent's view of the customer: group, policy, and each decision since `start`."""
     view = _agent_view(name, config, customer_id)
+    stored = set()
     for row in facts.decisions:
         if row["agent"] != name or row["decision_date"] < start:
             continue
+        stored.add(row["decision_date"])
         decision = _decision_view(row, config, facts)
         if config is not None and row["allowed_actions"] is not None:
             decision.recomputed = _recompute(warehouse, config, row, facts, deciders)
         view.decisions.append(decision)
+    for day in sorted(facts.decision_days.get(name, set()) - stored):
+        if day >= start:
+            view.decisions.append(_outside_audience(view, day, customer_id, config, facts))
+    view.decisions.sort(key=lambda d: d.decision_date)
     return view
+
+
+def _outside_audience(
+    view: AgentView, day: date, customer_id: str, config: AgentConfig | None, facts: _Facts
+) -> DecisionView:
+    """A day the agent decided for others but stored no row for the customer: they were outside
+    its audience (`not_eligible` rows are counted, not stored)."""
+    return DecisionView(
+        decision_id=f"{view.agent}-{day:%Y%m%d}-{customer_id} (not stored)",
+        decision_date=day,
+        experiment_group=view.experiment_group or "?",
+        policy=view.policy or "?",
+        policy_version="—",
+        outcome="excluded",
+        exclusion_reason=NOT_ELIGIBLE,
+        explanation=explain(NOT_ELIGIBLE, {}, config, facts),
+        action_id=None,
+        message_id=None,
+        channel=None,
+        local_hour=None,
+        subject_variant=None,
+        send_at=None,
+        send_at_local=None,
+        send_until=None,
+        propensity=None,
+        attribution_window_days=config.goal.attribution_window_days if config else 0,
+    )
 
 
 def _agent_names(

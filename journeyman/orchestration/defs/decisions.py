@@ -98,9 +98,10 @@ def agent_figures(wh: Warehouse, day: date, summary: DaySummary) -> dict[str, st
 def decisions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, agents: AgentsResource
 ) -> dg.MaterializeResult:
-    """journeyman.decisions for the day: one row per agent and customer, with the chosen message,
-    channel, UTC send time and propensity, or the reason nothing is sent (and the day's message
-    tags in the history journeyman.message_tags)."""
+    """journeyman.decisions for the day: one row per agent and customer in its audience, with the
+    chosen message, channel, UTC send time and propensity, or the reason nothing is sent (and
+    the day's message tags in the history journeyman.message_tags). Customers outside an
+    agent's audience are counted (`excluded: not_eligible`), not stored."""
     day = date.fromisoformat(context.partition_key)
     configs = agents.load()
     wh = warehouse.open()
@@ -111,9 +112,10 @@ def decisions(
     summary = decide_day(wh, configs, features, day)
     exclusions = {f"{a}/{r}": n for (a, r), n in sorted(summary.exclusions.items())}
     context.log.info(
-        "decided %d rows for %d agents; %d messages planned",
+        "decided %d customer-agent pairs for %d agents (%d rows stored); %d messages planned",
         sum(summary.decisions.values()),
         len(configs),
+        summary.written,
         sum(summary.sends.values()),
     )
     tables = agent_figures(wh, day, summary)
