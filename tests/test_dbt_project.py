@@ -829,6 +829,89 @@ def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
     assert len(tables["full"]["decision_rewards"]) >= 3
 
 
+# (loaded, rows) loaded after the fixture, between the daily builds of the test below
+LATE_EVENTS = [
+    (
+        "2024-03-01 06:00:00",
+        [
+            ("ev3", "dA", "c1", "email", "open", "2024-02-27 16:00:00"),  # a copy: a duplicate
+            ("evb1", "cmp-2", "c2", "email", "open", "2024-02-29 09:00:00"),  # its delivery: later
+            ("evf", "cmp-3", "c2", "email", "delivered", "2024-03-03 12:00:00"),  # ahead of loads
+        ],
+    ),
+    (None, [("evn", "dA", "c1", "email", "click", "2024-02-27 16:30:00")]),  # no load time
+    ("2024-03-01 12:00:00", [("evx", "dA", "c1", "email", "click", "2024-02-27 16:40:00")]),
+    (
+        "2024-03-02 06:00:00",
+        [
+            ("evb2", "cmp-2", "c2", "email", "delivered", "2024-02-29 08:00:00"),
+            ("evn", "dA", "c1", "email", "click", "2024-02-27 16:30:00"),  # evn's loaded copy
+        ],
+    ),
+]
+
+
+def _load_late_events(location: str, batches: list[int]) -> None:
+    """Insert these batches of LATE_EVENTS."""
+    with Warehouse(location).connect() as conn:
+        for i in batches:
+            loaded, events = LATE_EVENTS[i]
+            _insert(conn, "raw.message_events", [(*e, loaded) for e in events])
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_incremental_message_events_equal_a_full_build(backend: str, tmp_path: Path) -> None:
+    """base_raw__message_events built day after day (each build checks the rows loaded since
+    the last; raw_reload_days 0) holds exactly the rows of one full build: a later copy of an
+    old event is a duplicate, an open whose delivery arrives a day later and an event dated
+    ahead of the as-of are excluded until then and re-checked by the later build, and an
+    unstamped row ranks after the stamped copy loaded after it."""
+    plans = {
+        "daily": [(RUN_DATE, []), ("2024-03-02", [0, 1, 2]), ("2024-03-05", [3])],
+        "full": [("2024-03-05", [0, 1, 2, 3])],
+    }
+    out = {}
+    for name in ("daily", "full"):
+        with new_warehouse(backend, tmp_path / name, name) as location:
+            (tmp_path / name).mkdir(exist_ok=True)
+            load_fixture(location)
+            for day, batches in plans[name]:
+                _load_late_events(location, batches)
+                build = ["build", "--select", "base_raw__message_events"]
+                variables = json.dumps({"run_date": day, "raw_reload_days": 0})
+                result = run_dbt([*build, "--vars", variables], location, tmp_path / name)
+                assert result.returncode == 0, result.stdout[-3000:]
+                if day == "2024-03-02":
+                    early = dict(
+                        Warehouse(location).rows(
+                            "select event_id, exclusion_reason from "
+                            "staging.base_raw__message_events where event_id in ('evb1', 'evf')"
+                        )
+                    )
+                    assert early == {"evb1": "unknown_decision", "evf": "future_occurred_at"}
+            out[name] = sorted(
+                (
+                    tuple(r)
+                    for r in Warehouse(location).rows(
+                        "select event_id, decision_id, customer_id, channel, event_type, "
+                        "occurred_at, loaded_at, exclusion_reason "
+                        "from staging.base_raw__message_events"
+                    )
+                ),
+                key=lambda row: tuple("" if v is None else str(v) for v in row),
+            )
+    assert out["daily"] == out["full"]
+    reasons = {(r[0], r[6] is None): r[7] for r in out["full"] if r[0] in ("evb1", "evf", "evn")}
+    assert reasons == {
+        ("evb1", False): None,
+        ("evf", False): None,
+        ("evn", True): "duplicate_event_id",
+        ("evn", False): None,
+    }
+    duplicates = [r for r in out["full"] if r[0] == "ev3" and r[7] == "duplicate_event_id"]
+    assert len(duplicates) == 1
+
+
 def test_run_date_defaults_to_today_utc(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     result = run_dbt(["compile", "--inline", "select {{ as_of() }} as as_of"], warehouse, tmp_path)

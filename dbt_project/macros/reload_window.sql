@@ -1,0 +1,65 @@
+{#-
+    Incremental staging of an append-only raw table by its load time (base_raw__message_events).
+    A build replaces the rows loaded since `reload_window_start`: the newest load time the model
+    holds minus var raw_reload_days (rows an ETL commits late, stamped with an earlier load time,
+    still arrive), plus the rows without a load time. The pre-hook deletes those rows and the
+    model inserts them again, checked, in the same transaction. Both compute the start from the
+    table as it was before the build (dbt compiles the model before it runs the hooks).
+-#}
+
+{#- The window's start as a timestamp literal; none on a full build or an empty table. -#}
+{% macro reload_window_start(loaded_at) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set days = var('raw_reload_days') -%}
+    {%- if not modules.re.match('^[0-9]+$', days | string | trim) -%}
+        {{ exceptions.raise_compiler_error(
+            "The dbt var raw_reload_days must be a whole number of days >= 0 (how far before "
+            ~ "the newest loaded row a build re-checks raw rows), got '" ~ days ~ "'."
+        ) }}
+    {%- endif -%}
+    {%- set newest = run_query(
+        "select cast(max(" ~ loaded_at ~ ") as varchar) from " ~ this
+    ).rows[0][0] -%}
+    {%- if newest is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(add_days("cast('" ~ newest ~ "' as timestamp)", -(days | int))) }}
+{%- endmacro %}
+
+{#- Pre-hook: delete the rows the build inserts again (none on a full build). -#}
+{% macro delete_reload_window(loaded_at) -%}
+    {%- set since = reload_window_start(loaded_at) -%}
+    {%- if since -%}
+        delete from {{ this }} where {{ loaded_at }} >= {{ since }} or {{ loaded_at }} is null
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of base_raw__message_events: rows outside the window whose check depends on
+    what came later. A future-dated event is checked again against the as-of instant, and an
+    open or click of an unknown message again against the decisions and the delivered events
+    (its decision or its `delivered` event may arrive after it). A no-op on a full build. -#}
+{% macro recheck_message_events() -%}
+    {%- if is_incremental() -%}
+    {%- set flagged -%}
+        select decision_id from {{ this }}
+        where exclusion_reason in ('future_occurred_at', 'unknown_decision')
+    {%- endset -%}
+    update {{ this }} set exclusion_reason = case
+            when {{ is_future_dated('occurred_at', 'loaded_at') }} then 'future_occurred_at'
+            when event_type in ('open', 'click')
+                and decision_id is not null
+                and decision_id not in (
+                    select decision_id from {{ source('journeyman', 'decisions') }}
+                    where message_id is not null and decision_id in ({{ flagged }})
+                )
+                and decision_id not in (
+                    select decision_id from {{ this }}
+                    where event_type = 'delivered' and decision_id in ({{ flagged }})
+                )
+                then 'unknown_decision'
+        end
+    where exclusion_reason in ('future_occurred_at', 'unknown_decision')
+    {%- endif -%}
+{%- endmacro %}
