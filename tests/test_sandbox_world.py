@@ -15,6 +15,7 @@ import pytest
 
 from journeyman.connectors.destination import OutboundMessage
 from journeyman.sandbox import Action, SandboxError, SandboxWorld, read_outbox
+from journeyman.sandbox.randomness import KeyedStream
 from journeyman.sandbox.regions import utc_offsets_hours
 from journeyman.warehouse import Warehouse
 
@@ -118,6 +119,50 @@ def test_same_seed_gives_identical_raw_tables_across_processes(tmp_path: Path) -
     assert a["customers"] != c["customers"]
     assert a["orders"] != c["orders"]
     assert a["message_events"] != c["message_events"]
+
+
+def test_a_message_meets_the_same_luck_whatever_else_is_sent(tmp_path: Path) -> None:
+    """Paired runs: the same world seed, 300 or 900 messages on one day; each of the 300 sent in
+    both gets the same events at the same instants (its draws are keyed by the message), and
+    the orders they bring are the same."""
+    events, orders = {}, {}
+    for arm, n in (("few", 300), ("many", 900)):
+        warehouse, world = make_world(tmp_path / f"{arm}.duckdb", 1500, seed=5)
+        customers = emailable(warehouse)
+        world.simulate_day(START, messages(customers[:n], START))
+        world.simulate_day(START + timedelta(days=1))
+        rows = warehouse.rows(
+            "select distinct decision_id, event_type, occurred_at from raw.message_events "
+            "where decision_id like 'd-%' order by all"  # distinct: the ESP resends a few
+        )
+        events[arm] = [tuple(r) for r in rows]
+        first = "', '".join(c for c, _ in customers[:300])
+        orders[arm] = warehouse.rows(
+            "select distinct customer_id, ordered_at, amount from raw.orders "
+            f"where ordered_at >= '{START}' and customer_id in ('{first}') order by all"
+        )
+    shared = {d for d, _, _ in events["few"]}
+    assert len(shared) == 300
+    assert {t for _, t, _ in events["few"]} >= {"delivered", "open"}
+    assert [r for r in events["many"] if r[0] in shared] == events["few"]
+    assert orders["few"] and orders["many"] == orders["few"]
+
+
+def test_keyed_draws_follow_their_key_not_their_position() -> None:
+    keys = np.arange(10_000, dtype=np.uint64)
+    first = KeyedStream(3, "test", START, keys)
+    subset = KeyedStream(3, "test", START, keys[::-7])
+    a, b = first.random((2, len(keys))), subset.random((2, len(keys[::-7])))
+    assert np.array_equal(a[:, ::-7], b)
+    assert not np.array_equal(a[0], a[1])  # each call and row: fresh numbers
+    normal = first.normal(1.0, 2.0, len(keys))
+    assert abs(normal.mean() - 1.0) < 0.1 and abs(normal.std() - 2.0) < 0.1
+    picks = first.choice(3, size=len(keys), p=np.array([0.2, 0.3, 0.5]))
+    assert np.allclose(np.bincount(picks) / len(keys), [0.2, 0.3, 0.5], atol=0.02)
+    other_day = KeyedStream(3, "test", START + timedelta(days=1), keys).random(len(keys))
+    assert abs(np.corrcoef(a[0], other_day)[0, 1]) < 0.05
+    with pytest.raises(ValueError, match="last axis"):
+        first.random(5)
 
 
 # -- calibration ----------------------------------------------------------------------------

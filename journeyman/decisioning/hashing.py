@@ -14,7 +14,9 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer of each uint64 (wrapping arithmetic): a bijection that spreads
+    neighbouring inputs over the whole range."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -39,7 +41,7 @@ def hash64(keys: Sequence[str] | np.ndarray, salt: str) -> np.ndarray:
                 active = lengths > j
                 mixed = (h ^ matrix[:, j].astype(np.uint64)) * _FNV_PRIME
                 h = np.where(active, mixed, h)
-        return _splitmix64(h)
+        return splitmix64(h)
 
 
 def unit_uniform(keys: Sequence[str] | np.ndarray, salt: str) -> np.ndarray:

@@ -14,20 +14,21 @@ from __future__ import annotations
 import numpy as np
 
 from journeyman.sandbox.population import Traits
+from journeyman.sandbox.randomness import Draws
 
 SEEN_DELAY_HOURS = np.array([1.5, 0.05, 0.2])  # median hours from delivery to seen, per channel
 SEEN_WHEN_ACTIVE = np.array([0.5, 0.0, 0.5])  # share noticed at the next active moment
 CLICK_DELAY_SECONDS = 90.0  # median seconds from seen to click (lognormal, σ 0.8)
 
 
-def click_delay_seconds(rng: np.random.Generator, m: int) -> np.ndarray:
+def click_delay_seconds(rng: Draws, m: int) -> np.ndarray:
     """Seconds from seeing a message to clicking it, for m clicks."""
     return np.exp(rng.normal(np.log(CLICK_DELAY_SECONDS), 0.8, m))
 
 
 def seen_delay_hours(
-    prompt: np.random.Generator,
-    active: np.random.Generator,
+    prompt: Draws,
+    active: Draws,
     traits: Traits,
     idx: np.ndarray,
     channel: np.ndarray,

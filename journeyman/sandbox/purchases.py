@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from journeyman.sandbox.population import Traits
-from journeyman.sandbox.randomness import day_of
+from journeyman.sandbox.randomness import Draws, day_of
 from journeyman.sandbox.regions import utc_offsets_hours
 
 PROSPECT_FACTOR = 0.35  # first-purchase rate of a prospect relative to λ
@@ -76,7 +76,7 @@ def lapse(mu: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def order_amounts(
-    rng: np.random.Generator, traits: Traits, idx: np.ndarray, pay: np.ndarray | float = 1.0
+    rng: Draws, traits: Traits, idx: np.ndarray, pay: np.ndarray | float = 1.0
 ) -> np.ndarray:
     """Order values (2 decimals) for customers idx; `pay` is the share paid after discounts."""
     noise = np.exp(rng.normal(-0.5 * AMOUNT_SIGMA**2, AMOUNT_SIGMA, size=len(idx)))
@@ -97,7 +97,7 @@ def history_promotions(rng: np.random.Generator, traits: Traits, idx: np.ndarray
     return np.where(used, 1.0 - rate, 1.0)
 
 
-def order_categories(rng: np.random.Generator, traits: Traits, idx: np.ndarray) -> np.ndarray:
+def order_categories(rng: Draws, traits: Traits, idx: np.ndarray) -> np.ndarray:
     """Category codes drawn from each customer's affinity."""
     cum = np.cumsum(traits.affinity[idx], axis=1)
     u = rng.random(len(idx))[:, None] * cum[:, -1:]
@@ -105,7 +105,7 @@ def order_categories(rng: np.random.Generator, traits: Traits, idx: np.ndarray) 
 
 
 def order_seconds(
-    rng: np.random.Generator,
+    rng: Draws,
     traits: Traits,
     idx: np.ndarray,
     offsets_hours: np.ndarray,

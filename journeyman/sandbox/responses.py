@@ -30,6 +30,7 @@ import numpy as np
 from journeyman.sandbox.creative import ANY_CATEGORY, OFFER_LIFT, OFFER_PAY
 from journeyman.sandbox.population import Traits
 from journeyman.sandbox.purchases import cycle_rate, lapse, readiness
+from journeyman.sandbox.randomness import Draws
 from journeyman.sandbox.state import CustomerState
 
 # per channel: email, sms, push
@@ -113,7 +114,7 @@ def delay_cdf(days: np.ndarray | float) -> np.ndarray:
     return raw(x) / raw(MAX_DELAY_DAYS)
 
 
-def draw_delays(rng: np.random.Generator, size: int) -> np.ndarray:
+def draw_delays(rng: Draws, size: int) -> np.ndarray:
     """Days from a message being seen to the incremental order (truncated mixture)."""
     weights = np.array([w for w, _ in ATTRIBUTION_DELAY])
     means = np.array([m for _, m in ATTRIBUTION_DELAY])

@@ -26,6 +26,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from journeyman.connectors.destination import OutboundMessage
+from journeyman.decisioning.hashing import hash64
 from journeyman.sandbox import creative
 from journeyman.sandbox.attention import click_delay_seconds, seen_delay_hours
 from journeyman.sandbox.campaigns import campaign_history
@@ -53,7 +54,7 @@ from journeyman.sandbox.purchases import (
     order_categories,
     order_seconds,
 )
-from journeyman.sandbox.randomness import day_number, stream
+from journeyman.sandbox.randomness import Draws, KeyedStream, day_number, stream
 from journeyman.sandbox.regions import local_clock_hours, local_hours, utc_offsets_hours
 from journeyman.sandbox.responses import Actions, Response, draw_delays, respond
 from journeyman.sandbox.state import SANDBOX_DDL, CustomerState
@@ -471,6 +472,7 @@ class SandboxWorld:
         p = np.where(state.alive, buy_probability(mu, today - state.last_order_day, 1.0), 0.0)
         idx = np.flatnonzero(u < p)
         pay = np.where(state.coupon_until[idx] >= today, state.coupon_pay[idx], 1.0)
+        rng = KeyedStream(self.seed, "organic-orders", day, idx)  # keyed by customer
         seconds = order_seconds(rng, traits, idx, utc_offsets_hours(day)[traits.region[idx]])
         at = np.datetime64(day, "us") + (seconds * 1_000_000).astype("timedelta64[us]")
         ids = numbered(f"ord-{day:%Y%m%d}-", idx, 7)
@@ -614,10 +616,12 @@ class SandboxWorld:
         actions = _actions(day, traits, sends)
         today = day_number(day)
         resp = respond(traits, state, actions, fatigue[sends.idx] + _sent_earlier(sends), today)
-        # one stream, drawn in this order: outcomes, times, then the orders' amounts / categories
-        rng = stream(self.seed, "responses", day)
+        # keyed by message: a message sent in two configurations meets the same luck in both;
+        # drawn in this order: outcomes, times, then the orders' amounts / categories
+        keys = hash64(sends.decision, "message")
+        rng = KeyedStream(self.seed, "responses", day, keys)
         outcome = _outcomes(rng, resp, sends.channel)
-        attention = stream(self.seed, "attention", day)
+        attention = KeyedStream(self.seed, "attention", day, keys)
         times = _response_times(rng, attention, day, traits, sends, outcome)
         amounts = order_amounts(rng, traits, sends.idx, resp.pay)
         affine = order_categories(rng, traits, sends.idx)
@@ -870,7 +874,7 @@ def _sent_earlier(sends: _Sends) -> np.ndarray:
     return rank
 
 
-def _outcomes(rng: np.random.Generator, resp: Response, channel: np.ndarray) -> _Outcomes:
+def _outcomes(rng: Draws, resp: Response, channel: np.ndarray) -> _Outcomes:
     """Draw what each message came to: one uniform per message for each of soft bounce, seen,
     click, conversion, unsubscribe and complaint (a seventh row is drawn and unused: it keeps
     the stream's later draws where they always were)."""
@@ -887,8 +891,8 @@ def _outcomes(rng: np.random.Generator, resp: Response, channel: np.ndarray) -> 
 
 
 def _response_times(
-    rng: np.random.Generator,
-    attention: np.random.Generator,
+    rng: Draws,
+    attention: Draws,
     day: date,
     traits: Traits,
     sends: _Sends,
