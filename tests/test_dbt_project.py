@@ -810,8 +810,10 @@ def test_history_data_tests_read_the_recent_rows_unless_told_otherwise(tmp_path:
 
 
 def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
-    """decision_rewards and decision_learning_rewards built day after day (each build adds
-    the windows closed since the last) hold exactly the rows of one full build."""
+    """The incremental models built day after day hold exactly the rows of one full build:
+    decision_rewards and decision_learning_rewards (each build adds the windows closed since
+    the last), int_messages_delivered (each replaces the messages touched lately) and
+    base_raw__message_events."""
     days = ["2024-02-20", "2024-02-27", RUN_DATE]
     tables = {}
     for name, dates in (("daily", days), ("full", [RUN_DATE])):
@@ -822,11 +824,17 @@ def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stdout[-3000:]
         warehouse = Warehouse(location)
         tables[name] = {
-            mart: [tuple(r) for r in warehouse.rows(f"select * from marts.{mart} order by 1")]
-            for mart in ("decision_rewards", "decision_learning_rewards")
+            model: [tuple(r) for r in warehouse.rows(f"select * from {model} order by all")]
+            for model in (
+                "marts.decision_rewards",
+                "marts.decision_learning_rewards",
+                "intermediate.int_messages_delivered",
+                "staging.base_raw__message_events",
+            )
         }
     assert tables["daily"] == tables["full"]
-    assert len(tables["full"]["decision_rewards"]) >= 3
+    assert len(tables["full"]["marts.decision_rewards"]) >= 3
+    assert len(tables["full"]["intermediate.int_messages_delivered"]) >= 3
 
 
 # (loaded, rows) loaded after the fixture, between the daily builds of the test below
@@ -846,6 +854,7 @@ LATE_EVENTS = [
         [
             ("evb2", "cmp-2", "c2", "email", "delivered", "2024-02-29 08:00:00"),
             ("evn", "dA", "c1", "email", "click", "2024-02-27 16:30:00"),  # evn's loaded copy
+            ("evc", "cmp-1", "c1", "email", "click", "2024-03-02 05:00:00"),  # on an old message
         ],
     ),
 ]
@@ -861,23 +870,30 @@ def _load_late_events(location: str, batches: list[int]) -> None:
 
 @pytest.mark.parametrize("backend", backend_params())
 def test_incremental_message_events_equal_a_full_build(backend: str, tmp_path: Path) -> None:
-    """base_raw__message_events built day after day (each build checks the rows loaded since
-    the last; raw_reload_days 0) holds exactly the rows of one full build: a later copy of an
-    old event is a duplicate, an open whose delivery arrives a day later and an event dated
-    ahead of the as-of are excluded until then and re-checked by the later build, and an
-    unstamped row ranks after the stamped copy loaded after it."""
+    """base_raw__message_events and int_messages_delivered built day after day (each build
+    checks the rows loaded since the last; raw_reload_days 0) hold exactly the rows of one full
+    build: a later copy of an old event is a duplicate, an open whose delivery arrives a day
+    later and an event dated ahead of the as-of are excluded until then and re-checked by the
+    later build, an unstamped row ranks after the stamped copy loaded after it, and a click on
+    a weeks-old message counts."""
     plans = {
         "daily": [(RUN_DATE, []), ("2024-03-02", [0, 1, 2]), ("2024-03-05", [3])],
         "full": [("2024-03-05", [0, 1, 2, 3])],
     }
-    out = {}
+    out, messages = {}, {}
     for name in ("daily", "full"):
         with new_warehouse(backend, tmp_path / name, name) as location:
             (tmp_path / name).mkdir(exist_ok=True)
             load_fixture(location)
             for day, batches in plans[name]:
                 _load_late_events(location, batches)
-                build = ["build", "--select", "base_raw__message_events"]
+                build = [
+                    "build",
+                    "-s",
+                    "+int_messages_delivered",
+                    "--indirect-selection",
+                    "cautious",
+                ]
                 variables = json.dumps({"run_date": day, "raw_reload_days": 0})
                 result = run_dbt([*build, "--vars", variables], location, tmp_path / name)
                 assert result.returncode == 0, result.stdout[-3000:]
@@ -889,6 +905,9 @@ def test_incremental_message_events_equal_a_full_build(backend: str, tmp_path: P
                         )
                     )
                     assert early == {"evb1": "unknown_decision", "evf": "future_occurred_at"}
+            messages[name] = Warehouse(location).rows(
+                "select * from intermediate.int_messages_delivered order by decision_id"
+            )
             out[name] = sorted(
                 (
                     tuple(r)
@@ -901,6 +920,9 @@ def test_incremental_message_events_equal_a_full_build(backend: str, tmp_path: P
                 key=lambda row: tuple("" if v is None else str(v) for v in row),
             )
     assert out["daily"] == out["full"]
+    assert messages["daily"] == messages["full"]
+    clicked = {r.decision_id: (r.was_opened, r.was_clicked) for r in messages["full"]}
+    assert clicked["cmp-1"] == (1, 1) and clicked["cmp-2"] == (1, 0)
     reasons = {(r[0], r[6] is None): r[7] for r in out["full"] if r[0] in ("evb1", "evf", "evn")}
     assert reasons == {
         ("evb1", False): None,

@@ -7,18 +7,24 @@
     table as it was before the build (dbt compiles the model before it runs the hooks).
 -#}
 
+{#- var raw_reload_days, checked: how late (in days) data may arrive and still be seen. -#}
+{% macro reload_days() -%}
+    {%- set days = var('raw_reload_days') -%}
+    {%- if not modules.re.match('^[0-9]+$', days | string | trim) -%}
+        {{ exceptions.raise_compiler_error(
+            "The dbt var raw_reload_days must be a whole number of days >= 0 (how late raw "
+            ~ "rows may arrive and still be checked), got '" ~ days ~ "'."
+        ) }}
+    {%- endif -%}
+    {{ return(days | string | trim) }}
+{%- endmacro %}
+
 {#- The window's start as a timestamp literal; none on a full build or an empty table. -#}
 {% macro reload_window_start(loaded_at) -%}
     {%- if not execute or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set days = var('raw_reload_days') -%}
-    {%- if not modules.re.match('^[0-9]+$', days | string | trim) -%}
-        {{ exceptions.raise_compiler_error(
-            "The dbt var raw_reload_days must be a whole number of days >= 0 (how far before "
-            ~ "the newest loaded row a build re-checks raw rows), got '" ~ days ~ "'."
-        ) }}
-    {%- endif -%}
+    {%- set days = reload_days() -%}
     {%- set newest = run_query(
         "select cast(max(" ~ loaded_at ~ ") as varchar) from " ~ this
     ).rows[0][0] -%}
@@ -61,5 +67,47 @@
                 then 'unknown_decision'
         end
     where exclusion_reason in ('future_occurred_at', 'unknown_decision')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- int_messages_delivered: the start of the window of messages a build replaces. The earlier of
+    the as-of instant and the newest delivery the table holds (never later than the last build's
+    as-of, so no day between two builds is skipped), minus var raw_reload_days; none on a full
+    build or an empty table. -#}
+{% macro messages_touched_since() -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set newest = run_query(
+        "select cast(max(delivered_at) as varchar) from " ~ this
+    ).rows[0][0] -%}
+    {%- if newest is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set start = "least(cast('" ~ newest ~ "' as timestamp), " ~ as_of() ~ ")" -%}
+    {{ return(add_days(start, -(reload_days() | int))) }}
+{%- endmacro %}
+
+{#- The message keys whose int_messages_delivered row can differ from the table's: an event
+    that occurred or was loaded since `since` (after the as-of too: a backfill then drops the
+    messages delivered after its as-of), a journeyman message sent since, a ledger row changed
+    since. A message delivered or engaged with since `since` has such an event or send. -#}
+{% macro touched_messages(since) -%}
+    select decision_id from {{ ref('stg_raw__message_events') }}
+    where (occurred_at >= {{ since }} or loaded_at >= {{ since }})
+        and decision_id is not null
+    union
+    select decision_id from {{ ref('stg_journeyman__decisions') }}
+    where message_id is not null and send_at >= {{ since }}
+    union
+    select decision_id from {{ ref('stg_journeyman__deliveries') }}
+    where updated_at >= {{ since }}
+{%- endmacro %}
+
+{#- Pre-hook of int_messages_delivered: delete the touched messages the build inserts again. -#}
+{% macro delete_touched_messages() -%}
+    {%- set since = messages_touched_since() -%}
+    {%- if since -%}
+        delete from {{ this }} where decision_id in ({{ touched_messages(since) }})
     {%- endif -%}
 {%- endmacro %}

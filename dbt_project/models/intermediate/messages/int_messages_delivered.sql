@@ -1,5 +1,16 @@
--- A table: three customer-feature models read it (docs/scaling.md).
-{{ config(materialized='table') }}
+-- A table: three customer-feature models read it (docs/scaling.md). Incremental: a build
+-- replaces the messages that anything touched in the last raw_reload_days before the as-of (or
+-- the newest delivery it holds, if earlier): an event occurred or loaded, a send, a ledger change
+-- (macros/reload_window.sql); `dbt build --full-refresh` rebuilds every message.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_touched_messages() }}"
+    )
+}}
+{%- set since = messages_touched_since() %}
+-- depends_on: {{ ref('stg_journeyman__deliveries') }}
 
 -- Every message delivered to a customer before the as-of instant, whoever sent it, with how the
 -- customer engaged with it: journeyman's (int_messages_sent) and those the ESP reports from other
@@ -8,10 +19,22 @@
 -- first `delivered` event (for journeyman's messages without one: the decision's send_at).
 with
 
+{%- if since %}
+
+touched as (
+
+    {{ touched_messages(since) }}
+
+),
+{%- endif %}
+
 journeyman_messages as (
 
     select decision_id, customer_id, channel, agent, message_id, send_at
     from {{ ref('int_messages_sent') }}
+    {%- if since %}
+    where decision_id in (select decision_id from touched)
+    {%- endif %}
 
 ),
 
@@ -21,6 +44,9 @@ events as (
     from {{ ref('stg_raw__message_events') }}
     where occurred_at < {{ as_of() }}
         and decision_id is not null
+    {%- if since %}
+        and decision_id in (select decision_id from touched)
+    {%- endif %}
 
 ),
 
@@ -29,6 +55,9 @@ decisions as (
     -- journeyman's messages: only a decision with a message is ever delivered
     select decision_id from {{ ref('stg_journeyman__decisions') }}
     where message_id is not null
+    {%- if since %}
+        and decision_id in (select decision_id from touched)
+    {%- endif %}
 
 ),
 
