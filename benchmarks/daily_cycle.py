@@ -15,12 +15,12 @@ project's agents (agents/*.yml, their real action ids, destinations, goals and p
 in `journeyman.decisions` for the customers in the agent's audience, with sticky hash groups (10 %
 holdout, 20 % business as usual, 3 % random control), the audience share of each agent (win-back
 45 %, the others 3 %), guardrail exclusions, "send nothing" and a uniform choice among the agent's
-actions; decision-time features (hash-drawn values) for the acted and held-out decisions; the
-message tags; one ledger row per sent message (98.9 % delivered); the message events of the
-delivered ones (e-mail opens 20 %, clicks 2.5 %, ...). On PostgreSQL the warehouse is fabricated
-in a scratch DuckDB file and copied table by table (Arrow batches, COPY). Then a dbt build as of
-D-1 (the Dagster job's dbt assets) builds everything once, incremental learning statistics
-included: the "warm-up", timed but not a stage of the day.
+actions; decision-time features (hash-drawn, every marked feature) for the acted and held-out
+decisions; the message tags; one ledger row per sent message (98.9 % delivered); the message
+events of the delivered ones (e-mail opens 20 %, clicks 2.5 %, ...). On PostgreSQL the warehouse
+is fabricated in a scratch DuckDB file and copied table by table (Arrow batches, COPY). Then a dbt
+build as of D-1 (the Dagster job's dbt assets) builds everything once, incremental learning
+statistics included: the "warm-up", timed but not a stage of the day.
 
     .venv/bin/python benchmarks/daily_cycle.py --customers 100000 [--backend duckdb|postgres]
         [--history-days 90] [--keep DIR] [--warehouse postgresql+psycopg://...]
@@ -344,13 +344,17 @@ def _ledger_and_events(wh: Warehouse, agents: list[AgentConfig]) -> None:
 
 def fabricate(path: Path, customers: int, history_days: int) -> dict[str, int]:
     """The world (population, orders, campaigns) and the fabricated journeyman history."""
+    from journeyman.decisioning.features import discover_features
+    from journeyman.orchestration.project import prepare_manifest
     from journeyman.sandbox import SandboxWorld
 
     wh = Warehouse(path)
     SandboxWorld(wh, seed=SEED).create(n_customers=customers, start=DAY)
     ensure_journeyman_tables(wh)
     agents = load_agents(settings.agents_dir())
-    features = sorted({f for a in agents for f in (a.features or [])})
+    # every marked feature, as the decisions asset snapshots them (the learning statistics
+    # count a decision only when all are present)
+    features = discover_features(prepare_manifest())
     _agent_tables(wh, agents)
     _decisions(wh, DAY - timedelta(days=history_days), history_days)
     _features(wh, features)

@@ -276,3 +276,27 @@ select * from rewards
     {%- endif -%}
     {{ return(("cast('" ~ row[0] ~ "' as timestamp)", (row[1] | int) + 3)) }}
 {%- endmacro %}
+
+
+{#- (since, reach) of an incremental build of arm_statistics_daily: `since` the latest
+    available_on it holds, as a timestamp literal (that day's rows are replaced, later ones
+    added), `reach` the days before it a decision of those rewards can lie (the longest
+    learning window, plus the days a send can follow its decision date); (none, 0) for a full
+    build or an empty table. -#}
+{% macro arm_statistics_since() -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return((none, 0)) }}
+    {%- endif -%}
+    {%- set query -%}
+        select
+            cast(max(available_on) as varchar),
+            (select coalesce(max(coalesce(learning_window_days, attribution_window_days)), 0)
+             from {{ source('journeyman', 'decisions') }})
+        from {{ this }}
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- if row[0] is none -%}
+        {{ return((none, 0)) }}
+    {%- endif -%}
+    {{ return(("cast('" ~ row[0] ~ "' as timestamp)", (row[1] | int) + 3)) }}
+{%- endmacro %}

@@ -23,6 +23,7 @@
 }}
 
 {%- set features = feature_columns() %}
+{%- set since, reach = arm_statistics_since() %}
 
 with
 
@@ -47,6 +48,20 @@ rewards as (
     from {{ ref('decision_learning_rewards') }}
     -- a shadow decision was never sent: nothing to learn about its action
     where experiment_group != 'shadow'
+    {%- if since %}
+        -- available_on >= since, as a range the scan can skip row groups on
+        and window_end > {{ add_days(since, -1) }}
+    {%- endif %}
+
+),
+
+features as (
+
+    select * from {{ ref('stg_journeyman__decision_features') }}
+    {%- if since %}
+    -- the decisions whose windows can close from `since` on (the rewards' own bound)
+    where decision_date >= cast({{ add_days(since, -reach) }} as date)
+    {%- endif %}
 
 ),
 
@@ -65,16 +80,14 @@ observations as (
         {%- endfor %}
 
     from rewards
-    inner join {{ ref('stg_journeyman__decision_features') }} as features
+    inner join features
         on rewards.decision_id = features.decision_id
     where true
         {%- for f in features %}
         and features.{{ f }} is not null
         {%- endfor %}
-    {%- if is_incremental() %}
-        and rewards.available_on >= (
-            select coalesce(max(available_on), cast('1900-01-01' as date)) from {{ this }}
-        )
+    {%- if since %}
+        and rewards.available_on >= cast({{ since }} as date)
     {%- endif %}
 
 )

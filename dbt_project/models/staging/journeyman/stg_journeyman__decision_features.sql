@@ -1,6 +1,6 @@
 -- Decision-time feature values, normalized to the current feature list: a feature the snapshot
 -- table does not have yet (added to customer_features after those decisions) reads as NULL, so
--- those rows simply do not count toward its statistics. The first copy of a decision id wins.
+-- those rows simply do not count toward its statistics. One copy of a decision id is kept.
 {%- set features = feature_columns() %}
 {%- set present = [] %}
 {%- if execute %}
@@ -30,7 +30,9 @@ renamed as (
         cast(null as double precision)
         {%- endif %} as {{ f }}
         {%- endfor %},
-        row_number() over (partition by decision_id order by decision_date) as copy_rank
+        -- partitioned by day too (an id names its day): a filter on decision_date then reaches
+        -- the table's scan, past the window
+        row_number() over (partition by decision_date, decision_id) as copy_rank
 
     from source
 
