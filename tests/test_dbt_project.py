@@ -812,7 +812,8 @@ def test_history_data_tests_read_the_recent_rows_unless_told_otherwise(tmp_path:
 def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
     """The incremental models built day after day hold exactly the rows of one full build:
     decision_rewards and decision_learning_rewards (each build adds the windows closed since
-    the last), int_messages_delivered (each replaces the messages touched lately) and
+    the last), int_messages_delivered (each replaces the messages touched lately),
+    agent_preferences and delivery_diagnostics (each adds the days decided since) and
     base_raw__message_events."""
     days = ["2024-02-20", "2024-02-27", RUN_DATE]
     tables = {}
@@ -830,6 +831,8 @@ def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
                 "marts.decision_learning_rewards",
                 "intermediate.int_messages_delivered",
                 "staging.base_raw__message_events",
+                "marts.agent_preferences",
+                "marts.delivery_diagnostics",
             )
         }
     assert tables["daily"] == tables["full"]

@@ -111,3 +111,23 @@
         delete from {{ this }} where decision_id in ({{ touched_messages(since) }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- Models keyed by a decision day whose rows never change once the day is decided
+    (agent_preferences): the first day a build replaces, as a date literal. The earlier of the
+    day after the newest `date_column` held (no day between two builds is skipped) and var
+    raw_reload_days before the as-of date (a day decided again); none on a full build or an
+    empty table. -#}
+{% macro days_since(date_column) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set newest = run_query(
+        "select cast(max(" ~ date_column ~ ") as varchar) from " ~ this
+    ).rows[0][0] -%}
+    {%- if newest is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set next_day = add_days("cast('" ~ newest ~ "' as date)", 1) -%}
+    {%- set floor = add_days(as_of_date(), -(reload_days() | int)) -%}
+    {{ return("cast(least(" ~ next_day ~ ", " ~ floor ~ ") as date)") }}
+{%- endmacro %}

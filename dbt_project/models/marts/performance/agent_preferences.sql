@@ -3,6 +3,18 @@
 -- acted: exclusion_reason NULL, "send nothing" included), decided before run_date. Dimension
 -- send splits send / no_send; channel, local_hour and message count only the decisions that
 -- chose a message. Segments are tiers of the decision-time features (vars segment_*).
+-- Incremental: a decision day's rows never change once its decisions are made, so a build
+-- replaces the days from the earlier of the day after the newest it holds and
+-- raw_reload_days before the as-of date (a re-decided day), macros/reload_window.sql.
+{{
+    config(
+        materialized='incremental',
+        unique_key='decision_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+{%- set since = days_since('decision_date') %}
 {#- a feature customer_features no longer marks reads as NULL (segment unknown) -#}
 {%- set marked = feature_columns() %}
 {%- set feature = {} %}
@@ -20,12 +32,18 @@ decisions as (
     where decision_date < {{ as_of_date() }}
         and experiment_group = 'treatment'
         and exclusion_reason is null
+    {%- if since %}
+        and decision_date >= {{ since }}
+    {%- endif %}
 
 ),
 
 features as (
 
     select * from {{ ref('stg_journeyman__decision_features') }}
+    {%- if since %}
+    where decision_date >= {{ since }}
+    {%- endif %}
 
 ),
 

@@ -4,6 +4,19 @@
 -- on destination `none` the planned messages no destination has attempted. Every
 -- agent-day with audience decisions has at least one row (`none` with zeros when nothing was
 -- planned and nothing attempted).
+-- Incremental by decision_date: a day's ledger rows settle within its send windows, so a build
+-- replaces the days from the day after the newest it holds, or raw_reload_days before the as-of
+-- date if earlier (macros/reload_window.sql); a delivery re-run for an older day needs
+-- `dbt build --full-refresh`.
+{{
+    config(
+        materialized='incremental',
+        unique_key='decision_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+{%- set since = days_since('decision_date') %}
 with
 
 decisions as (
@@ -11,6 +24,9 @@ decisions as (
     select * from {{ ref('stg_journeyman__decisions') }}
     where decision_date < {{ as_of_date() }}
         and exclusion_reason is distinct from 'not_eligible'
+    {%- if since %}
+        and decision_date >= {{ since }}
+    {%- endif %}
 
 ),
 
