@@ -813,8 +813,8 @@ def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
     """The incremental models built day after day hold exactly the rows of one full build:
     decision_rewards and decision_learning_rewards (each build adds the windows closed since
     the last), int_messages_delivered (each replaces the messages touched lately),
-    agent_preferences and delivery_diagnostics (each adds the days decided since) and
-    base_raw__message_events."""
+    agent_preferences, delivery_diagnostics and agent_group_member_days (each replaces the days
+    since the last) and base_raw__message_events."""
     days = ["2024-02-20", "2024-02-27", RUN_DATE]
     tables = {}
     for name, dates in (("daily", days), ("full", [RUN_DATE])):
@@ -833,6 +833,7 @@ def test_incremental_rewards_equal_a_full_build(tmp_path: Path) -> None:
                 "staging.base_raw__message_events",
                 "marts.agent_preferences",
                 "marts.delivery_diagnostics",
+                "marts.agent_group_member_days",
             )
         }
     assert tables["daily"] == tables["full"]

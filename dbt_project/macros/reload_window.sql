@@ -131,3 +131,12 @@
     {%- set floor = add_days(as_of_date(), -(reload_days() | int)) -%}
     {{ return("cast(least(" ~ next_day ~ ", " ~ floor ~ ") as date)") }}
 {%- endmacro %}
+
+{#- Pre-hook of a model incremental by a day column with the append strategy: delete the days
+    from days_since(date_column) on, which the build inserts again. -#}
+{% macro delete_days_since(date_column) -%}
+    {%- set since = days_since(date_column) -%}
+    {%- if since -%}
+        delete from {{ this }} where {{ date_column }} >= {{ since }}
+    {%- endif -%}
+{%- endmacro %}

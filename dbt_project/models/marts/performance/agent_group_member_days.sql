@@ -2,6 +2,19 @@
 -- UTC day on which the member had any (a delivered send, an order, an unsubscribe or a
 -- complaint): sparse, never a members × days grid. Members and the counting rules are those of
 -- agent_group_members (which sums these rows per member); agent_group_daily sums them per day.
+-- Incremental by day: a build replaces the days from the day after the newest it holds, or
+-- raw_reload_days before the as-of date if earlier (late orders and events), and reads the
+-- membership only of the customers with an order or event on those days
+-- (macros/reload_window.sql).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ delete_days_since('day') }}"
+    )
+}}
+{%- set since = days_since('day') %}
 with
 
 decisions as (
@@ -9,6 +22,26 @@ decisions as (
     select * from {{ ref('stg_journeyman__decisions') }}
     where decision_date < {{ as_of_date() }}
         and exclusion_reason is distinct from 'not_eligible'
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_as_of') }}
+    {%- if since %}
+    where ordered_at >= cast({{ since }} as timestamp)
+    {%- endif %}
+
+),
+
+events as (
+
+    select * from {{ ref('stg_raw__message_events') }}
+    where event_type in ('unsubscribe', 'complaint')
+        and occurred_at < {{ as_of() }}
+    {%- if since %}
+        and occurred_at >= cast({{ since }} as timestamp)
+    {%- endif %}
 
 ),
 
@@ -29,21 +62,15 @@ members as (
         min(decision_date) as first_decision_date
 
     from decisions
+    {%- if since %}
+    -- on the days replaced, only the customers with an order or event count as members
+    where customer_id in (
+        select customer_id from orders
+        union
+        select customer_id from events
+    )
+    {%- endif %}
     group by agent, experiment_group, customer_id
-
-),
-
-orders as (
-
-    select * from {{ ref('int_orders_as_of') }}
-
-),
-
-events as (
-
-    select * from {{ ref('stg_raw__message_events') }}
-    where event_type in ('unsubscribe', 'complaint')
-        and occurred_at < {{ as_of() }}
 
 ),
 
@@ -62,6 +89,9 @@ send_days as (
 
     from decisions
     where decision_id in (select decision_id from delivered)
+    {%- if since %}
+        and decision_date >= {{ since }}
+    {%- endif %}
     group by agent, experiment_group, customer_id, decision_date
 
 ),
