@@ -133,7 +133,8 @@
 {%- endmacro %}
 
 {#- Pre-hook of a model incremental by a day column with the append strategy: delete the days
-    from days_since(date_column) on, which the build inserts again. -#}
+    from days_since(date_column) on, which the build inserts again (all later days too: a
+    backfill of an earlier date leaves no day after its as-of). -#}
 {% macro delete_days_since(date_column) -%}
     {%- set since = days_since(date_column) -%}
     {%- if since -%}

@@ -9,9 +9,9 @@
 {{
     config(
         materialized='incremental',
-        unique_key='decision_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ delete_days_since('decision_date') }}"
     )
 }}
 {%- set since = days_since('decision_date') %}
