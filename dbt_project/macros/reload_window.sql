@@ -19,19 +19,21 @@
     {{ return(days | string | trim) }}
 {%- endmacro %}
 
-{#- The window's start as a timestamp literal; none on a full build or an empty table. -#}
-{% macro reload_window_start(loaded_at) -%}
+{#- The largest `column` the model holds, as text; none on a full build or an empty table. -#}
+{% macro newest_held(column) -%}
     {%- if not execute or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set days = reload_days() -%}
-    {%- set newest = run_query(
-        "select cast(max(" ~ loaded_at ~ ") as varchar) from " ~ this
-    ).rows[0][0] -%}
+    {{ return(run_query("select cast(max(" ~ column ~ ") as varchar) from " ~ this).rows[0][0]) }}
+{%- endmacro %}
+
+{#- The window's start as a timestamp literal; none on a full build or an empty table. -#}
+{% macro reload_window_start(loaded_at) -%}
+    {%- set newest = newest_held(loaded_at) -%}
     {%- if newest is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {{ return(add_days("cast('" ~ newest ~ "' as timestamp)", -(days | int))) }}
+    {{ return(add_days("cast('" ~ newest ~ "' as timestamp)", -(reload_days() | int))) }}
 {%- endmacro %}
 
 {#- Pre-hook: delete the rows the build inserts again (none on a full build). -#}
@@ -75,12 +77,7 @@
     as-of, so no day between two builds is skipped), minus var raw_reload_days; none on a full
     build or an empty table. -#}
 {% macro messages_touched_since() -%}
-    {%- if not execute or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set newest = run_query(
-        "select cast(max(delivered_at) as varchar) from " ~ this
-    ).rows[0][0] -%}
+    {%- set newest = newest_held('delivered_at') -%}
     {%- if newest is none -%}
         {{ return(none) }}
     {%- endif -%}
@@ -118,12 +115,7 @@
     raw_reload_days before the as-of date (a day decided again); none on a full build or an
     empty table. -#}
 {% macro days_since(date_column) -%}
-    {%- if not execute or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set newest = run_query(
-        "select cast(max(" ~ date_column ~ ") as varchar) from " ~ this
-    ).rows[0][0] -%}
+    {%- set newest = newest_held(date_column) -%}
     {%- if newest is none -%}
         {{ return(none) }}
     {%- endif -%}
