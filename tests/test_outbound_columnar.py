@@ -72,3 +72,16 @@ def test_columnar_outboxes_match_the_per_row_reference():
         )
     assert any(r.error == "missing_contact" for r in columnar["sg"].rejected)
     assert any(r.error.startswith("template_error") for r in columnar["sg"].rejected)
+
+
+def test_the_column_wise_sync_path_checks_pieces_against_the_inputs_known_ids_only():
+    """The ids a sync checks each piece against are the input's ids the ledger knows, not the
+    destination's whole ledger (hashed again for every piece, that was quadratic in history)."""
+    from journeyman.connectors.sync import _columnar
+
+    ledger = {f"old-{i}": "delivered" for i in range(10_000)} | {"today-2": "failed_retryable"}
+    table = pa.table({"decision_id": ["today-1", "today-2", "today-3"]})
+    assert _columnar(table, ledger).to_pylist() == ["today-2"]
+    assert len(_columnar(table, {f"old-{i}": "delivered" for i in range(10)})) == 0
+    duplicated = pa.table({"decision_id": ["today-1", "today-1"]})
+    assert _columnar(duplicated, ledger) is None  # the per-record path takes repeated ids

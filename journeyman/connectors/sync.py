@@ -537,8 +537,10 @@ def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageB
 
 
 def _columnar(messages: Messages, status_of: dict[str, str]) -> Any | None:
-    """The ledger's known ids as Arrow when `messages` is an Arrow table whose decision ids
-    are all different (the column-wise path applies); else None."""
+    """The input's ids the ledger knows, as Arrow, when `messages` is an Arrow table whose
+    decision ids are all different (the column-wise path applies); else None. Only those: each
+    piece is checked against this set, which would otherwise be the destination's whole ledger,
+    hashed again for every piece."""
     if not hasattr(messages, "to_batches"):
         return None
     ids = messages.column("decision_id")
@@ -547,7 +549,8 @@ def _columnar(messages: Messages, status_of: dict[str, str]) -> Any | None:
     sorted_ = len(ids) > 1 and pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1))).as_py()
     if not sorted_ and pc.count_distinct(ids).as_py() != messages.num_rows:
         return None
-    return pa.array(list(status_of), pa.string())
+    known = pc.is_in(ids, value_set=pa.array(list(status_of), pa.string()))
+    return pc.unique(ids.filter(known))
 
 
 def _column(batch: MessageBatch, name: str) -> Any:
