@@ -48,7 +48,8 @@ class DaySummary:
         self.decisions[agent] += decided.num_rows
         self.sends[agent] += decided.num_rows - decided.column("message_id").null_count
         reasons = decided.column("exclusion_reason").drop_null().value_counts()
-        for value, n in zip(reasons.field(0).to_pylist(), reasons.field(1).to_pylist()):  # noqa: B905
+        values, counts = reasons.field(0).to_pylist(), reasons.field(1).to_pylist()
+        for value, n in zip(values, counts, strict=True):
             self.exclusions[(agent, value)] += n
 
 

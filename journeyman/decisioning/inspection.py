@@ -341,7 +341,7 @@ def _agent_timeline(
 ) -> AgentView:
     """One agent's view of the customer: group, policy, and each decision since `start`."""
     view = _agent_view(name, config, customer_id)
-    stored = set()
+    stored: set[date] = set()
     for row in facts.decisions:
         if row["agent"] != name or row["decision_date"] < start:
             continue
