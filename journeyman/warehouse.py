@@ -335,6 +335,30 @@ def _positional(
     return compiled.string, [values[name] for name in compiled.positiontup or []]
 
 
+@contextlib.contextmanager
+def id_relation(
+    conn: sa.Connection, ids: pa.Array | pa.ChunkedArray | list[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A one-column relation `decision_id` holding `ids`, for a query on `conn` to join or
+    filter on: (the SQL of a subquery, its parameters). DuckDB reads the Arrow array in place (a
+    registered view); PostgreSQL gets one array parameter (`unnest`), so any number of ids binds
+    as a single value (a parameter per id stops at the protocol's 65,535)."""
+    array = ids if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(ids, pa.string())
+    raw = _driver(conn)
+    if raw is None:
+        yield (
+            "select unnest(cast(:_jm_ids as varchar[])) as decision_id",
+            {"_jm_ids": array.to_pylist()},
+        )
+        return
+    view = f"_jm_ids_{id(array)}"
+    raw.register(view, pa.table({"decision_id": array}))
+    try:
+        yield f"select decision_id from {view}", {}
+    finally:
+        raw.unregister(view)
+
+
 def append_arrow(conn: sa.Connection, table_name: str, data: pa.Table) -> None:
     """Append an Arrow table to table_name on an open connection."""
     if data.num_rows == 0:

@@ -227,21 +227,36 @@ def test_usage_errors_are_one_line_and_exit_2(args):
     assert result.output.startswith("error: ") and "--help`)" in result.output
 
 
-def test_prepare_parses_a_stale_manifest_and_reports_where_it_is():
-    from journeyman.orchestration.project import dbt_project
+@pytest.fixture
+def stale_manifest(tmp_path, monkeypatch) -> Path:
+    """A copy of the project's manifest in a target folder of this test's own, older than every
+    project file, and the project pointed at it (the shared manifest stays as it is for the
+    tests running beside this one)."""
+    from dagster_dbt import DbtProject
 
-    manifest = dbt_project.manifest_path
-    os.utime(manifest, (1, 1))  # older than every project file: stale
+    from journeyman.orchestration import project
+
+    own = DbtProject(
+        project_dir=settings.DBT_PROJECT_DIR,
+        profiles_dir=settings.DBT_PROJECT_DIR,
+        target_path=tmp_path / "target",
+    )
+    own.manifest_path.parent.mkdir(parents=True)
+    own.manifest_path.write_bytes(project.dbt_project.manifest_path.read_bytes())
+    os.utime(own.manifest_path, (1, 1))
+    monkeypatch.setattr(project, "dbt_project", own)
+    return own.manifest_path
+
+
+def test_prepare_parses_a_stale_manifest_and_reports_where_it_is(stale_manifest):
+    manifest = stale_manifest
     result = CliRunner().invoke(main, ["prepare"])
     assert result.exit_code == 0, result.output
     assert f"dbt manifest ready: {manifest}" in " ".join(result.output.split())
     assert manifest.stat().st_mtime > 1  # parsed again
 
 
-def test_prepare_without_dbt_is_one_clear_error(tmp_path, monkeypatch):
-    from journeyman.orchestration.project import dbt_project
-
-    os.utime(dbt_project.manifest_path, (1, 1))  # stale, so dbt would be needed
+def test_prepare_without_dbt_is_one_clear_error(stale_manifest, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     result = CliRunner().invoke(main, ["prepare"])

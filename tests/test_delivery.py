@@ -179,3 +179,32 @@ def test_the_decisions_subject_variant_is_rendered():
     creative = Creative(body="b", subject="first", subject_variants=("first {{ days }}", "second"))
     box = build_outboxes(rows, {("a", "m", "email"): creative}, {("a", "email"): "file"})["file"]
     assert [m.subject for m in box.messages] == ["first 3", "second"]
+
+
+def test_a_run_reads_only_the_ledger_rows_it_may_touch(warehouse, tmp_path):
+    """A run loads the statuses of its input's records and of the stuck ones, not the
+    destination's whole history (which grows every day); what it does is unchanged: settled
+    input is skipped, a stuck record outside the input is still reconciled."""
+    from dataclasses import replace
+
+    from journeyman.connectors.sync import SyncOptions, SyncRun
+
+    dest = FileDestination(tmp_path / "outbox")
+    ledger = DeliveryLedger(warehouse, "file")
+    sync(dest, ledger, messages(25), NOW)  # the history: 25 delivered
+    stuck_id = messages(25)[7].decision_id
+    warehouse.execute(
+        "update journeyman.deliveries set status = 'unknown' where decision_id = :d", {"d": stuck_id}
+    )
+    later = [
+        replace(m, decision_id=m.decision_id + "-next", idempotency_key=m.idempotency_key + "-n")
+        for m in messages(3)
+    ]
+    settled = messages(1)  # delivered yesterday, offered again
+    run = SyncRun(dest, ledger, NOW, SyncOptions())
+    report = run.run(later + settled, [])
+    assert set(run.status_of) == {m.decision_id for m in later + settled} | {stuck_id}
+    assert (report.sent, report.skipped_already_settled) == (3, 1)
+    assert report.reconciled == 1 and report.unknown_total == 0  # the file holds it
+    assert ledger.statuses([stuck_id]) == {stuck_id: ("delivered", 1)}
+    assert len(ledger.statuses()) == 28

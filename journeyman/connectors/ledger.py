@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from journeyman.connectors.destination import BatchResult, DeliveryResult, DeliveryStatus
-from journeyman.warehouse import Warehouse, WarehouseError, _driver, read_arrow
+from journeyman.warehouse import Warehouse, WarehouseError, _driver, id_relation, read_arrow
 
 LEDGER = "journeyman.deliveries"
 _SCHEMA = pa.schema(
@@ -193,26 +193,41 @@ class DeliveryLedger:
         with self._held.begin():
             yield self._held
 
-    def statuses(self, decision_ids: Iterable[str] | None = None) -> dict[str, tuple[str, int]]:
-        """decision_id → (status, attempts) for this destination."""
+    def statuses(
+        self, decision_ids: pa.Array | pa.ChunkedArray | Sequence[str] | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """decision_id → (status, attempts) for this destination: every row, or the rows of
+        `decision_ids` only (joined in the warehouse: a run reads what it may touch, not the
+        destination's whole history). On PostgreSQL, what a later settle expects to find."""
         sql = f"select decision_id, status, attempts from {LEDGER} where destination = "
         with self._connection() as conn:
-            raw = _driver(conn)
-            if raw is not None:  # DuckDB's Arrow path, with a positional parameter
-                table = raw.sql(sql + "?", params=[self.destination]).to_arrow_table()
-            else:
+            if decision_ids is None:
                 table = read_arrow(conn, sql + ":destination", {"destination": self.destination})
+            else:
+                with id_relation(conn, decision_ids) as (wanted, params):
+                    sql += f":destination and decision_id in ({wanted})"
+                    table = read_arrow(conn, sql, {**params, "destination": self.destination})
         ids = table.column("decision_id").to_pylist()
         pairs = zip(
             table.column("status").to_pylist(), table.column("attempts").to_pylist(), strict=True
         )
-        if decision_ids is None:
-            every = dict(zip(ids, pairs, strict=True))
-            if self._pg:
-                self._seen = every
-            return every
-        wanted = set(decision_ids)
-        return {d: p for d, p in zip(ids, pairs, strict=True) if d in wanted}
+        every = dict(zip(ids, pairs, strict=True))
+        if self._pg:
+            self._seen = every
+        return every
+
+    def unsettled_count(self) -> int:
+        """Records of this destination whose outcome is not known (in flight or unknown)."""
+        with self._connection() as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        f"select count(*) from {LEDGER} where destination = :destination "
+                        "and status in ('in_flight', 'unknown')"
+                    ),
+                    {"destination": self.destination},
+                ).scalar()
+            )
 
     def in_flight(self) -> list[str]:
         return [d for d, (s, _) in self.statuses().items() if s == DeliveryStatus.IN_FLIGHT]

@@ -7,14 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pyarrow as pa
-import sqlalchemy as sa
 
-from journeyman.warehouse import Warehouse, _driver
+from journeyman.warehouse import Warehouse, id_relation, read_arrow
 
 WITHDRAWN_SQL = """
 with wanted as (
     select decision_id, customer_id, channel, decision_date from journeyman.decisions
-    where decision_id in (select decision_id from _jm_dispatch)
+    where decision_id in (:dispatch)
 ),
 consents as (
     -- normalised as staging does (ETL tools load 'Email ', 'OPTED_OUT', ...)
@@ -62,27 +61,17 @@ where exists (
 
 
 def withdrawn_after_deciding(
-    warehouse: Warehouse, decision_ids: pa.Array | list[str], now: datetime
+    warehouse: Warehouse, decision_ids: pa.Array | pa.ChunkedArray | list[str], now: datetime
 ) -> dict[str, str]:
     """decision_id → `consent_withdrawn` | `unsubscribed`, for the decisions about to be sent
     whose customer withdrew consent for the channel (the latest change since the decision day
     began is an opt-out) or unsubscribed / complained since, up to `now`."""
-    ids = decision_ids if isinstance(decision_ids, list) else decision_ids.to_pylist()
-    if not ids or not (
+    if not len(decision_ids) or not (
         warehouse.table_exists("raw", "consents")
         and warehouse.table_exists("raw", "message_events")
     ):
         return {}
-    with warehouse.connect() as conn:
-        raw = _driver(conn)
-        if raw is None:  # portable path: the ids as an expanding parameter
-            sql = WITHDRAWN_SQL.replace("(select decision_id from _jm_dispatch)", ":ids")
-            query = sa.text(sql).bindparams(sa.bindparam("ids", expanding=True))
-            rows = conn.execute(query, {"ids": ids, "now": now}).fetchall()
-        else:
-            raw.register("_jm_dispatch", pa.table({"decision_id": pa.array(ids, pa.string())}))
-            try:
-                rows = raw.execute(WITHDRAWN_SQL.replace(":now", "$now"), {"now": now}).fetchall()
-            finally:
-                raw.unregister("_jm_dispatch")
-    return {d: reason for d, reason in rows}
+    with warehouse.connect() as conn, id_relation(conn, decision_ids) as (dispatch, params):
+        sql = WITHDRAWN_SQL.replace(":dispatch", dispatch)
+        found = read_arrow(conn, sql, {**params, "now": now})
+    return dict(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))

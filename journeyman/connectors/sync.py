@@ -145,7 +145,7 @@ class SyncRun:
         with self.ledger.held():
             self.destination.prepare(self.now)  # raises before anything is marked
             self.report.batch_id = self.destination.send_group()
-            self.load_state()
+            self.load_state(_input_ids(messages, rejected))
             self.reconcile()
             self.record_rejected(rejected)
             self.columnar = _columnar(messages, self.status_of)
@@ -172,22 +172,28 @@ class SyncRun:
             raise self.stopped
         return self.report
 
-    def load_state(self) -> None:
-        """This destination's ledger as the run starts: statuses, attempts, stuck records.
-        In-flight records are stuck only when no other run of the destination is alive
-        (PostgreSQL): else they may be that run's requests on the wire, and are left to it."""
-        for d, (status, attempts) in self.ledger.statuses().items():
-            self.status_of[d] = status
-            self.attempts[d] = attempts
+    def load_state(self, input_ids: pa.Array | list[str] | None = None) -> None:
+        """This destination's ledger as the run starts: stuck records, then the statuses and
+        attempts of the records this run may touch (`input_ids`, its input and rejected
+        records, with the stuck ones; None: the whole ledger). In-flight records are stuck only
+        when no other run of the destination is alive (PostgreSQL): else they may be that run's
+        requests on the wire, and are left to it."""
         stuck = self.ledger.stuck()
+        stuck_ids = stuck.column("decision_id")
         for d, status, at in zip(
-            stuck.column("decision_id").to_pylist(),
+            stuck_ids.to_pylist(),
             stuck.column("status").to_pylist(),
             stuck.column("attempted_at").to_pylist(),
             strict=True,
         ):
             if self.ledger.alone or status != DeliveryStatus.IN_FLIGHT.value:
                 self.stuck[d] = (status, at)
+        wanted = None
+        if input_ids is not None:
+            wanted = pa.chunked_array([input_ids, stuck_ids.combine_chunks()], pa.string())
+        for d, (status, attempts) in self.ledger.statuses(wanted).items():
+            self.status_of[d] = status
+            self.attempts[d] = attempts
         self.ledger.share()
 
     # -- reconcile -----------------------------------------------------------------------------
@@ -473,7 +479,7 @@ class SyncRun:
     def tally(self) -> None:
         """Count what is left unknown and log one line."""
         r = self.report
-        r.unknown_total = sum(1 for s in self.status_of.values() if s in UNSETTLED)
+        r.unknown_total = self.ledger.unsettled_count()
         if self.sender.auth_failed is not None:
             r.auth_error = str(self.sender.auth_failed)
         log.info(
@@ -534,6 +540,23 @@ def _from_arrow(table: Any, destination: Destination, now: datetime) -> MessageB
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     return MessageBatch.from_arrow(table, encoded)
+
+
+def _input_ids(messages: Messages, rejected: Sequence[DeliveryResult]) -> pa.Array | None:
+    """The decision ids of a run's input and rejected records, or None when the input is a
+    stream that cannot be read twice (the run then reads the destination's whole ledger)."""
+    refused = pa.array([r.decision_id for r in rejected], pa.string())
+    if hasattr(messages, "to_batches"):
+        ids = messages.column("decision_id").combine_chunks().cast(pa.string())
+    elif isinstance(messages, MessageBatch):
+        ids = pa.array(list(messages.decision_id), pa.string())
+    elif isinstance(messages, list | tuple) and all(
+        isinstance(m, OutboundMessage) for m in messages
+    ):
+        ids = pa.array([m.decision_id for m in messages], pa.string())
+    else:
+        return None
+    return pa.concat_arrays([ids, refused])
 
 
 def _columnar(messages: Messages, status_of: dict[str, str]) -> Any | None:
