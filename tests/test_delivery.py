@@ -193,9 +193,8 @@ def test_a_run_reads_only_the_ledger_rows_it_may_touch(warehouse, tmp_path):
     ledger = DeliveryLedger(warehouse, "file")
     sync(dest, ledger, messages(25), NOW)  # the history: 25 delivered
     stuck_id = messages(25)[7].decision_id
-    warehouse.execute(
-        "update journeyman.deliveries set status = 'unknown' where decision_id = :d", {"d": stuck_id}
-    )
+    unknown = "update journeyman.deliveries set status = 'unknown' where decision_id = :d"
+    warehouse.execute(unknown, {"d": stuck_id})
     later = [
         replace(m, decision_id=m.decision_id + "-next", idempotency_key=m.idempotency_key + "-n")
         for m in messages(3)
