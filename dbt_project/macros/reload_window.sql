@@ -88,11 +88,14 @@
 {#- The message keys whose int_messages_delivered row can differ from the table's: an event
     that occurred or was loaded since `since` (after the as-of too: a backfill then drops the
     messages delivered after its as-of), a journeyman message sent since, a ledger row changed
-    since. A message delivered or engaged with since `since` has such an event or send. -#}
+    since. A message delivered or engaged with since `since` has such an event or send. Two
+    range scans of the events, not one with `or`: each can skip the older row groups. -#}
 {% macro touched_messages(since) -%}
     select decision_id from {{ ref('stg_raw__message_events') }}
-    where (occurred_at >= {{ since }} or loaded_at >= {{ since }})
-        and decision_id is not null
+    where occurred_at >= {{ since }} and decision_id is not null
+    union
+    select decision_id from {{ ref('stg_raw__message_events') }}
+    where loaded_at >= {{ since }} and decision_id is not null
     union
     select decision_id from {{ ref('stg_journeyman__decisions') }}
     where message_id is not null and send_at >= {{ since }}
@@ -101,12 +104,37 @@
     where updated_at >= {{ since }}
 {%- endmacro %}
 
+{#- The temporary table holding the touched message keys of this build (one session). -#}
+{% macro touched_messages_table() -%}
+    jm_touched_messages
+{%- endmacro %}
+
+{#- int_messages_delivered, as it compiles: stage the touched message keys in a temporary table
+    (none on a full build). Read three times by the model and once by its
+    pre-hook, the keys are found once; and with a table's exact row count the warehouse builds
+    its joins on the few touched keys, not on the whole event history (DuckDB built the semi
+    join on 43 M events at a million customers and spilled 1.5 GB: 24 s → 0.3 s). -#}
+{% macro stage_touched_messages(since) -%}
+    {%- if not since or not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- do run_query("drop table if exists " ~ touched_messages_table()) -%}
+    {%- do run_query(
+        "create temporary table " ~ touched_messages_table() ~ " as " ~ touched_messages(since)
+    ) -%}
+{%- endmacro %}
+
 {#- Pre-hook of int_messages_delivered: delete the touched messages the build inserts again. -#}
 {% macro delete_touched_messages() -%}
-    {%- set since = messages_touched_since() -%}
-    {%- if since -%}
-        delete from {{ this }} where decision_id in ({{ touched_messages(since) }})
+    {%- if messages_touched_since() -%}
+        delete from {{ this }}
+        where decision_id in (select decision_id from {{ touched_messages_table() }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_messages_delivered: the staged keys are not needed any more. -#}
+{% macro drop_touched_messages() -%}
+    drop table if exists {{ touched_messages_table() }}
 {%- endmacro %}
 
 {#- Models keyed by a decision day whose rows never change once the day is decided

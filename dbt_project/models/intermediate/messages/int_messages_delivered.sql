@@ -6,10 +6,12 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ delete_touched_messages() }}"
+        pre_hook="{{ delete_touched_messages() }}",
+        post_hook="{{ drop_touched_messages() }}"
     )
 }}
 {%- set since = messages_touched_since() %}
+{%- do stage_touched_messages(since) %}
 -- depends_on: {{ ref('stg_journeyman__deliveries') }}
 
 -- Every message delivered to a customer before the as-of instant, whoever sent it, with how the
@@ -23,7 +25,7 @@ with
 
 touched as (
 
-    {{ touched_messages(since) }}
+    select decision_id from {{ touched_messages_table() }}
 
 ),
 {%- endif %}
