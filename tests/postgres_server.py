@@ -32,7 +32,7 @@ SUPERUSER = "journeyman"
 #: settings for a disposable cluster: speed over durability
 SERVER_OPTIONS = (
     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c max_connections=60 -c shared_buffers=128MB"
+    "-c max_connections=120 -c shared_buffers=128MB"
 )
 
 
