@@ -47,38 +47,21 @@ def insights_world(tmp_path_factory):
     return build(tmp_path_factory.mktemp("insights"), run_dbt)
 
 
-#: modules that build the shared `insights_world` warehouse: one xdist worker runs them all, so
-#: it is built once
-_INSIGHTS_WORLD_MODULES = frozenset(
-    {
-        "test_backend_loop.py",
-        "test_candidate_evaluation.py",
-        "test_performance_marts.py",
-        "test_report.py",
-        "test_repurchase_daily.py",
-    }
-)
 #: the slowest modules (minutes each: whole demos, several dbt builds, two runs compared),
-#: started first so that the two workers finish together
+#: started first so that the workers finish together
 _SLOW_FIRST = (
-    "test_dbt_project.py",
-    "test_demo_emulators.py",
     "test_shadow_mode.py",
+    "test_demo_emulators.py",
+    "test_dbt_project.py",
     "test_cli.py",
+    "test_backend_loop.py",
+    "test_learning_warehouse.py",
 )
-
-
-def _group(item: pytest.Item) -> str:
-    name = item.path.name
-    return "insights_world" if name in _INSIGHTS_WORLD_MODULES else name
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`-n`, as pyproject's addopts run the suite): each module's tests go to
-    one worker (its module fixtures are built once; `--dist loadgroup`), the insights_world
-    modules together, the slowest groups first. Without workers the order is unchanged."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    """On pytest-xdist workers (pyproject's addopts: `-n auto --dist loadfile`, each module on
+    one worker so its module fixtures are built once), the slowest modules first."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         slow = {name: rank for rank, name in enumerate(_SLOW_FIRST)}
         items.sort(key=lambda item: slow.get(item.path.name, len(slow)))  # stable: file order
