@@ -2,6 +2,7 @@
 the repurchase model: everything else first, then customer_features and what reads it (whose
 features include the model's predictions of the day, repurchase.py)."""
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,7 @@ def _build(
     dbt's unit tests check the SQL, not the data: they run in CI (`dbt build`), not every day.
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
-    # One target folder per step reused by every run (the warehouse pool runs one build at a
-    # time); dagster-dbt's default, a new folder per invocation, grows by megabytes every day.
-    target = Path(dbt_project.project_dir) / "target" / f"daily_{context.op_def.name}"
+    target = _target_folder(context, warehouse)
     # dagster-dbt hands its process's environment to dbt: the profile's variables for this
     # run's warehouse go there, at run time (never at import)
     settings.export_dbt_environment(warehouse.path)
@@ -37,6 +36,17 @@ def _build(
     # dbt re-parse the whole project on every build (macros/as_of.sql)
     os.environ[settings.RUN_DATE_ENV] = context.partition_key
     yield from dbt.cli(args, context=context, target_path=target).stream()
+
+
+def _target_folder(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Path:
+    """dbt's target folder for this step and warehouse, in the Dagster instance's storage, reused
+    by every run: dbt's partial parsing carries over from day to day (dagster-dbt's default, a
+    new folder per invocation, also grows by megabytes a day), and builds of two warehouses (two
+    projects on one machine, two test workers) never write each other's results. The warehouse
+    pool runs one build of a warehouse at a time."""
+    key = hashlib.sha256(warehouse.path.encode()).hexdigest()[:16]
+    storage = Path(context.instance.storage_directory())
+    return storage / "dbt" / key / f"daily_{context.op_def.name}"
 
 
 _DAILY = {
