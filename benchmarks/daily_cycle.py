@@ -69,6 +69,7 @@ from journeyman.tables import (  # noqa: E402
     ensure_raw_tables,
 )
 from journeyman.warehouse import (  # noqa: E402
+    MEMORY_LIMIT_ENV,
     Warehouse,
     append_arrow,
     duckdb_memory_limit,
@@ -437,8 +438,27 @@ def _answer(location: str, delivery: Any, meter: Meter) -> dict[str, int]:
     }
 
 
-def run_day(location: str, workdir: Path, meter: Meter) -> dict[str, int]:
-    """The warm-up build as of D-1, then day D through `daily_loop`, stage by stage."""
+@contextlib.contextmanager
+def _memory_limit(limit: str | None) -> Iterator[None]:
+    """JOURNEYMAN_DUCKDB_MEMORY_LIMIT set to `limit` inside (dbt's profile reads it), if given."""
+    before = os.environ.get(MEMORY_LIMIT_ENV)
+    if limit:
+        os.environ[MEMORY_LIMIT_ENV] = limit
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MEMORY_LIMIT_ENV, None)
+        else:
+            os.environ[MEMORY_LIMIT_ENV] = before
+
+
+def run_day(
+    location: str, workdir: Path, meter: Meter, warmup_limit: str | None = None
+) -> dict[str, int]:
+    """The warm-up build as of D-1, then day D through `daily_loop`, stage by stage.
+    `warmup_limit`: DuckDB's memory limit for the warm-up only (a first full build of the whole
+    history needs more than a day's incremental build)."""
     import dagster as dg
 
     os.environ[settings.WAREHOUSE_ENV] = location
@@ -460,7 +480,7 @@ def run_day(location: str, workdir: Path, meter: Meter) -> dict[str, int]:
         syncs = [k for k in keys if k.path[-1].startswith("sync_")]
         decide = dg.AssetKey("decisions")
         build = [k for k in keys if k != decide and k not in syncs]
-        with meter.stage("warmup_dbt"):  # a full build of everything, once: not the day's
+        with meter.stage("warmup_dbt"), _memory_limit(warmup_limit):  # once: not the day's
             _run(instance, job, DAY - timedelta(days=1), build)
         with meter.stage("tables_dbt"):
             _run(instance, job, DAY, build)
@@ -514,7 +534,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         with meter.stage("copy_to_postgres"):
             copy_to_postgres(scratch, target)
         scratch.unlink()
-    counts |= run_day(location, workdir, meter)
+    counts |= run_day(location, workdir, meter, args.warmup_memory_limit)
     day = {k: v for k, v in meter.stages.items() if k not in SETUP}
     total = sum(v["seconds"] for v in day.values())
     peak = max(v["peak_rss_mb"] for v in day.values())
@@ -525,6 +545,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "load_average_1m": round(os.getloadavg()[0], 2),
         "backend": args.backend,
         "duckdb_memory_limit": duckdb_memory_limit(),
+        "warmup_duckdb_memory_limit": args.warmup_memory_limit or duckdb_memory_limit(),
         "customers": counts.get("sandbox.customer_traits", args.customers),
         "history_days": args.history_days,
         "day": DAY.isoformat(),
@@ -560,6 +581,10 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=90)
     parser.add_argument("--warehouse", help="PostgreSQL URL (default JOURNEYMAN_TEST_POSTGRES_URL)")
     parser.add_argument("--keep", type=Path, help="Work (and keep the warehouse) in this folder.")
+    parser.add_argument(
+        "--warmup-memory-limit",
+        help="DuckDB's memory limit for the warm-up build only (e.g. 4GB; default: the day's)",
+    )
     parser.add_argument("--growth", type=Path, nargs=2, metavar=("SMALL", "LARGE"))
     parser.add_argument(
         "--fabricate-only", type=Path, metavar="FILE", help="Write the fabricated warehouse, stop."
