@@ -139,3 +139,15 @@ def test_dev_command_line_opens_the_ui_on_the_demo_s_instance(demo):
     assert command[4:] == ["dev", "-w", str(workspace)]
     assert "module_name: journeyman.orchestration.definitions" in workspace.read_text()
     assert shlex.split(shlex.join(command)) == command
+
+
+def test_each_dbt_step_reuses_one_target_folder_of_the_warehouse(demo):
+    """dbt's target folders live in the instance's storage, one per warehouse and step, reused
+    from run to run: dbt's partial parsing carries over (its log says so on the later builds),
+    and another warehouse's builds would write elsewhere."""
+    folders = sorted((demo["home"] / "storage" / "dbt").glob("*/daily_*"))
+    assert [f.name for f in folders] == ["daily_feature_models", "daily_warehouse_models"]
+    assert len({f.parent for f in folders}) == 1  # one warehouse: one folder
+    log = (folders[1] / "dbt.log").read_text()
+    assert log.count("Running with dbt=") >= 2  # several builds in the same folder
+    assert "skipping partial parsing" in log or "Partial parsing enabled" in log
